@@ -1,0 +1,125 @@
+package warden
+
+import "encoding/json"
+
+// Risk grades a tool call.
+type Risk string
+
+// Risk levels, lowest first.
+const (
+	RiskLow      Risk = "low"
+	RiskMedium   Risk = "medium"
+	RiskHigh     Risk = "high"
+	RiskCritical Risk = "critical"
+)
+
+// Valid reports whether r is one of the four risk levels.
+func (r Risk) Valid() bool {
+	switch r {
+	case RiskLow, RiskMedium, RiskHigh, RiskCritical:
+		return true
+	}
+	return false
+}
+
+// PolicyInput is the document a policy decides on (Rego `input`).
+type PolicyInput struct {
+	Tenant     string `json:"tenant"`
+	Requester  string `json:"requester"`
+	WorkflowID string `json:"workflow_id"`
+	Step       int    `json:"step"`
+	// Tool is the registered tool's metadata; Known is false for a name no
+	// tool is registered under.
+	Tool PolicyTool `json:"tool"`
+	// Args are the call's arguments (already validated against the tool's
+	// schema when Tool.Known).
+	Args json.RawMessage `json:"args"`
+	// Approval is the evidence of approval, present only when the Execute
+	// activity re-checks an approved call.
+	Approval *ApprovalEvidence `json:"approval,omitempty"`
+	// SandboxMode is the isolation the worker runs tools in, so policies can
+	// refuse risky tools in weaker modes.
+	SandboxMode string `json:"sandbox_mode"`
+}
+
+// PolicyTool is the part of a ToolSpec policies see.
+type PolicyTool struct {
+	Name       string   `json:"name"`
+	Known      bool     `json:"known"`
+	Risk       Risk     `json:"risk,omitempty"`
+	Idempotent bool     `json:"idempotent"`
+	Effects    []string `json:"effects,omitempty"`
+}
+
+// Decision is a policy's answer for one tool call.
+type Decision struct {
+	// Allow is false when the call must not run at all.
+	Allow bool `json:"allow"`
+	// RequireApproval means the call may run only with a valid approval.
+	RequireApproval bool `json:"require_approval"`
+	// Reasons explain the decision (deny reasons, or why approval is needed).
+	Reasons []string `json:"reasons,omitempty"`
+	Risk    Risk     `json:"risk"`
+	// Approvers are who may approve (when RequireApproval).
+	Approvers Approvers `json:"approvers"`
+	// Quorum is how many distinct approvers must approve; at least 1.
+	Quorum int `json:"quorum"`
+	// Obligations constrain how the call runs.
+	Obligations Obligations `json:"obligations"`
+	// PolicyRevision identifies the policy that decided (bundle revision or content hash).
+	PolicyRevision string `json:"policy_revision"`
+}
+
+// Verdict names the decision: "deny", "require_approval" or "allow".
+func (d Decision) Verdict() string {
+	switch {
+	case !d.Allow:
+		return VerdictDeny
+	case d.RequireApproval:
+		return VerdictRequireApproval
+	default:
+		return VerdictAllow
+	}
+}
+
+// Verdicts, as stored in the audit log's decision column.
+const (
+	VerdictAllow           = "allow"
+	VerdictDeny            = "deny"
+	VerdictRequireApproval = "require_approval"
+)
+
+// Approvers says who may approve a call.
+type Approvers struct {
+	// Users are the approver names allowed, with group members already
+	// expanded by the policy. "*" means anyone but the requester.
+	Users []string `json:"users,omitempty"`
+	// Groups are the group names the users came from, for display.
+	Groups []string `json:"groups,omitempty"`
+	// AllowSelfApproval lets the requester approve their own call.
+	AllowSelfApproval bool `json:"allow_self_approval,omitempty"`
+}
+
+// Permits reports whether name may approve a call requested by requester.
+func (a Approvers) Permits(name, requester string) bool {
+	if name == "" {
+		return false
+	}
+	if name == requester && !a.AllowSelfApproval {
+		return false
+	}
+	for _, u := range a.Users {
+		if u == "*" || u == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Obligations constrain a permitted call.
+type Obligations struct {
+	// TimeoutSeconds is the wall-clock limit of the tool run.
+	TimeoutSeconds int `json:"timeout_seconds"`
+	// MaxOutputBytes caps stdout and stderr each.
+	MaxOutputBytes int `json:"max_output_bytes"`
+}

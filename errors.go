@@ -1,0 +1,30 @@
+package warden
+
+import "errors"
+
+// Sentinel errors.
+var (
+	// ErrInvalidRequest wraps every RunRequest validation failure.
+	ErrInvalidRequest = errors.New("invalid run request")
+	// ErrApprovalInvalid wraps every refused approval.
+	ErrApprovalInvalid = errors.New("approval refused")
+)
+
+// Temporal application-error types. Activities return errors of these
+// types; the workflow branches on them. Renaming one is a breaking change.
+const (
+	// ErrTypePolicyDenied: the policy (or the approval evidence) does not permit the call.
+	ErrTypePolicyDenied = "WardenPolicyDenied"
+	// ErrTypeInvalidArgs: the arguments fail the tool's JSON Schema.
+	ErrTypeInvalidArgs = "WardenInvalidArgs"
+	// ErrTypeUnknownTool: no tool is registered under the name.
+	ErrTypeUnknownTool = "WardenUnknownTool"
+	// ErrTypeOutcomeUnknown: a non-idempotent tool may or may not have run; never retried.
+	ErrTypeOutcomeUnknown = "WardenOutcomeUnknown"
+	// ErrTypeSandbox: the sandbox could not run the tool (fail closed).
+	ErrTypeSandbox = "WardenSandbox"
+	// ErrTypeModel: the model call failed permanently.
+	ErrTypeModel = "WardenModel"
+	// ErrTypeAudit: the audit log could not be written.
+	ErrTypeAudit = "WardenAudit"
+)

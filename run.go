@@ -1,0 +1,152 @@
+package warden
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// RunRequest is the single input of the AgentRun workflow.
+type RunRequest struct {
+	// Tenant scopes policy, audit and search. Required.
+	Tenant string `json:"tenant"`
+	// Requester is the person or service on whose behalf the agent acts.
+	// Required; a requester may never approve their own run's calls.
+	Requester string `json:"requester"`
+	// Goal is the instruction the model works on. Required.
+	Goal string `json:"goal"`
+	// Model names the model to call (for the scripted model: "scripted/<scenario>").
+	// Empty means the worker's default model.
+	Model string `json:"model,omitempty"`
+	// AllowedTools restricts the tools offered to the model. Empty means
+	// every registered tool; the policy still decides each call.
+	AllowedTools []string `json:"allowed_tools,omitempty"`
+	// Budget bounds the run. Zero fields take DefaultBudget's values.
+	Budget Budget `json:"budget"`
+	// ApprovalTimeout is how long a call waits for approval before it is
+	// rejected automatically. Zero means DefaultApprovalTimeout.
+	ApprovalTimeout time.Duration `json:"approval_timeout,omitempty"`
+}
+
+// Budget bounds a run.
+type Budget struct {
+	// MaxSteps is the maximum number of model calls.
+	MaxSteps int `json:"max_steps"`
+	// MaxTokens is the maximum number of tokens (input + output) over all model calls.
+	MaxTokens int `json:"max_tokens"`
+}
+
+// Defaults applied by RunRequest.WithDefaults.
+var (
+	DefaultBudget          = Budget{MaxSteps: 20, MaxTokens: 200_000}
+	DefaultApprovalTimeout = 24 * time.Hour
+)
+
+// WithDefaults returns a copy of r with zero fields set to their defaults.
+func (r RunRequest) WithDefaults() RunRequest {
+	if r.Budget.MaxSteps <= 0 {
+		r.Budget.MaxSteps = DefaultBudget.MaxSteps
+	}
+	if r.Budget.MaxTokens <= 0 {
+		r.Budget.MaxTokens = DefaultBudget.MaxTokens
+	}
+	if r.ApprovalTimeout <= 0 {
+		r.ApprovalTimeout = DefaultApprovalTimeout
+	}
+	return r
+}
+
+// Validate reports every missing or malformed field of r, naming each.
+func (r RunRequest) Validate() error {
+	var errs []error
+	if strings.TrimSpace(r.Tenant) == "" {
+		errs = append(errs, errors.New("tenant is required"))
+	}
+	if strings.TrimSpace(r.Requester) == "" {
+		errs = append(errs, errors.New("requester is required"))
+	}
+	if strings.TrimSpace(r.Goal) == "" {
+		errs = append(errs, errors.New("goal is required"))
+	}
+	if r.Budget.MaxSteps < 0 {
+		errs = append(errs, fmt.Errorf("budget.max_steps must not be negative, got %d", r.Budget.MaxSteps))
+	}
+	if r.Budget.MaxTokens < 0 {
+		errs = append(errs, fmt.Errorf("budget.max_tokens must not be negative, got %d", r.Budget.MaxTokens))
+	}
+	if r.ApprovalTimeout < 0 {
+		errs = append(errs, fmt.Errorf("approval_timeout must not be negative, got %s", r.ApprovalTimeout))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidRequest, err)
+	}
+	return nil
+}
+
+// RunStatus is where a run stands.
+type RunStatus string
+
+// Run statuses. The terminal ones are Completed, BudgetExhausted, Failed and Cancelled.
+const (
+	StatusRunning          RunStatus = "running"
+	StatusAwaitingApproval RunStatus = "awaiting_approval"
+	StatusCompleted        RunStatus = "completed"
+	StatusBudgetExhausted  RunStatus = "budget_exhausted"
+	StatusFailed           RunStatus = "failed"
+	StatusCancelled        RunStatus = "cancelled"
+)
+
+// Terminal reports whether s is a final status.
+func (s RunStatus) Terminal() bool {
+	switch s {
+	case StatusCompleted, StatusBudgetExhausted, StatusFailed, StatusCancelled:
+		return true
+	}
+	return false
+}
+
+// Usage counts model tokens.
+type Usage struct {
+	InputTokens  int `json:"input_tokens"`
+	OutputTokens int `json:"output_tokens"`
+}
+
+// Total is input plus output tokens.
+func (u Usage) Total() int { return u.InputTokens + u.OutputTokens }
+
+// Add returns the sum of u and v.
+func (u Usage) Add(v Usage) Usage {
+	return Usage{InputTokens: u.InputTokens + v.InputTokens, OutputTokens: u.OutputTokens + v.OutputTokens}
+}
+
+// RunResult is the single output of the AgentRun workflow. A cancelled run
+// ends with Temporal's cancellation instead; Client.Result turns that into a
+// RunResult with StatusCancelled.
+type RunResult struct {
+	Status RunStatus `json:"status"`
+	// Answer is the model's final answer (empty unless Completed).
+	Answer string `json:"answer,omitempty"`
+	// Steps is the number of model calls made.
+	Steps int   `json:"steps"`
+	Usage Usage `json:"usage"`
+	// ToolCalls counts calls by outcome ("executed", "denied", "rejected", "failed", ...).
+	ToolCalls map[string]int `json:"tool_calls,omitempty"`
+	// Error explains a Failed or BudgetExhausted status.
+	Error string `json:"error,omitempty"`
+}
+
+// RunState is what the status query returns while a run is alive.
+type RunState struct {
+	Status           RunStatus      `json:"status"`
+	Tenant           string         `json:"tenant"`
+	Requester        string         `json:"requester"`
+	Goal             string         `json:"goal"`
+	Step             int            `json:"step"`
+	Usage            Usage          `json:"usage"`
+	Budget           Budget         `json:"budget"`
+	PendingApprovals int            `json:"pending_approvals"`
+	ToolCalls        map[string]int `json:"tool_calls,omitempty"`
+	Answer           string         `json:"answer,omitempty"`
+	Error            string         `json:"error,omitempty"`
+}
