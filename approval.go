@@ -49,6 +49,23 @@ type ApprovalRequest struct {
 	Approvals []ApprovalDecision `json:"approvals,omitempty"`
 }
 
+// ApprovalReceipt is what the approve Update returns.
+type ApprovalReceipt struct {
+	RequestID string `json:"request_id"`
+	// Status is "approved", "rejected" or "pending" (a quorum still needs more approvers).
+	Status    string `json:"status"`
+	Approvals int    `json:"approvals"`
+	Quorum    int    `json:"quorum"`
+}
+
+// Approval request outcomes (ApprovalReceipt.Status and audit messages).
+const (
+	ApprovalStatusPending  = "pending"
+	ApprovalStatusApproved = "approved"
+	ApprovalStatusRejected = "rejected"
+	ApprovalStatusExpired  = "expired"
+)
+
 // ApprovalEvidence is what the Execute activity checks before running an
 // approved call.
 type ApprovalEvidence struct {

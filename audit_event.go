@@ -19,6 +19,9 @@ const (
 	EventPolicyDecided     EventType = "policy_decided"
 	EventApprovalRequested EventType = "approval_requested"
 	EventApprovalDecided   EventType = "approval_decided"
+	// EventApprovalRefused records an approval Signal the workflow refused
+	// (Update refusals are rejected by the validator before they reach history).
+	EventApprovalRefused EventType = "approval_refused"
 	// EventToolStarted is written just before a non-idempotent tool runs, so
 	// a crash mid-run leaves evidence that the outcome is unknown.
 	EventToolStarted        EventType = "tool_started"

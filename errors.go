@@ -8,6 +8,9 @@ var (
 	ErrInvalidRequest = errors.New("invalid run request")
 	// ErrApprovalInvalid wraps every refused approval.
 	ErrApprovalInvalid = errors.New("approval refused")
+	// ErrModelPermanent marks a model failure that retrying cannot fix (bad
+	// request, bad key, unknown model).
+	ErrModelPermanent = errors.New("permanent model error")
 )
 
 // Temporal application-error types. Activities return errors of these

@@ -18,3 +18,36 @@ const (
 	// QueryPendingApprovals returns []ApprovalRequest.
 	QueryPendingApprovals = "pending_approvals"
 )
+
+// Search attributes (Keyword) the workflow keeps current, so approvers can
+// filter the Temporal Web UI's workflow list (the approver inbox).
+const (
+	SearchAttrStatus      = "WardenStatus"
+	SearchAttrTenant      = "WardenTenant"
+	SearchAttrRequester   = "WardenRequester"
+	SearchAttrRisk        = "WardenRisk"
+	SearchAttrPendingTool = "WardenPendingTool"
+)
+
+// SearchAttributes lists every search attribute name Warden uses; all are Keyword.
+var SearchAttributes = []string{SearchAttrStatus, SearchAttrTenant, SearchAttrRequester, SearchAttrRisk, SearchAttrPendingTool}
+
+// SearchStatus is the WardenStatus value for a run status (the values the
+// approver inbox filters on, for example "AwaitingApproval").
+func SearchStatus(s RunStatus) string {
+	switch s {
+	case StatusRunning:
+		return "Running"
+	case StatusAwaitingApproval:
+		return "AwaitingApproval"
+	case StatusCompleted:
+		return "Completed"
+	case StatusBudgetExhausted:
+		return "BudgetExhausted"
+	case StatusFailed:
+		return "Failed"
+	case StatusCancelled:
+		return "Cancelled"
+	}
+	return string(s)
+}

@@ -1,0 +1,485 @@
+package activities
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/wardenhq/warden"
+)
+
+// Activities holds the dependencies of every Warden activity. Register one
+// value with the worker; workflows call its methods through a nil pointer.
+type Activities struct {
+	Model  Model
+	Policy Policy
+	Tools  Tools
+	Audit  Audit
+	// WorkspaceRoot is the folder under which each run gets its workspace
+	// (<root>/<tenant>/<workflow id>).
+	WorkspaceRoot string
+	// SandboxMode is reported to policies (PolicyInput.SandboxMode).
+	SandboxMode string
+	// DefaultModel is used when a run names none.
+	DefaultModel string
+	// HeartbeatEvery is how often Execute heartbeats while a tool runs. Default 2s.
+	HeartbeatEvery time.Duration
+}
+
+// RunRef identifies the run an activity works for.
+type RunRef struct {
+	Tenant     string `json:"tenant"`
+	Requester  string `json:"requester"`
+	WorkflowID string `json:"workflow_id"`
+	RunID      string `json:"run_id"`
+}
+
+// PlanInput is the input of Plan.
+type PlanInput struct {
+	Run             RunRef           `json:"run"`
+	Step            int              `json:"step"`
+	Model           string           `json:"model,omitempty"`
+	Messages        []warden.Message `json:"messages"`
+	AllowedTools    []string         `json:"allowed_tools,omitempty"`
+	MaxOutputTokens int              `json:"max_output_tokens,omitempty"`
+}
+
+// PlanOutput is the output of Plan.
+type PlanOutput struct {
+	Response warden.ModelResponse `json:"response"`
+}
+
+// Plan calls the model with the conversation so far and the tools the run
+// may use, and records a model_called audit event.
+func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanOutput, error) {
+	req := warden.ModelRequest{
+		Model:           cmp.Or(in.Model, a.DefaultModel),
+		Messages:        in.Messages,
+		Tools:           a.Tools.Specs(in.AllowedTools),
+		MaxOutputTokens: in.MaxOutputTokens,
+	}
+	resp, err := a.Model.Complete(ctx, req)
+	if err != nil {
+		if errors.Is(err, warden.ErrModelPermanent) {
+			return PlanOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), warden.ErrTypeModel, err)
+		}
+		return PlanOutput{}, fmt.Errorf("plan step %d: %w", in.Step, err)
+	}
+	result, _ := json.Marshal(struct {
+		Content   string            `json:"content,omitempty"`
+		ToolCalls []warden.ToolCall `json:"tool_calls,omitempty"`
+	}{resp.Content, resp.ToolCalls})
+	names := make([]string, 0, len(resp.ToolCalls))
+	for _, c := range resp.ToolCalls {
+		names = append(names, c.Name)
+	}
+	msg := "answered"
+	if len(names) > 0 {
+		msg = "asked for " + strings.Join(names, ", ")
+	}
+	ev := a.event(in.Run, in.Step, "", warden.EventModelCalled, "")
+	ev.Actor = "model"
+	ev.Model = resp.Model
+	ev.InputTokens = resp.Usage.InputTokens
+	ev.OutputTokens = resp.Usage.OutputTokens
+	ev.Result = result
+	ev.Message = msg
+	if err := a.Audit.Append(ctx, ev); err != nil {
+		return PlanOutput{}, fmt.Errorf("plan step %d: audit: %w", in.Step, err)
+	}
+	return PlanOutput{Response: resp}, nil
+}
+
+// Authorization outcomes (AuthorizeOutput.Verdict): the policy verdicts plus
+// "invalid_args" for calls refused before the policy is asked.
+const VerdictInvalidArgs = "invalid_args"
+
+// AuthorizeInput is the input of Authorize.
+type AuthorizeInput struct {
+	Run  RunRef          `json:"run"`
+	Step int             `json:"step"`
+	Call warden.ToolCall `json:"call"`
+	// ExpiresAt is when an approval request for this call would expire.
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// AuthorizeOutput is the output of Authorize.
+type AuthorizeOutput struct {
+	// Verdict is warden.VerdictAllow, VerdictDeny, VerdictRequireApproval or VerdictInvalidArgs.
+	Verdict  string          `json:"verdict"`
+	Decision warden.Decision `json:"decision"`
+	ArgsHash string          `json:"args_hash,omitempty"`
+	// RequestID is set when the call needs approval.
+	RequestID  string `json:"request_id,omitempty"`
+	Idempotent bool   `json:"idempotent"`
+	// Message is what the model is told when the call does not run.
+	Message string `json:"message,omitempty"`
+}
+
+// Authorize validates a call's arguments and asks the policy about it,
+// recording tool_requested, policy_decided and (when needed)
+// approval_requested. Run it as a local activity: it makes no network call
+// to the Temporal server.
+func (a *Activities) Authorize(ctx context.Context, in AuthorizeInput) (AuthorizeOutput, error) {
+	call := in.Call
+	spec, known := a.Tools.Spec(call.Name)
+	requested := a.event(in.Run, in.Step, call.ID, warden.EventToolRequested, "")
+	requested.Actor = "model"
+	requested.Tool = call.Name
+	requested.Args = jsonOrString(call.Args)
+
+	out := AuthorizeOutput{Idempotent: spec.Idempotent}
+	argsHash, hashErr := warden.ArgsHash(call.Args)
+	if known {
+		verr := hashErr
+		if verr == nil {
+			verr = a.Tools.Validate(call.Name, call.Args)
+		}
+		if verr != nil {
+			out.Verdict = VerdictInvalidArgs
+			out.Message = fmt.Sprintf("invalid arguments for %s: %v. Fix the arguments and call the tool again.", call.Name, verr)
+			requested.Decision = VerdictInvalidArgs
+			requested.Message = out.Message
+			if err := a.Audit.Append(ctx, requested); err != nil {
+				return AuthorizeOutput{}, fmt.Errorf("authorize %s: audit: %w", call.Name, err)
+			}
+			return out, nil
+		}
+	}
+	out.ArgsHash = argsHash
+
+	input := a.policyInput(in.Run, in.Step, call, spec, known)
+	dec, err := a.Policy.Decide(ctx, input)
+	if err != nil {
+		dec.Allow = false
+		dec.Reasons = append(dec.Reasons, "policy evaluation failed: "+err.Error())
+	}
+	out.Decision = dec
+	out.Verdict = dec.Verdict()
+
+	decided := a.event(in.Run, in.Step, call.ID, warden.EventPolicyDecided, "")
+	decided.Actor = "policy"
+	decided.Tool = call.Name
+	decided.Decision = out.Verdict
+	decided.Risk = dec.Risk
+	decided.Reasons = dec.Reasons
+	decided.PolicyRevision = dec.PolicyRevision
+	events := []warden.AuditEvent{requested, decided}
+
+	switch out.Verdict {
+	case warden.VerdictDeny:
+		out.Message = fmt.Sprintf("denied by policy: %s", strings.Join(dec.Reasons, "; "))
+		if !known {
+			names := []string{}
+			for _, s := range a.Tools.Specs(nil) {
+				names = append(names, s.Name)
+			}
+			out.Message = fmt.Sprintf("unknown tool %q; available tools: %s. %s", call.Name, strings.Join(names, ", "), out.Message)
+		}
+	case warden.VerdictRequireApproval:
+		out.RequestID = warden.ApprovalRequestID(in.Run.WorkflowID, in.Step, call.ID, call.Name, argsHash, dec.PolicyRevision)
+		req := a.event(in.Run, in.Step, call.ID, warden.EventApprovalRequested, "")
+		req.Actor = "policy"
+		req.Tool = call.Name
+		req.Args = call.Args
+		req.Decision = out.Verdict
+		req.Risk = dec.Risk
+		req.Reasons = dec.Reasons
+		req.PolicyRevision = dec.PolicyRevision
+		req.RequestID = out.RequestID
+		req.Message = fmt.Sprintf("awaiting %d approval(s) from %s until %s",
+			max(dec.Quorum, 1), strings.Join(dec.Approvers.Users, ", "), in.ExpiresAt.UTC().Format(time.RFC3339))
+		events = append(events, req)
+	}
+	if err := a.Audit.Append(ctx, events...); err != nil {
+		return AuthorizeOutput{}, fmt.Errorf("authorize %s: audit: %w", call.Name, err)
+	}
+	return out, nil
+}
+
+// ExecuteInput is the input of Execute.
+type ExecuteInput struct {
+	Run  RunRef          `json:"run"`
+	Step int             `json:"step"`
+	Call warden.ToolCall `json:"call"`
+	// Approval is the evidence for a call the policy says needs approval.
+	Approval *warden.ApprovalEvidence `json:"approval,omitempty"`
+}
+
+// ExecuteOutput is the output of Execute.
+type ExecuteOutput struct {
+	Output warden.ToolOutput `json:"output"`
+}
+
+// Execute is the enforcement point. It re-validates the arguments, asks the
+// policy again with the approval evidence, checks that evidence against the
+// decision, refuses to re-run a non-idempotent tool whose earlier attempt
+// may have run, runs the tool in the sandbox and records the outcome.
+func (a *Activities) Execute(ctx context.Context, in ExecuteInput) (ExecuteOutput, error) {
+	call := in.Call
+	spec, known := a.Tools.Spec(call.Name)
+	if !known {
+		return ExecuteOutput{}, temporal.NewNonRetryableApplicationError("unknown tool "+call.Name, warden.ErrTypeUnknownTool, nil)
+	}
+	argsHash, err := warden.ArgsHash(call.Args)
+	if err == nil {
+		err = a.Tools.Validate(call.Name, call.Args)
+	}
+	if err != nil {
+		return ExecuteOutput{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("invalid arguments for %s: %v", call.Name, err), warden.ErrTypeInvalidArgs, nil)
+	}
+
+	input := a.policyInput(in.Run, in.Step, call, spec, true)
+	input.Approval = in.Approval
+	dec, err := a.Policy.Decide(ctx, input)
+	if err == nil {
+		err = checkEvidence(in, argsHash, dec)
+	}
+	if err == nil && !dec.Allow {
+		err = fmt.Errorf("denied by policy: %s", strings.Join(dec.Reasons, "; "))
+	}
+	if err != nil {
+		return ExecuteOutput{}, a.refuse(ctx, in, dec, err)
+	}
+
+	if !spec.Idempotent {
+		if err := a.guardSingleAttempt(ctx, in); err != nil {
+			return ExecuteOutput{}, err
+		}
+	}
+
+	workspace, err := a.workspace(in.Run)
+	if err != nil {
+		return ExecuteOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), warden.ErrTypeSandbox, err)
+	}
+	stop := a.heartbeat(ctx)
+	out, runErr := a.Tools.Run(ctx, ToolRun{
+		Tool:           call.Name,
+		Args:           call.Args,
+		Workspace:      workspace,
+		IdempotencyKey: IdempotencyKey(in.Run.WorkflowID, in.Step, call.ID),
+		Obligations:    dec.Obligations,
+	})
+	stop()
+
+	ev := a.event(in.Run, in.Step, call.ID, warden.EventToolExecuted, "")
+	ev.Actor = "sandbox"
+	ev.Tool = call.Name
+	ev.Args = call.Args
+	ev.Decision = dec.Verdict()
+	ev.Risk = dec.Risk
+	ev.PolicyRevision = dec.PolicyRevision
+	if in.Approval != nil {
+		ev.RequestID = in.Approval.RequestID
+	}
+	if runErr != nil {
+		ev.Type = warden.EventToolFailed
+		ev.ID = warden.EventID(in.Run.WorkflowID, in.Run.RunID, in.Step, call.ID, warden.EventToolFailed, "")
+		ev.Message = "sandbox: " + runErr.Error()
+		if err := a.Audit.Append(ctx, ev); err != nil {
+			return ExecuteOutput{}, fmt.Errorf("execute %s: audit: %w (after sandbox error: %v)", call.Name, err, runErr)
+		}
+		return ExecuteOutput{}, temporal.NewApplicationErrorWithCause("sandbox could not run "+call.Name+": "+runErr.Error(), warden.ErrTypeSandbox, runErr)
+	}
+	ev.Result, _ = json.Marshal(out)
+	ev.Message = fmt.Sprintf("exit %d in %d ms", out.ExitCode, out.DurationMS)
+	if err := a.Audit.Append(ctx, ev); err != nil {
+		// The tool ran; the retry will find tool_started (non-idempotent) or
+		// run an idempotent tool again, and the audit write is retried.
+		return ExecuteOutput{}, fmt.Errorf("execute %s: audit: %w", call.Name, err)
+	}
+	return ExecuteOutput{Output: out}, nil
+}
+
+// checkEvidence verifies approval evidence against a decision that requires
+// approval: bound to this exact call and policy revision, enough distinct
+// permitted approvers.
+func checkEvidence(in ExecuteInput, argsHash string, dec warden.Decision) error {
+	if !dec.RequireApproval {
+		return nil
+	}
+	ev := in.Approval
+	if ev == nil {
+		return errors.New("the policy requires approval and none was given")
+	}
+	want := warden.ApprovalRequestID(in.Run.WorkflowID, in.Step, in.Call.ID, in.Call.Name, argsHash, dec.PolicyRevision)
+	if ev.RequestID != want {
+		return fmt.Errorf("approval %s does not match this call (expected %s: the arguments or the policy revision changed)", ev.RequestID, want)
+	}
+	if ev.ArgsHash != argsHash {
+		return fmt.Errorf("approval was given for arguments %s, not %s", ev.ArgsHash, argsHash)
+	}
+	seen := map[string]bool{}
+	for _, name := range ev.Approvers {
+		if !dec.Approvers.Permits(name, in.Run.Requester) {
+			return fmt.Errorf("%s may not approve this call", name)
+		}
+		seen[name] = true
+	}
+	if quorum := max(dec.Quorum, 1); len(seen) < quorum {
+		return fmt.Errorf("approval needs %d distinct approvers, got %d", quorum, len(seen))
+	}
+	return nil
+}
+
+// refuse records that Execute refused a call and returns the non-retryable error.
+func (a *Activities) refuse(ctx context.Context, in ExecuteInput, dec warden.Decision, cause error) error {
+	ev := a.event(in.Run, in.Step, in.Call.ID, warden.EventToolFailed, "refused")
+	ev.Actor = "policy"
+	ev.Tool = in.Call.Name
+	ev.Args = in.Call.Args
+	ev.Decision = warden.VerdictDeny
+	ev.Risk = dec.Risk
+	ev.Reasons = dec.Reasons
+	ev.PolicyRevision = dec.PolicyRevision
+	ev.Message = "refused at execution: " + cause.Error()
+	if err := a.Audit.Append(ctx, ev); err != nil {
+		return fmt.Errorf("execute %s: audit: %w (while refusing: %v)", in.Call.Name, err, cause)
+	}
+	return temporal.NewNonRetryableApplicationError("refused at execution: "+cause.Error(), warden.ErrTypePolicyDenied, nil)
+}
+
+// guardSingleAttempt records tool_started before a non-idempotent tool
+// runs, and refuses to run it when an earlier attempt already started it:
+// the outcome is unknown and a retry could repeat a side effect.
+func (a *Activities) guardSingleAttempt(ctx context.Context, in ExecuteInput) error {
+	started := a.event(in.Run, in.Step, in.Call.ID, warden.EventToolStarted, "")
+	started.Actor = "sandbox"
+	started.Tool = in.Call.Name
+	started.Message = "non-idempotent tool starting; it will not be retried"
+	ran, err := a.Audit.Has(ctx, started.ID)
+	if err != nil {
+		return fmt.Errorf("execute %s: audit: %w", in.Call.Name, err)
+	}
+	if ran || activity.GetInfo(ctx).Attempt > 1 {
+		unknown := a.event(in.Run, in.Step, in.Call.ID, warden.EventToolOutcomeUnknown, "")
+		unknown.Actor = "system"
+		unknown.Tool = in.Call.Name
+		unknown.Message = "an earlier attempt may have run this non-idempotent tool; not retried"
+		if err := a.Audit.Append(ctx, unknown); err != nil {
+			return fmt.Errorf("execute %s: audit: %w", in.Call.Name, err)
+		}
+		return temporal.NewNonRetryableApplicationError(unknown.Message, warden.ErrTypeOutcomeUnknown, nil)
+	}
+	if err := a.Audit.Append(ctx, started); err != nil {
+		return fmt.Errorf("execute %s: audit: %w", in.Call.Name, err)
+	}
+	return nil
+}
+
+// RecordInput is the input of Record.
+type RecordInput struct {
+	Events []warden.AuditEvent `json:"events"`
+}
+
+// Record appends audit events the workflow produces (run started, approval
+// decided, outcome unknown, run finished). Run it as a local activity.
+func (a *Activities) Record(ctx context.Context, in RecordInput) error {
+	if err := a.Audit.Append(ctx, in.Events...); err != nil {
+		return fmt.Errorf("record: %w", err)
+	}
+	return nil
+}
+
+// IdempotencyKey is the key a non-idempotent tool receives, stable across
+// retries and replays of the same call.
+func IdempotencyKey(workflowID string, step int, callID string) string {
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%d\x00%s", workflowID, step, callID)))
+	return "idem_" + hex.EncodeToString(sum[:16])
+}
+
+func (a *Activities) event(run RunRef, step int, callID string, typ warden.EventType, discriminator string) warden.AuditEvent {
+	return warden.AuditEvent{
+		ID:         warden.EventID(run.WorkflowID, run.RunID, step, callID, typ, discriminator),
+		Type:       typ,
+		Tenant:     run.Tenant,
+		WorkflowID: run.WorkflowID,
+		RunID:      run.RunID,
+		Step:       step,
+		CallID:     callID,
+		OccurredAt: time.Now().UTC(),
+	}
+}
+
+func (a *Activities) policyInput(run RunRef, step int, call warden.ToolCall, spec warden.ToolSpec, known bool) warden.PolicyInput {
+	args := call.Args
+	if !json.Valid(args) {
+		args = json.RawMessage("null")
+	}
+	return warden.PolicyInput{
+		Tenant:     run.Tenant,
+		Requester:  run.Requester,
+		WorkflowID: run.WorkflowID,
+		Step:       step,
+		Tool: warden.PolicyTool{
+			Name: call.Name, Known: known, Risk: spec.Risk,
+			Idempotent: spec.Idempotent, Effects: spec.Effects,
+		},
+		Args:        args,
+		SandboxMode: a.SandboxMode,
+	}
+}
+
+var unsafePathChars = regexp.MustCompile(`[^A-Za-z0-9._-]`)
+
+// workspace returns (creating it) the run's workspace folder.
+func (a *Activities) workspace(run RunRef) (string, error) {
+	if a.WorkspaceRoot == "" {
+		return "", errors.New("no workspace root configured")
+	}
+	seg := func(s string) string {
+		s = unsafePathChars.ReplaceAllString(s, "_")
+		if s == "" || s == "." || s == ".." {
+			s = "_"
+		}
+		return s
+	}
+	dir := filepath.Join(a.WorkspaceRoot, seg(run.Tenant), seg(run.WorkflowID))
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return "", fmt.Errorf("create workspace: %w", err)
+	}
+	return dir, nil
+}
+
+// heartbeat records heartbeats until the returned function is called.
+func (a *Activities) heartbeat(ctx context.Context) func() {
+	every := cmp.Or(a.HeartbeatEvery, 2*time.Second)
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx)
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// jsonOrString keeps valid JSON as is and stores anything else as a JSON string.
+func jsonOrString(raw json.RawMessage) json.RawMessage {
+	if json.Valid(raw) {
+		return raw
+	}
+	b, _ := json.Marshal(string(raw))
+	return b
+}

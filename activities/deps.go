@@ -1,0 +1,47 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/wardenhq/warden"
+)
+
+// Model completes a conversation. *llm.Client implements it.
+type Model interface {
+	Complete(ctx context.Context, req warden.ModelRequest) (warden.ModelResponse, error)
+}
+
+// Policy decides whether a tool call may run. *policies.Engine implements it.
+// On error it returns a deny decision too; callers fail closed either way.
+type Policy interface {
+	Decide(ctx context.Context, in warden.PolicyInput) (warden.Decision, error)
+}
+
+// Audit is the append-only action log. audit.Store implements it.
+type Audit interface {
+	// Append writes events idempotently (existing event IDs are skipped).
+	Append(ctx context.Context, events ...warden.AuditEvent) error
+	// Has reports whether an event ID exists.
+	Has(ctx context.Context, eventID string) (bool, error)
+}
+
+// Tools knows the registered tools and runs them in the sandbox. The
+// worker's adapter over *tools.Registry and *sandbox.Runner implements it.
+type Tools interface {
+	Spec(name string) (warden.ToolSpec, bool)
+	Specs(allowed []string) []warden.ToolSpec
+	// Validate checks args against the tool's JSON Schema; the error text is
+	// written for the model to act on.
+	Validate(name string, args json.RawMessage) error
+	Run(ctx context.Context, in ToolRun) (warden.ToolOutput, error)
+}
+
+// ToolRun is one sandboxed tool invocation.
+type ToolRun struct {
+	Tool           string
+	Args           json.RawMessage
+	Workspace      string
+	IdempotencyKey string
+	Obligations    warden.Obligations
+}

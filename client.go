@@ -1,0 +1,174 @@
+package warden
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+)
+
+// Client is the thin API product backends use to start governed runs and
+// act on them. It wraps a Temporal client the caller dials and owns.
+type Client struct {
+	tc        client.Client
+	taskQueue string
+}
+
+// NewClient returns a Client that starts runs on taskQueue (empty means DefaultTaskQueue).
+func NewClient(tc client.Client, taskQueue string) *Client {
+	if taskQueue == "" {
+		taskQueue = DefaultTaskQueue
+	}
+	return &Client{tc: tc, taskQueue: taskQueue}
+}
+
+// StartOptions tune Start.
+type StartOptions struct {
+	// ID is the workflow ID. Starting twice with the same ID returns the
+	// run already started under it (idempotent start). Empty means a new
+	// random ID "run-<tenant>-<hex>".
+	ID string
+}
+
+// RunHandle identifies a started run.
+type RunHandle struct {
+	WorkflowID string `json:"workflow_id"`
+	RunID      string `json:"run_id"`
+}
+
+// Start validates req and starts an AgentRun workflow.
+func (c *Client) Start(ctx context.Context, req RunRequest, opts StartOptions) (RunHandle, error) {
+	if err := req.Validate(); err != nil {
+		return RunHandle{}, err
+	}
+	id := opts.ID
+	if id == "" {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		id = "run-" + slug(req.Tenant) + "-" + hex.EncodeToString(b[:])
+	}
+	summary := fmt.Sprintf("%s · %s: %s", req.Tenant, req.Requester, firstLine(req.Goal, 160))
+	details := fmt.Sprintf("**Tenant:** %s\n\n**Requester:** %s\n\n**Goal:**\n\n%s\n", req.Tenant, req.Requester, req.Goal)
+	run, err := c.tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                       id,
+		TaskQueue:                c.taskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		StaticSummary:            summary,
+		StaticDetails:            details,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			temporal.NewSearchAttributeKeyKeyword(SearchAttrStatus).ValueSet(SearchStatus(StatusRunning)),
+			temporal.NewSearchAttributeKeyKeyword(SearchAttrTenant).ValueSet(req.Tenant),
+			temporal.NewSearchAttributeKeyKeyword(SearchAttrRequester).ValueSet(req.Requester),
+		),
+	}, WorkflowAgentRun, req)
+	if err != nil {
+		return RunHandle{}, fmt.Errorf("start run %s: %w", id, err)
+	}
+	return RunHandle{WorkflowID: run.GetID(), RunID: run.GetRunID()}, nil
+}
+
+// Status returns where the run stands.
+func (c *Client) Status(ctx context.Context, workflowID string) (RunState, error) {
+	var s RunState
+	v, err := c.tc.QueryWorkflow(ctx, workflowID, "", QueryStatus)
+	if err != nil {
+		return s, fmt.Errorf("status of %s: %w", workflowID, err)
+	}
+	if err := v.Get(&s); err != nil {
+		return s, fmt.Errorf("status of %s: %w", workflowID, err)
+	}
+	return s, nil
+}
+
+// PendingApprovals lists the run's tool calls waiting for approval.
+func (c *Client) PendingApprovals(ctx context.Context, workflowID string) ([]ApprovalRequest, error) {
+	var out []ApprovalRequest
+	v, err := c.tc.QueryWorkflow(ctx, workflowID, "", QueryPendingApprovals)
+	if err != nil {
+		return nil, fmt.Errorf("pending approvals of %s: %w", workflowID, err)
+	}
+	if err := v.Get(&out); err != nil {
+		return nil, fmt.Errorf("pending approvals of %s: %w", workflowID, err)
+	}
+	return out, nil
+}
+
+// Decide sends an approval decision through the approve Update and waits
+// for the workflow to apply it. A refused decision returns an error wrapping
+// ErrApprovalInvalid with the workflow's reason.
+func (c *Client) Decide(ctx context.Context, workflowID string, d ApprovalDecision) (ApprovalReceipt, error) {
+	var receipt ApprovalReceipt
+	h, err := c.tc.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   workflowID,
+		UpdateName:   UpdateApprove,
+		Args:         []any{d},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		err = h.Get(ctx, &receipt)
+	}
+	if err != nil {
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) {
+			return receipt, fmt.Errorf("%w: %s", ErrApprovalInvalid, strings.TrimPrefix(appErr.Message(), ErrApprovalInvalid.Error()+": "))
+		}
+		return receipt, fmt.Errorf("decide %s on %s: %w", d.RequestID, workflowID, err)
+	}
+	return receipt, nil
+}
+
+// Result waits for the run to end and returns its result. A cancelled run
+// yields StatusCancelled and no error.
+func (c *Client) Result(ctx context.Context, workflowID string) (RunResult, error) {
+	var res RunResult
+	err := c.tc.GetWorkflow(ctx, workflowID, "").Get(ctx, &res)
+	var ce *temporal.CanceledError
+	if errors.As(err, &ce) {
+		return RunResult{Status: StatusCancelled, Error: "cancelled"}, nil
+	}
+	if err != nil {
+		return res, fmt.Errorf("result of %s: %w", workflowID, err)
+	}
+	return res, nil
+}
+
+// Cancel asks the run to stop; it records the cancellation and ends.
+func (c *Client) Cancel(ctx context.Context, workflowID string) error {
+	if err := c.tc.CancelWorkflow(ctx, workflowID, ""); err != nil {
+		return fmt.Errorf("cancel %s: %w", workflowID, err)
+	}
+	return nil
+}
+
+func slug(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(s) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('-')
+		}
+		if b.Len() >= 32 {
+			break
+		}
+	}
+	return strings.Trim(b.String(), "-")
+}
+
+func firstLine(s string, n int) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > n {
+		s = s[:n-3] + "..."
+	}
+	return s
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"cmp"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/wardenhq/warden/worker"
+)
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "warden",
+		Short:         "Durable, governed AI agent runs on Temporal",
+		Long:          "Warden runs LLM plan-act loops as Temporal workflows: every tool call is checked by OPA policy,\nrun in a sandbox, written to an append-only audit log, and paused for human approval when risky.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newWorkerCmd(), newRunCmd(), newStatusCmd(), newPendingCmd(),
+		newDecideCmd("approve"), newDecideCmd("reject"), newAuditCmd(), newDevCmd())
+	return root
+}
+
+// env reads WARDEN_<name>, falling back to def.
+func env(name, def string) string { return cmp.Or(os.Getenv("WARDEN_"+name), def) }
+
+func envDuration(name string) time.Duration {
+	d, err := time.ParseDuration(os.Getenv("WARDEN_" + name))
+	if err != nil {
+		return 0
+	}
+	return d
+}
+
+// connFlags binds the flags every command that talks to Temporal needs.
+func connFlags(fs *pflag.FlagSet, cfg *worker.Config) {
+	fs.StringVar(&cfg.TemporalAddress, "address", env("TEMPORAL_ADDRESS", worker.DefaultTemporalAddress), "Temporal frontend host:port (WARDEN_TEMPORAL_ADDRESS)")
+	fs.StringVar(&cfg.Namespace, "namespace", env("NAMESPACE", "default"), "Temporal namespace (WARDEN_NAMESPACE)")
+	fs.StringVar(&cfg.TaskQueue, "task-queue", env("TASK_QUEUE", "warden"), "task queue (WARDEN_TASK_QUEUE)")
+}
+
+// storeFlags binds the flags that locate the audit store.
+func storeFlags(fs *pflag.FlagSet, cfg *worker.Config) {
+	fs.StringVar(&cfg.DatabaseURL, "database-url", env("DATABASE_URL", ""), "PostgreSQL audit database URL; empty uses the embedded SQLite store in the data dir (WARDEN_DATABASE_URL)")
+	fs.StringVar(&cfg.DataDir, "data-dir", env("DATA_DIR", ".warden"), "folder for the SQLite audit store, workspaces and the demo ledger (WARDEN_DATA_DIR)")
+}
+
+// workerFlags binds everything a worker needs.
+func workerFlags(fs *pflag.FlagSet, cfg *worker.Config) {
+	connFlags(fs, cfg)
+	storeFlags(fs, cfg)
+	fs.StringVar(&cfg.PolicyDir, "policy-dir", env("POLICY_DIR", ""), "directory of Rego policies to use instead of the embedded default bundle (WARDEN_POLICY_DIR)")
+	fs.StringVar(&cfg.ModelBaseURL, "model-base-url", env("MODEL_BASE_URL", ""), "OpenAI-compatible API base URL; empty uses the scripted model (WARDEN_MODEL_BASE_URL)")
+	fs.StringVar(&cfg.ModelAPIKey, "model-api-key", env("MODEL_API_KEY", ""), "API key for the model endpoint (WARDEN_MODEL_API_KEY)")
+	fs.StringVar(&cfg.ModelName, "model", env("MODEL", ""), "default model name (WARDEN_MODEL); scripted/demo with the scripted model")
+	fs.StringVar(&cfg.ScenarioFile, "scenario-file", env("SCENARIO_FILE", ""), "extra scripted-model scenarios, JSON (WARDEN_SCENARIO_FILE)")
+	fs.StringVar(&cfg.SandboxMode, "sandbox-mode", env("SANDBOX_MODE", "process"), "tool isolation mode (WARDEN_SANDBOX_MODE)")
+	fs.StringVar(&cfg.LedgerPath, "ledger", env("LEDGER", ""), "demo refund ledger file; default <data-dir>/refunds.jsonl (WARDEN_LEDGER)")
+	fs.DurationVar(&cfg.RefundDelay, "refund-delay", envDuration("REFUND_DELAY"), "simulated payment provider latency of issue_refund (WARDEN_REFUND_DELAY)")
+}
+
+func newLogger() *slog.Logger {
+	level := slog.LevelInfo
+	if os.Getenv("WARDEN_LOG_LEVEL") == "debug" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+func newWorkerCmd() *cobra.Command {
+	var cfg worker.Config
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run a Warden worker (workflows + activities) until interrupted",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.Logger = newLogger()
+			return worker.Run(cmd.Context(), cfg, func(d *worker.Deps) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warden worker ready on task queue %q (Ctrl-C to stop)\n", cmp.Or(cfg.TaskQueue, "warden"))
+			})
+		},
+	}
+	workerFlags(cmd.Flags(), &cfg)
+	return cmd
+}

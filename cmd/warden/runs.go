@@ -1,0 +1,209 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+
+	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/worker"
+)
+
+func dialClient(cmd *cobra.Command, cfg worker.Config) (*warden.Client, client.Client, error) {
+	cfg.Logger = quietLogger()
+	tc, err := worker.Dial(cmd.Context(), cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return warden.NewClient(tc, cfg.TaskQueue), tc, nil
+}
+
+func newRunCmd() *cobra.Command {
+	var (
+		cfg     worker.Config
+		req     warden.RunRequest
+		id      string
+		wait    bool
+		timeout time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "run --tenant T --requester R --goal \"...\"",
+		Short: "Start a governed agent run and print its workflow ID",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			req.ApprovalTimeout = timeout
+			c, tc, err := dialClient(cmd, cfg)
+			if err != nil {
+				return err
+			}
+			defer tc.Close()
+			h, err := c.Start(cmd.Context(), req, warden.StartOptions{ID: id})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), h.WorkflowID)
+			if !wait {
+				fmt.Fprintf(cmd.ErrOrStderr(), "started; follow it with: warden status %s\n", h.WorkflowID)
+				return nil
+			}
+			res, err := c.Result(cmd.Context(), h.WorkflowID)
+			if err != nil {
+				return err
+			}
+			return printResult(cmd, res)
+		},
+	}
+	fs := cmd.Flags()
+	connFlags(fs, &cfg)
+	fs.StringVar(&req.Tenant, "tenant", "", "tenant the run belongs to (required)")
+	fs.StringVar(&req.Requester, "requester", "", "who asks for the run; may not approve its calls (required)")
+	fs.StringVar(&req.Goal, "goal", "", "what the agent should do (required)")
+	fs.StringVar(&req.Model, "model", "", "model name; default the worker's (scripted/<scenario> for the scripted model)")
+	fs.StringSliceVar(&req.AllowedTools, "tool", nil, "tool the model may use (repeatable; default all)")
+	fs.IntVar(&req.Budget.MaxSteps, "max-steps", 0, "maximum model calls (default 20)")
+	fs.IntVar(&req.Budget.MaxTokens, "max-tokens", 0, "maximum tokens over all model calls (default 200000)")
+	fs.DurationVar(&timeout, "approval-timeout", 0, "how long a call waits for approval before it is rejected (default 24h)")
+	fs.StringVar(&id, "id", "", "workflow ID; starting again with the same ID returns the same run")
+	fs.BoolVar(&wait, "wait", false, "wait for the run to finish and print its result")
+	return cmd
+}
+
+func printResult(cmd *cobra.Command, res warden.RunResult) error {
+	w := cmd.OutOrStdout()
+	fmt.Fprintf(w, "status: %s\nsteps: %d\ntokens: %d in, %d out\n", res.Status, res.Steps, res.Usage.InputTokens, res.Usage.OutputTokens)
+	if len(res.ToolCalls) > 0 {
+		fmt.Fprintf(w, "tool calls: %s\n", countsString(res.ToolCalls))
+	}
+	if res.Error != "" {
+		fmt.Fprintf(w, "error: %s\n", res.Error)
+	}
+	if res.Answer != "" {
+		fmt.Fprintf(w, "answer:\n%s\n", res.Answer)
+	}
+	return nil
+}
+
+func countsString(m map[string]int) string {
+	var parts []string
+	for _, k := range []string{"executed", "denied", "invalid_args", "rejected", "expired", "failed", "outcome_unknown"} {
+		if m[k] > 0 {
+			parts = append(parts, k+"="+strconv.Itoa(m[k]))
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+func newStatusCmd() *cobra.Command {
+	var cfg worker.Config
+	cmd := &cobra.Command{
+		Use:   "status <workflow-id>",
+		Short: "Show where a run stands",
+		Args:  cobra.ExactArgs(1),
+	}
+	out := outputFlag(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := out.validate(); err != nil {
+			return err
+		}
+		c, tc, err := dialClient(cmd, cfg)
+		if err != nil {
+			return err
+		}
+		defer tc.Close()
+		s, err := c.Status(cmd.Context(), args[0])
+		if err != nil {
+			return err
+		}
+		return out.print(cmd.OutOrStdout(), s, nil,
+			[]string{"STATUS", "STEP", "TOKENS", "PENDING", "TOOL CALLS", "DETAIL"},
+			func(int) []string {
+				return []string{string(s.Status), fmt.Sprintf("%d/%d", s.Step, s.Budget.MaxSteps),
+					fmt.Sprintf("%d/%d", s.Usage.Total(), s.Budget.MaxTokens), strconv.Itoa(s.PendingApprovals),
+					countsString(s.ToolCalls), clip(s.Error+s.Answer, 60)}
+			})
+	}
+	connFlags(cmd.Flags(), &cfg)
+	return cmd
+}
+
+func newPendingCmd() *cobra.Command {
+	var cfg worker.Config
+	cmd := &cobra.Command{
+		Use:   "pending <workflow-id>",
+		Short: "List a run's tool calls waiting for approval",
+		Args:  cobra.ExactArgs(1),
+	}
+	out := outputFlag(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := out.validate(); err != nil {
+			return err
+		}
+		c, tc, err := dialClient(cmd, cfg)
+		if err != nil {
+			return err
+		}
+		defer tc.Close()
+		ps, err := c.PendingApprovals(cmd.Context(), args[0])
+		if err != nil {
+			return err
+		}
+		return out.print(cmd.OutOrStdout(), ps, toAny(ps),
+			[]string{"REQUEST", "TOOL", "RISK", "APPROVERS", "EXPIRES", "ARGS"},
+			func(i int) []string {
+				p := ps[i]
+				return []string{p.RequestID, p.Tool, string(p.Risk), strings.Join(p.Approvers.Users, ","),
+					p.ExpiresAt.Format(time.RFC3339), clip(string(p.Args), 60)}
+			})
+	}
+	connFlags(cmd.Flags(), &cfg)
+	return cmd
+}
+
+func newDecideCmd(verb string) *cobra.Command {
+	var (
+		cfg    worker.Config
+		as     string
+		reason string
+	)
+	decision := warden.ApprovalApprove
+	if verb == "reject" {
+		decision = warden.ApprovalReject
+	}
+	cmd := &cobra.Command{
+		Use:   verb + " <workflow-id> <request-id> --as NAME",
+		Short: strings.ToUpper(verb[:1]) + verb[1:] + " a pending tool call (through the approve Update)",
+		Args:  cobra.ExactArgs(2),
+	}
+	out := outputFlag(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := out.validate(); err != nil {
+			return err
+		}
+		if strings.TrimSpace(as) == "" {
+			return fmt.Errorf("--as is required: name the approver (the policy decides who may approve)")
+		}
+		c, tc, err := dialClient(cmd, cfg)
+		if err != nil {
+			return err
+		}
+		defer tc.Close()
+		receipt, err := c.Decide(cmd.Context(), args[0], warden.ApprovalDecision{
+			RequestID: args[1], Decision: decision, Approver: as, Reason: reason,
+		})
+		if err != nil {
+			return err
+		}
+		return out.print(cmd.OutOrStdout(), receipt, nil, []string{"REQUEST", "STATUS", "APPROVALS"},
+			func(int) []string {
+				return []string{receipt.RequestID, receipt.Status, fmt.Sprintf("%d/%d", receipt.Approvals, receipt.Quorum)}
+			})
+	}
+	cmd.Flags().StringVar(&as, "as", "", "approver name (required)")
+	cmd.Flags().StringVar(&reason, "reason", "", "why")
+	connFlags(cmd.Flags(), &cfg)
+	return cmd
+}

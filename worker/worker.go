@@ -1,0 +1,121 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/workflows"
+)
+
+// Run builds the dependencies, connects to Temporal, ensures the search
+// attributes exist, and serves the task queue until ctx is cancelled.
+// ready, when non-nil, is called once the worker polls.
+func Run(ctx context.Context, cfg Config, ready func(*Deps)) error {
+	cfg = cfg.WithDefaults()
+	deps, err := Build(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer deps.Close()
+	log := cfg.Logger
+	if deps.Scripted != nil {
+		log.Warn("no model endpoint configured: using the in-process SCRIPTED model (set WARDEN_MODEL_BASE_URL for a real one)",
+			"base_url", deps.ModelBaseURL, "scenarios", deps.Scripted.Names())
+	}
+	log.Info("worker dependencies ready",
+		"audit", auditKind(cfg), "policy", policyKind(cfg), "sandbox_mode", deps.Activities.SandboxMode, "model", cfg.ModelName)
+
+	tc, err := Dial(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	if err := EnsureSearchAttributes(ctx, tc, cfg.Namespace); err != nil {
+		return err
+	}
+	w := sdkworker.New(tc, cfg.TaskQueue, sdkworker.Options{})
+	Register(w, deps)
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker on task queue %s: %w", cfg.TaskQueue, err)
+	}
+	defer w.Stop()
+	log.Info("worker polling", "temporal", cfg.TemporalAddress, "namespace", cfg.Namespace, "task_queue", cfg.TaskQueue)
+	if ready != nil {
+		ready(deps)
+	}
+	<-ctx.Done()
+	log.Info("worker stopping")
+	return nil
+}
+
+// Register registers the AgentRun workflow and the activities on w.
+func Register(w sdkworker.Registry, deps *Deps) {
+	w.RegisterWorkflowWithOptions(workflows.AgentRun, workflow.RegisterOptions{Name: warden.WorkflowAgentRun})
+	w.RegisterActivityWithOptions(deps.Activities, activity.RegisterOptions{})
+}
+
+// Dial connects to the Temporal frontend named by cfg.
+func Dial(ctx context.Context, cfg Config) (client.Client, error) {
+	cfg = cfg.WithDefaults()
+	tc, err := client.DialContext(ctx, client.Options{
+		HostPort:  cfg.TemporalAddress,
+		Namespace: cfg.Namespace,
+		Logger:    tlog.NewStructuredLogger(cfg.Logger.With("component", "temporal")),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect to Temporal at %s (is the server running? `make dev` starts one): %w", cfg.TemporalAddress, err)
+	}
+	return tc, nil
+}
+
+// EnsureSearchAttributes registers Warden's Keyword search attributes in
+// namespace, skipping those that already exist.
+func EnsureSearchAttributes(ctx context.Context, tc client.Client, namespace string) error {
+	ops := tc.OperatorService()
+	existing, err := ops.ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+	if err != nil {
+		return fmt.Errorf("list search attributes: %w", err)
+	}
+	missing := map[string]enumspb.IndexedValueType{}
+	for _, name := range warden.SearchAttributes {
+		t, ok := existing.GetCustomAttributes()[name]
+		if !ok {
+			missing[name] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
+			continue
+		}
+		if t != enumspb.INDEXED_VALUE_TYPE_KEYWORD {
+			return fmt.Errorf("search attribute %s exists with type %s; Warden needs Keyword", name, t)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	_, err = ops.AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{Namespace: namespace, SearchAttributes: missing})
+	if err != nil {
+		return fmt.Errorf("add search attributes: %w", err)
+	}
+	return nil
+}
+
+func auditKind(cfg Config) string {
+	if cfg.DatabaseURL != "" {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+func policyKind(cfg Config) string {
+	if cfg.PolicyDir != "" {
+		return cfg.PolicyDir
+	}
+	return "embedded default bundle"
+}

@@ -1,0 +1,378 @@
+package workflows_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/tools"
+	"github.com/wardenhq/warden/worker"
+	"github.com/wardenhq/warden/workflows"
+)
+
+func TestMain(m *testing.M) {
+	tools.Reexec() // the sandbox re-executes this test binary
+	os.Exit(m.Run())
+}
+
+// harness is Temporal's test environment wired to the real activities:
+// scripted model over HTTP, embedded policy, process sandbox, SQLite audit.
+type harness struct {
+	t    *testing.T
+	env  *testsuite.TestWorkflowEnvironment
+	deps *worker.Deps
+	dir  string
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	dir := t.TempDir()
+	deps, err := worker.Build(context.Background(), worker.Config{DataDir: dir})
+	require.NoError(t, err)
+	t.Cleanup(deps.Close)
+	var suite testsuite.WorkflowTestSuite
+	suite.SetLogger(tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
+	env := suite.NewTestWorkflowEnvironment()
+	env.RegisterWorkflowWithOptions(workflows.AgentRun, workflow.RegisterOptions{Name: warden.WorkflowAgentRun})
+	env.RegisterActivity(deps.Activities)
+	env.SetTestTimeout(2 * time.Minute)
+	return &harness{t: t, env: env, deps: deps, dir: dir}
+}
+
+func request(scenario string) warden.RunRequest {
+	return warden.RunRequest{Tenant: "acme", Requester: "dana", Goal: "test goal", Model: "scripted/" + scenario}
+}
+
+// run executes the workflow to the end and returns its result (or error).
+func (h *harness) run(req warden.RunRequest) (warden.RunResult, error) {
+	h.env.ExecuteWorkflow(warden.WorkflowAgentRun, req)
+	require.True(h.t, h.env.IsWorkflowCompleted())
+	var res warden.RunResult
+	if err := h.env.GetWorkflowError(); err != nil {
+		return res, err
+	}
+	require.NoError(h.t, h.env.GetWorkflowResult(&res))
+	return res, nil
+}
+
+// events returns the run's audit events, oldest first.
+func (h *harness) events() []warden.AuditEvent {
+	evs, err := h.deps.Audit.Query(context.Background(), warden.AuditFilter{})
+	require.NoError(h.t, err)
+	return evs
+}
+
+func types(evs []warden.AuditEvent) []warden.EventType {
+	out := make([]warden.EventType, len(evs))
+	for i, e := range evs {
+		out[i] = e.Type
+	}
+	return out
+}
+
+func find(t *testing.T, evs []warden.AuditEvent, typ warden.EventType) warden.AuditEvent {
+	t.Helper()
+	for _, e := range evs {
+		if e.Type == typ {
+			return e
+		}
+	}
+	t.Fatalf("no %s event in %v", typ, types(evs))
+	return warden.AuditEvent{}
+}
+
+func (h *harness) ledger() []tools.LedgerEntry {
+	entries, err := tools.ReadLedger(filepath.Join(h.dir, "refunds.jsonl"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	require.NoError(h.t, err)
+	return entries
+}
+
+// pending queries the pending approvals.
+func (h *harness) pending() []warden.ApprovalRequest {
+	v, err := h.env.QueryWorkflow(warden.QueryPendingApprovals)
+	require.NoError(h.t, err)
+	var ps []warden.ApprovalRequest
+	require.NoError(h.t, v.Get(&ps))
+	return ps
+}
+
+// outcome collects what became of one approve Update. The test
+// environment delivers updates asynchronously, so read it after the run.
+type outcome struct {
+	receipt  warden.ApprovalReceipt
+	err      error
+	finished bool
+}
+
+// update sends an approve Update; its outcome is filled in as the workflow handles it.
+func (h *harness) update(d warden.ApprovalDecision) *outcome {
+	o := &outcome{}
+	h.env.UpdateWorkflow(warden.UpdateApprove, "", &testsuite.TestUpdateCallback{
+		OnAccept: func() {},
+		OnReject: func(err error) { o.err, o.finished = err, true },
+		OnComplete: func(v any, err error) {
+			o.finished = true
+			if err != nil {
+				o.err = err
+				return
+			}
+			o.receipt = v.(warden.ApprovalReceipt)
+		},
+	}, d)
+	return o
+}
+
+func TestCompletedRunFeedsToolResultsBack(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	res, err := h.run(request("echo"))
+	require.NoError(t, err)
+	require.Equal(t, warden.StatusCompleted, res.Status)
+	require.Contains(t, res.Answer, "hello from the sandbox", "the tool's real output must reach the model")
+	require.Equal(t, 2, res.Steps)
+	require.Equal(t, 1, res.ToolCalls["executed"])
+	require.Positive(t, res.Usage.InputTokens)
+	require.Equal(t, []warden.EventType{
+		warden.EventRunStarted, warden.EventModelCalled, warden.EventToolRequested, warden.EventPolicyDecided,
+		warden.EventToolStarted, warden.EventToolExecuted, warden.EventModelCalled, warden.EventRunFinished,
+	}, types(h.events()))
+}
+
+func TestApproveThroughUpdateRunsTheRefundOnce(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	var refused []*outcome
+	var approved *outcome
+	h.env.RegisterDelayedCallback(func() {
+		ps := h.pending()
+		require.Len(t, ps, 1)
+		p := ps[0]
+		require.Equal(t, "issue_refund", p.Tool)
+		require.Equal(t, warden.RiskHigh, p.Risk)
+		require.Contains(t, p.Approvers.Users, "alice")
+
+		// Refused by the validator: wrong request, self-approval, not an approver, bad verb.
+		for _, d := range []warden.ApprovalDecision{
+			{RequestID: "apr_nope", Decision: "approve", Approver: "alice"},
+			{RequestID: p.RequestID, Decision: "approve", Approver: "dana"},
+			{RequestID: p.RequestID, Decision: "approve", Approver: "mallory"},
+			{RequestID: p.RequestID, Decision: "maybe", Approver: "alice"},
+			{RequestID: p.RequestID, Decision: "approve", Approver: ""},
+		} {
+			refused = append(refused, h.update(d))
+		}
+		approved = h.update(warden.ApprovalDecision{RequestID: p.RequestID, Decision: "approve", Approver: "alice", Reason: "verified"})
+	}, time.Minute)
+
+	res, err := h.run(request("refund"))
+	require.NoError(t, err)
+	require.Equal(t, warden.StatusCompleted, res.Status)
+	require.Equal(t, 1, res.ToolCalls["executed"])
+	require.Len(t, refused, 5)
+	for i, want := range []string{"no pending approval request", "may not approve", "not among the approvers", "decision must be", "approver is required"} {
+		require.True(t, refused[i].finished, "update %d was never handled", i)
+		require.ErrorContains(t, refused[i].err, want)
+	}
+	require.True(t, approved.finished)
+	require.NoError(t, approved.err)
+	require.Equal(t, warden.ApprovalStatusApproved, approved.receipt.Status)
+
+	ledger := h.ledger()
+	require.Len(t, ledger, 1, "the approved refund ran exactly once")
+	require.Equal(t, "A-1", ledger[0].OrderID)
+	require.EqualValues(t, 1999, ledger[0].AmountCents)
+
+	evs := h.events()
+	require.Equal(t, []warden.EventType{
+		warden.EventRunStarted, warden.EventModelCalled, warden.EventToolRequested, warden.EventPolicyDecided,
+		warden.EventApprovalRequested, warden.EventApprovalDecided, warden.EventToolStarted, warden.EventToolExecuted,
+		warden.EventModelCalled, warden.EventRunFinished,
+	}, types(evs))
+	decided := find(t, evs, warden.EventApprovalDecided)
+	require.Equal(t, "alice", decided.Actor)
+	require.Equal(t, "approve", decided.Decision)
+	requested := find(t, evs, warden.EventApprovalRequested)
+	require.Equal(t, requested.RequestID, decided.RequestID)
+	require.Equal(t, requested.RequestID, find(t, evs, warden.EventToolExecuted).RequestID)
+	require.Equal(t, string(warden.StatusCompleted), find(t, evs, warden.EventRunFinished).Decision)
+}
+
+func TestRejectThroughUpdate(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	var rejected *outcome
+	h.env.RegisterDelayedCallback(func() {
+		p := h.pending()[0]
+		rejected = h.update(warden.ApprovalDecision{RequestID: p.RequestID, Decision: "reject", Approver: "bob", Reason: "not eligible"})
+	}, time.Minute)
+	res, err := h.run(request("refund"))
+	require.NoError(t, err)
+	require.NoError(t, rejected.err)
+	require.Equal(t, warden.ApprovalStatusRejected, rejected.receipt.Status)
+	require.Equal(t, warden.StatusCompleted, res.Status)
+	require.Equal(t, 1, res.ToolCalls["rejected"])
+	require.Contains(t, res.Answer, "rejected by bob: not eligible")
+	require.Empty(t, h.ledger(), "a rejected refund must not run")
+	evs := h.events()
+	require.NotContains(t, types(evs), warden.EventToolExecuted)
+	decided := find(t, evs, warden.EventApprovalDecided)
+	require.Equal(t, "bob", decided.Actor)
+	require.Equal(t, "reject", decided.Decision)
+}
+
+func TestApproveThroughSignalAndRefuseBadSignals(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.env.RegisterDelayedCallback(func() {
+		p := h.pending()[0]
+		h.env.SignalWorkflow(warden.SignalApprove, warden.ApprovalDecision{RequestID: p.RequestID, Decision: "approve", Approver: "dana"})
+	}, time.Minute)
+	h.env.RegisterDelayedCallback(func() {
+		p := h.pending()
+		require.Len(t, p, 1, "a refused signal leaves the request pending")
+		h.env.SignalWorkflow(warden.SignalApprove, warden.ApprovalDecision{RequestID: p[0].RequestID, Decision: "approve", Approver: "carol"})
+	}, 2*time.Minute)
+	res, err := h.run(request("refund"))
+	require.NoError(t, err)
+	require.Equal(t, 1, res.ToolCalls["executed"])
+	require.Len(t, h.ledger(), 1)
+	evs := h.events()
+	refused := find(t, evs, warden.EventApprovalRefused)
+	require.Equal(t, "dana", refused.Actor)
+	require.Contains(t, refused.Message, "may not approve")
+	require.Equal(t, "carol", find(t, evs, warden.EventApprovalDecided).Actor)
+}
+
+func TestApprovalTimeoutRejectsAutomatically(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	req := request("refund")
+	req.ApprovalTimeout = time.Hour
+	res, err := h.run(req)
+	require.NoError(t, err)
+	require.Equal(t, warden.StatusCompleted, res.Status)
+	require.Equal(t, 1, res.ToolCalls["expired"])
+	require.Contains(t, res.Answer, "expired")
+	require.Empty(t, h.ledger())
+	decided := find(t, h.events(), warden.EventApprovalDecided)
+	require.Equal(t, "system", decided.Actor)
+	require.Equal(t, "reject", decided.Decision)
+	require.Contains(t, decided.Message, "expired")
+}
+
+func TestDeniedCallNeverRuns(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	res, err := h.run(request("denied"))
+	require.NoError(t, err)
+	require.Equal(t, 1, res.ToolCalls["denied"])
+	require.Contains(t, res.Answer, "denied by policy")
+	evs := h.events()
+	require.NotContains(t, types(evs), warden.EventToolExecuted)
+	require.NotContains(t, types(evs), warden.EventToolStarted)
+	decided := find(t, evs, warden.EventPolicyDecided)
+	require.Equal(t, warden.VerdictDeny, decided.Decision)
+	require.NotEmpty(t, decided.Reasons)
+	require.True(t, strings.HasPrefix(decided.PolicyRevision, "sha256:"), decided.PolicyRevision)
+}
+
+func TestUnknownToolIsDenied(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	res, err := h.run(request("unknown_tool"))
+	require.NoError(t, err)
+	require.Equal(t, 1, res.ToolCalls["denied"])
+	require.Contains(t, res.Answer, `unknown tool "launch_rockets"`)
+	require.Contains(t, res.Answer, "issue_refund", "the model is told which tools exist")
+	evs := h.events()
+	require.Equal(t, "launch_rockets", find(t, evs, warden.EventToolRequested).Tool)
+	require.Equal(t, warden.VerdictDeny, find(t, evs, warden.EventPolicyDecided).Decision)
+	require.NotContains(t, types(evs), warden.EventToolExecuted)
+}
+
+func TestInvalidArgsAreRefusedWithActionableErrors(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	res, err := h.run(request("invalid_args"))
+	require.NoError(t, err)
+	require.Equal(t, 2, res.ToolCalls["invalid_args"])
+	require.Contains(t, res.Answer, "amount_cents", "the model is told which field is wrong")
+	require.Contains(t, res.Answer, "invalid arguments for shell")
+	evs := h.events()
+	var invalid int
+	for _, e := range evs {
+		if e.Type == warden.EventToolRequested && e.Decision == "invalid_args" {
+			invalid++
+		}
+	}
+	require.Equal(t, 2, invalid)
+	require.NotContains(t, types(evs), warden.EventPolicyDecided, "invalid calls never reach the policy")
+	require.Empty(t, h.ledger())
+}
+
+func TestStepBudgetExhausted(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	req := request("loop")
+	req.Budget.MaxSteps = 3
+	res, err := h.run(req)
+	require.NoError(t, err)
+	require.Equal(t, warden.StatusBudgetExhausted, res.Status)
+	require.Equal(t, 3, res.Steps)
+	require.Equal(t, 3, res.ToolCalls["executed"])
+	require.Contains(t, res.Error, "max_steps 3")
+	fin := find(t, h.events(), warden.EventRunFinished)
+	require.Equal(t, string(warden.StatusBudgetExhausted), fin.Decision)
+}
+
+func TestTokenBudgetExhausted(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	req := request("loop")
+	req.Budget.MaxTokens = 50
+	res, err := h.run(req)
+	require.NoError(t, err)
+	require.Equal(t, warden.StatusBudgetExhausted, res.Status)
+	require.Equal(t, 1, res.Steps, "the first call already spends more than 50 tokens")
+	require.Contains(t, res.Error, "max_tokens 50")
+}
+
+func TestCancellationStopsCleanly(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.env.RegisterDelayedCallback(func() {
+		require.Len(t, h.pending(), 1)
+		h.env.CancelWorkflow()
+	}, time.Minute)
+	_, err := h.run(request("refund"))
+	var ce *temporal.CanceledError
+	require.ErrorAs(t, err, &ce)
+	require.Empty(t, h.ledger())
+	fin := find(t, h.events(), warden.EventRunFinished)
+	require.Equal(t, string(warden.StatusCancelled), fin.Decision)
+	require.NotContains(t, types(h.events()), warden.EventToolExecuted)
+}
+
+func TestInvalidRequestFailsWithNamedFields(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	_, err := h.run(warden.RunRequest{Goal: "x"})
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "tenant is required")
+	require.Contains(t, err.Error(), "requester is required")
+}

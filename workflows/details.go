@@ -1,0 +1,108 @@
+package workflows
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/wardenhq/warden"
+)
+
+var (
+	saStatus      = temporal.NewSearchAttributeKeyKeyword(warden.SearchAttrStatus)
+	saTenant      = temporal.NewSearchAttributeKeyKeyword(warden.SearchAttrTenant)
+	saRequester   = temporal.NewSearchAttributeKeyKeyword(warden.SearchAttrRequester)
+	saRisk        = temporal.NewSearchAttributeKeyKeyword(warden.SearchAttrRisk)
+	saPendingTool = temporal.NewSearchAttributeKeyKeyword(warden.SearchAttrPendingTool)
+)
+
+// publish keeps the search attributes and the current details (the
+// Markdown the Web UI shows on the workflow page) in step with the state.
+func (r *run) publish(ctx workflow.Context) {
+	pending := r.pendingRequests()
+	updates := []temporal.SearchAttributeUpdate{
+		saStatus.ValueSet(warden.SearchStatus(r.state.Status)),
+		saTenant.ValueSet(r.req.Tenant),
+		saRequester.ValueSet(r.req.Requester),
+	}
+	if len(pending) > 0 {
+		tools := make([]string, 0, len(pending))
+		risk := warden.RiskLow
+		for _, p := range pending {
+			tools = append(tools, p.Tool)
+			risk = higher(risk, p.Risk)
+		}
+		updates = append(updates, saPendingTool.ValueSet(strings.Join(tools, ",")), saRisk.ValueSet(string(risk)))
+	} else {
+		updates = append(updates, saPendingTool.ValueUnset(), saRisk.ValueUnset())
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
+		workflow.GetLogger(ctx).Warn("upsert search attributes", "error", err)
+	}
+	workflow.SetCurrentDetails(ctx, r.details(pending))
+}
+
+func (r *run) details(pending []warden.ApprovalRequest) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "**Status:** %s · step %d of %d · %d tokens of %d\n\n",
+		warden.SearchStatus(r.state.Status), r.state.Step, r.req.Budget.MaxSteps, r.state.Usage.Total(), r.req.Budget.MaxTokens)
+	if len(pending) == 0 {
+		b.WriteString("No tool call is waiting for approval.\n")
+		return b.String()
+	}
+	fmt.Fprintf(&b, "## %d tool call(s) waiting for approval\n", len(pending))
+	for _, p := range pending {
+		args, _ := json.MarshalIndent(json.RawMessage(p.Args), "", "  ")
+		fmt.Fprintf(&b, "\n### %s — risk %s\n\n", p.Tool, p.Risk)
+		fmt.Fprintf(&b, "- **Request:** `%s`\n", p.RequestID)
+		fmt.Fprintf(&b, "- **Why:** %s\n", strings.Join(p.Reasons, "; "))
+		fmt.Fprintf(&b, "- **Who may approve:** %s (%d needed; not the requester %s)\n", strings.Join(p.Approvers.Users, ", "), p.Quorum, p.Requester)
+		fmt.Fprintf(&b, "- **Expires:** %s\n\n", p.ExpiresAt.Format(time.RFC3339))
+		fmt.Fprintf(&b, "Arguments:\n\n```json\n%s\n```\n\n", args)
+		ex, _ := json.Marshal(warden.ApprovalDecision{RequestID: p.RequestID, Decision: warden.ApprovalApprove, Approver: "<your name>", Reason: "<why>"})
+		fmt.Fprintf(&b, "To decide, send the Update **%s** with (use \"reject\" to refuse):\n\n```json\n%s\n```\n", warden.UpdateApprove, ex)
+	}
+	return b.String()
+}
+
+func higher(a, b warden.Risk) warden.Risk {
+	rank := map[warden.Risk]int{warden.RiskLow: 0, warden.RiskMedium: 1, warden.RiskHigh: 2, warden.RiskCritical: 3}
+	if rank[b] > rank[a] {
+		return b
+	}
+	return a
+}
+
+// summarize is the activity summary the Web UI shows for a tool run.
+func summarize(call warden.ToolCall) string {
+	var args map[string]any
+	_ = json.Unmarshal(call.Args, &args)
+	switch call.Name {
+	case "shell":
+		if argv, ok := args["argv"].([]any); ok {
+			parts := make([]string, 0, len(argv))
+			for _, p := range argv {
+				parts = append(parts, fmt.Sprint(p))
+			}
+			return clip("shell: " + strings.Join(parts, " "))
+		}
+	case "issue_refund":
+		if cents, ok := args["amount_cents"].(float64); ok {
+			return clip(fmt.Sprintf("issue_refund %.2f %v, order %v", cents/100, args["currency"], args["order_id"]))
+		}
+	case "read_file", "write_file":
+		return clip(fmt.Sprintf("%s: %v", call.Name, args["path"]))
+	}
+	return clip(call.Name)
+}
+
+func clip(s string) string {
+	if len(s) > 120 {
+		return s[:117] + "..."
+	}
+	return s
+}
