@@ -1,0 +1,220 @@
+package worker_test
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/audit"
+	"github.com/wardenhq/warden/internal/devserver"
+	"github.com/wardenhq/warden/internal/testenv"
+	"github.com/wardenhq/warden/tools"
+	"github.com/wardenhq/warden/worker"
+	"github.com/wardenhq/warden/workflows"
+)
+
+func TestMain(m *testing.M) {
+	tools.Reexec()
+	os.Exit(m.Run())
+}
+
+// stack is a worker (worker.Run, as `warden worker` runs it) on a real dev
+// server with the audit log in a throwaway Postgres schema.
+type stack struct {
+	srv    *devserver.Server
+	cfg    worker.Config
+	client *warden.Client
+}
+
+func startStack(t *testing.T) *stack {
+	t.Helper()
+	srv := testenv.DevServer(t)
+	cfg := worker.Config{
+		TemporalAddress: srv.Address,
+		TaskQueue:       "it-" + testenv.RandomHex(4),
+		DatabaseURL:     testenv.PostgresSchema(t),
+		DataDir:         t.TempDir(),
+		Logger:          slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- worker.Run(ctx, cfg, func(*worker.Deps) { close(ready) }) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("worker stopped before polling: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("worker not ready after 60s")
+	}
+	return &stack{srv: srv, cfg: cfg, client: warden.NewClient(srv.Client(), cfg.TaskQueue)}
+}
+
+// waitPending polls until the run has a pending approval.
+func (s *stack) waitPending(t *testing.T, id string) warden.ApprovalRequest {
+	t.Helper()
+	var pending []warden.ApprovalRequest
+	require.Eventually(t, func() bool {
+		var err error
+		pending, err = s.client.PendingApprovals(context.Background(), id)
+		return err == nil && len(pending) > 0
+	}, 60*time.Second, 200*time.Millisecond, "no approval request appeared")
+	return pending[0]
+}
+
+func refundRequest() warden.RunRequest {
+	return warden.RunRequest{Tenant: "acme", Requester: "dana", Goal: "refund order A-1", Model: "scripted/refund"}
+}
+
+// approvedTrail is the audit trail of a run whose one refund was approved.
+var approvedTrail = []warden.EventType{
+	warden.EventRunStarted, warden.EventModelCalled, warden.EventToolRequested, warden.EventPolicyDecided,
+	warden.EventApprovalRequested, warden.EventApprovalDecided, warden.EventToolStarted, warden.EventToolExecuted,
+	warden.EventModelCalled, warden.EventRunFinished,
+}
+
+func TestApprovalsThroughUpdateAndSignalOnDevServerAndPostgres(t *testing.T) {
+	s := startStack(t)
+	ctx := context.Background()
+
+	// Run 1: approved through the Update, after a refused self-approval.
+	id1 := "it-update-" + testenv.RandomHex(4)
+	h1, err := s.client.Start(ctx, refundRequest(), warden.StartOptions{ID: id1})
+	require.NoError(t, err)
+	again, err := s.client.Start(ctx, refundRequest(), warden.StartOptions{ID: id1})
+	require.NoError(t, err)
+	require.Equal(t, h1.RunID, again.RunID, "starting with the same ID returns the same run")
+
+	p1 := s.waitPending(t, id1)
+	st, err := s.client.Status(ctx, id1)
+	require.NoError(t, err)
+	require.Equal(t, warden.StatusAwaitingApproval, st.Status)
+	require.Equal(t, 1, st.PendingApprovals)
+
+	_, err = s.client.Decide(ctx, id1, warden.ApprovalDecision{RequestID: p1.RequestID, Decision: "approve", Approver: "dana"})
+	require.ErrorIs(t, err, warden.ErrApprovalInvalid)
+	require.ErrorContains(t, err, "may not approve")
+	receipt, err := s.client.Decide(ctx, id1, warden.ApprovalDecision{RequestID: p1.RequestID, Decision: "approve", Approver: "alice", Reason: "verified"})
+	require.NoError(t, err)
+	require.Equal(t, warden.ApprovalStatusApproved, receipt.Status)
+	res1, err := s.client.Result(ctx, id1)
+	require.NoError(t, err)
+	require.Equal(t, warden.StatusCompleted, res1.Status)
+	require.Equal(t, 1, res1.ToolCalls["executed"])
+	require.Contains(t, res1.Answer, "refund of 19.99 EUR issued for order A-1")
+
+	// Run 2: approved through the Signal.
+	id2 := "it-signal-" + testenv.RandomHex(4)
+	_, err = s.client.Start(ctx, refundRequest(), warden.StartOptions{ID: id2})
+	require.NoError(t, err)
+	p2 := s.waitPending(t, id2)
+	require.NotEqual(t, p1.RequestID, p2.RequestID, "request IDs are bound to the run")
+	require.NoError(t, s.srv.Client().SignalWorkflow(ctx, id2, "", warden.SignalApprove,
+		warden.ApprovalDecision{RequestID: p2.RequestID, Decision: "approve", Approver: "bob", Reason: "ok"}))
+	res2, err := s.client.Result(ctx, id2)
+	require.NoError(t, err)
+	require.Equal(t, warden.StatusCompleted, res2.Status)
+	require.Equal(t, 1, res2.ToolCalls["executed"])
+
+	// The audit rows, from Postgres.
+	store, err := audit.OpenPostgres(ctx, s.cfg.DatabaseURL)
+	require.NoError(t, err)
+	defer store.Close()
+	for _, c := range []struct {
+		id, approver, requestID string
+	}{{id1, "alice", p1.RequestID}, {id2, "bob", p2.RequestID}} {
+		evs, err := store.Query(ctx, warden.AuditFilter{WorkflowID: c.id})
+		require.NoError(t, err)
+		got := make([]warden.EventType, len(evs))
+		for i, e := range evs {
+			got[i] = e.Type
+			require.Equal(t, "acme", e.Tenant)
+			if i > 0 {
+				require.Greater(t, e.Seq, evs[i-1].Seq)
+			}
+		}
+		require.Equal(t, approvedTrail, got, "run %s", c.id)
+		require.Equal(t, "dana", evs[0].Actor)
+		require.Equal(t, "model", evs[1].Actor)
+		require.Positive(t, evs[1].InputTokens)
+		require.Equal(t, "scripted/refund", evs[1].Model)
+		require.JSONEq(t, `{"order_id":"A-1","amount_cents":1999,"currency":"EUR","reason":"damaged"}`, string(evs[2].Args))
+		require.Equal(t, warden.VerdictRequireApproval, evs[3].Decision)
+		require.Equal(t, warden.RiskHigh, evs[3].Risk)
+		require.Equal(t, c.requestID, evs[4].RequestID)
+		require.Equal(t, c.approver, evs[5].Actor)
+		require.Equal(t, "approve", evs[5].Decision)
+		require.Equal(t, c.requestID, evs[7].RequestID)
+		require.Contains(t, string(evs[7].Result), "refund of 19.99 EUR")
+		require.Equal(t, string(warden.StatusCompleted), evs[9].Decision)
+	}
+	ledger, err := tools.ReadLedger(filepath.Join(s.cfg.DataDir, "refunds.jsonl"))
+	require.NoError(t, err)
+	require.Len(t, ledger, 2, "each approved refund ran exactly once")
+
+	// The live histories replay against today's workflow code.
+	replayer := sdkworker.NewWorkflowReplayer()
+	replayer.RegisterWorkflowWithOptions(workflows.AgentRun, workflow.RegisterOptions{Name: warden.WorkflowAgentRun})
+	for _, id := range []string{id1, id2} {
+		hist := history(t, s.srv.Client(), id)
+		require.NoError(t, replayer.ReplayWorkflowHistory(nil, hist), "replay %s", id)
+	}
+	if os.Getenv("WARDEN_UPDATE_HISTORY") != "" {
+		b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(history(t, s.srv.Client(), id1))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile("../workflows/testdata/agent_run_approved.json", b, 0o644))
+	}
+}
+
+func TestCancelOnDevServer(t *testing.T) {
+	s := startStack(t)
+	ctx := context.Background()
+	id := "it-cancel-" + testenv.RandomHex(4)
+	_, err := s.client.Start(ctx, refundRequest(), warden.StartOptions{ID: id})
+	require.NoError(t, err)
+	s.waitPending(t, id)
+	require.NoError(t, s.client.Cancel(ctx, id))
+	res, err := s.client.Result(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, warden.StatusCancelled, res.Status)
+	desc, err := s.srv.Client().DescribeWorkflowExecution(ctx, id, "")
+	require.NoError(t, err)
+	require.Equal(t, enums.WORKFLOW_EXECUTION_STATUS_CANCELED, desc.WorkflowExecutionInfo.Status)
+	store, err := audit.OpenPostgres(ctx, s.cfg.DatabaseURL)
+	require.NoError(t, err)
+	defer store.Close()
+	evs, err := store.Query(ctx, warden.AuditFilter{WorkflowID: id, Type: warden.EventRunFinished})
+	require.NoError(t, err)
+	require.Len(t, evs, 1)
+	require.Equal(t, string(warden.StatusCancelled), evs[0].Decision)
+}
+
+func history(t *testing.T, c client.Client, id string) *historypb.History {
+	t.Helper()
+	it := c.GetWorkflowHistory(context.Background(), id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	h := &historypb.History{}
+	for it.HasNext() {
+		ev, err := it.Next()
+		require.NoError(t, err)
+		h.Events = append(h.Events, ev)
+	}
+	require.NotEmpty(t, h.Events)
+	return h
+}
+
