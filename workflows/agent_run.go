@@ -163,9 +163,10 @@ type callState struct {
 	content  string
 }
 
-// handleCalls authorizes every call of a turn, waits for the approvals the
-// policy asks for (all requests of the turn are open at once), executes
-// what may run in the model's order, and returns one tool message per call.
+// handleCalls authorizes every call of a turn, executes the allowed ones,
+// waits for the approvals the policy asks for (all requests of the turn are
+// open at once) and executes the approved ones, and returns one tool
+// message per call, in the model's order.
 // It returns an error only on cancellation.
 func (r *run) handleCalls(ctx workflow.Context, step int, calls []warden.ToolCall) ([]warden.Message, error) {
 	laCtx := localCtx(ctx)
@@ -198,16 +199,31 @@ func (r *run) handleCalls(ctx workflow.Context, step int, calls []warden.ToolCal
 		}
 	}
 
+	// What the policy allows runs now, in the model's order: a pending
+	// approval does not hold up calls that need none.
+	for _, cs := range states {
+		if cs.runIt {
+			if err := r.execute(ctx, step, cs); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if len(waiting) > 0 {
 		r.setStatus(ctx, warden.StatusAwaitingApproval)
 		for _, cs := range waiting {
 			if err := r.awaitApproval(ctx, cs.approval); err != nil {
 				return nil, err
 			}
+		}
+		r.closeApprovals(ctx, waiting)
+		r.setStatus(ctx, warden.StatusRunning)
+		for _, cs := range waiting {
 			p := cs.approval
 			switch p.outcome {
 			case warden.ApprovalStatusApproved:
-				cs.runIt = true
+				if err := r.execute(ctx, step, cs); err != nil {
+					return nil, err
+				}
 			case warden.ApprovalStatusExpired:
 				cs.outcome = outcomeExpired
 				cs.content = fmt.Sprintf("rejected: nobody approved %s before the request expired at %s; the call did not run",
@@ -217,17 +233,10 @@ func (r *run) handleCalls(ctx workflow.Context, step int, calls []warden.ToolCal
 				cs.content = fmt.Sprintf("rejected by %s: %s; the call did not run", lastApprover(p), cmpStr(lastReason(p), "no reason given"))
 			}
 		}
-		r.closeApprovals(ctx, waiting)
-		r.setStatus(ctx, warden.StatusRunning)
 	}
 
 	msgs := make([]warden.Message, 0, len(states))
 	for _, cs := range states {
-		if cs.runIt {
-			if err := r.execute(ctx, step, cs); err != nil {
-				return nil, err
-			}
-		}
 		r.toolCalls[cs.outcome]++
 		msgs = append(msgs, warden.Message{Role: warden.RoleTool, ToolCallID: cs.call.ID, Name: cs.call.Name, Content: cs.content})
 	}

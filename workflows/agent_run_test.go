@@ -376,3 +376,35 @@ func TestInvalidRequestFailsWithNamedFields(t *testing.T) {
 	require.Contains(t, err.Error(), "tenant is required")
 	require.Contains(t, err.Error(), "requester is required")
 }
+
+// TestDemoScenarioRunsAllowedCallsWithoutWaitingForApproval: of the demo's
+// three calls, the allowed one runs at once, the denied one never, and the
+// refund after its approval; the model hears about all three in its order.
+func TestDemoScenarioRunsAllowedCallsWithoutWaitingForApproval(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	var approved *outcome
+	h.env.RegisterDelayedCallback(func() {
+		// While the refund waits, the allowed shell call has already run.
+		require.Contains(t, types(h.events()), warden.EventToolExecuted)
+		v, err := h.env.QueryWorkflow(warden.QueryStatus)
+		require.NoError(t, err)
+		var st warden.RunState
+		require.NoError(t, v.Get(&st))
+		require.Equal(t, warden.StatusAwaitingApproval, st.Status)
+		require.Equal(t, 1, st.PendingApprovals)
+		p := h.pending()[0]
+		approved = h.update(warden.ApprovalDecision{RequestID: p.RequestID, Decision: "approve", Approver: "carol"})
+	}, time.Hour)
+	res, err := h.run(request("demo"))
+	require.NoError(t, err)
+	require.NoError(t, approved.err)
+	require.Equal(t, warden.StatusCompleted, res.Status)
+	require.Equal(t, map[string]int{"executed": 2, "denied": 1}, res.ToolCalls)
+	lines := strings.Split(res.Answer, "\n")
+	require.Len(t, lines, 4)
+	require.Contains(t, lines[1], "shell: total")
+	require.Contains(t, lines[2], "denied by policy")
+	require.Contains(t, lines[3], "refund of 250.00 USD issued for order 1234")
+	require.Len(t, h.ledger(), 1)
+}

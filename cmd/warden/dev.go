@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	tlog "go.temporal.io/sdk/log"
 
 	"github.com/wardenhq/warden"
 	"github.com/wardenhq/warden/internal/devserver"
@@ -56,6 +57,7 @@ func newDevCmd() *cobra.Command {
 				Port: port, UIPort: uiPort, EnableUI: true,
 				DBFile: filepath.Join(cfg.DataDir, "temporal.db"),
 				Stdout: logFile, Stderr: logFile,
+				Logger: tlog.NewStructuredLogger(cfg.Logger),
 			})
 			if err != nil {
 				return fmt.Errorf("%w\n(is another server on port %d? use --port/--ui-port; server log: %s)", err, port, logPath)
