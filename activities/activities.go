@@ -274,6 +274,9 @@ func (a *Activities) Execute(ctx context.Context, in ExecuteInput) (ExecuteOutpu
 		Obligations:    dec.Obligations,
 	})
 	stop()
+	// Tool output is text for the model and the audit: NUL bytes and invalid
+	// UTF-8 (binary output) become U+FFFD instead of breaking either.
+	out.Content = strings.ToValidUTF8(strings.ReplaceAll(out.Content, "\x00", "\uFFFD"), "\uFFFD")
 
 	ev := a.event(in.Run, in.Step, call.ID, warden.EventToolExecuted, "")
 	ev.Actor = "sandbox"

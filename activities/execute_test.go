@@ -234,3 +234,17 @@ decision := {
 	require.NoError(t, err)
 	require.Equal(t, 1, f.ledger(t))
 }
+
+// TestBinaryToolOutputIsAudited: NUL bytes and invalid UTF-8 in a tool's
+// output reach the model and the audit as replacement characters.
+func TestBinaryToolOutputIsAudited(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	call := warden.ToolCall{ID: "c1", Name: "shell", Args: json.RawMessage(`{"argv":["printf","a\\000b\\377c"]}`)}
+	out, err := f.execute(t, activities.ExecuteInput{Run: run, Step: 1, Call: call})
+	require.NoError(t, err)
+	require.Equal(t, "a\uFFFDb\uFFFDc", out.Output.Content)
+	evs, err := f.deps.Audit.Query(context.Background(), warden.AuditFilter{Type: warden.EventToolExecuted})
+	require.NoError(t, err)
+	require.Len(t, evs, 1)
+}

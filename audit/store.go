@@ -1,0 +1,290 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/wardenhq/warden"
+)
+
+// Store is the action log. *Postgres and *SQLite implement it.
+type Store interface {
+	// Append writes events in one transaction, idempotently: an event whose
+	// ID already exists is skipped. The store assigns Seq (insertion
+	// order; a Seq set by the caller is ignored). A missing ID, Type,
+	// Tenant or WorkflowID is an error wrapping ErrInvalidEvent that names
+	// the field, and nothing of the batch is written. OccurredAt is stored
+	// in UTC to the microsecond; a zero OccurredAt is set to now.
+	Append(ctx context.Context, events ...warden.AuditEvent) error
+	// Query returns the events matching f in insertion order (Seq
+	// ascending). A zero Limit means DefaultQueryLimit; a larger one than
+	// MaxQueryLimit is capped.
+	Query(ctx context.Context, f warden.AuditFilter) ([]warden.AuditEvent, error)
+	// Has reports whether an event with this ID exists.
+	Has(ctx context.Context, eventID string) (bool, error)
+	// Close releases the store's connections.
+	Close() error
+}
+
+// Query limits.
+const (
+	// DefaultQueryLimit is the number of rows Query returns when the
+	// filter's Limit is zero.
+	DefaultQueryLimit = 1000
+	// MaxQueryLimit is the most rows one Query returns.
+	MaxQueryLimit = 10000
+)
+
+// ErrInvalidEvent wraps every rejected event: retrying the same Append cannot
+// succeed.
+var ErrInvalidEvent = errors.New("invalid audit event")
+
+// Open opens the action log: Postgres when databaseURL is set, otherwise the
+// SQLite file at sqlitePath.
+func Open(ctx context.Context, databaseURL, sqlitePath string) (Store, error) {
+	switch {
+	case databaseURL != "":
+		return OpenPostgres(ctx, databaseURL)
+	case sqlitePath != "":
+		return OpenSQLite(ctx, sqlitePath)
+	default:
+		return nil, errors.New("open audit store: set a Postgres database URL or a SQLite file path")
+	}
+}
+
+// timePrecision is the resolution both backends keep (Postgres timestamptz
+// stores microseconds), so an event reads back equal on either.
+const timePrecision = time.Microsecond
+
+// prepare validates events and returns copies ready to store: OccurredAt in
+// UTC at timePrecision, now when it was zero.
+func prepare(events []warden.AuditEvent) ([]warden.AuditEvent, error) {
+	out := make([]warden.AuditEvent, len(events))
+	now := time.Now().UTC().Truncate(timePrecision)
+	for i, e := range events {
+		if err := validate(e); err != nil {
+			return nil, fmt.Errorf("%w: event %d (%q): %w", ErrInvalidEvent, i, e.ID, err)
+		}
+		if e.OccurredAt.IsZero() {
+			e.OccurredAt = now
+		} else {
+			e.OccurredAt = e.OccurredAt.UTC().Truncate(timePrecision)
+		}
+		out[i] = e
+	}
+	return out, nil
+}
+
+// validate names the first field of e that cannot be stored. Both backends
+// accept exactly the same events: text must be UTF-8 without NUL bytes and
+// JSON must be valid without \u0000, as Postgres text and jsonb demand.
+func validate(e warden.AuditEvent) error {
+	switch {
+	case strings.TrimSpace(e.ID) == "":
+		return errors.New("event_id is required")
+	case strings.TrimSpace(string(e.Type)) == "":
+		return errors.New("event_type is required")
+	case strings.TrimSpace(e.Tenant) == "":
+		return errors.New("tenant is required")
+	case strings.TrimSpace(e.WorkflowID) == "":
+		return errors.New("workflow_id is required")
+	case !e.OccurredAt.IsZero() && (e.OccurredAt.UTC().Year() < 1 || e.OccurredAt.UTC().Year() > 9999):
+		return fmt.Errorf("occurred_at %s is outside years 1 to 9999", e.OccurredAt)
+	}
+	for _, f := range []struct{ name, value string }{
+		{"event_id", e.ID}, {"event_type", string(e.Type)}, {"tenant", e.Tenant},
+		{"workflow_id", e.WorkflowID}, {"run_id", e.RunID}, {"call_id", e.CallID},
+		{"actor", e.Actor}, {"tool", e.Tool}, {"decision", e.Decision}, {"risk", string(e.Risk)},
+		{"policy_revision", e.PolicyRevision}, {"request_id", e.RequestID}, {"model", e.Model},
+		{"message", e.Message},
+	} {
+		if !storableText(f.value) {
+			return fmt.Errorf("%s must be UTF-8 text without NUL bytes", f.name)
+		}
+	}
+	for i, r := range e.Reasons {
+		if !storableText(r) {
+			return fmt.Errorf("reasons[%d] must be UTF-8 text without NUL bytes", i)
+		}
+	}
+	if err := validateJSON("args", e.Args); err != nil {
+		return err
+	}
+	return validateJSON("result", e.Result)
+}
+
+func storableText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+}
+
+// validateJSON checks an optional JSON column.
+func validateJSON(name string, raw json.RawMessage) error {
+	if len(raw) == 0 {
+		return nil
+	}
+	if !utf8.Valid(raw) || !json.Valid(raw) {
+		return fmt.Errorf("%s is not valid UTF-8 JSON", name)
+	}
+	if bytes.Contains(raw, []byte(`\u0000`)) && jsonHasNUL(raw) {
+		return fmt.Errorf("%s contains a NUL character (\\u0000); encode binary data before auditing it", name)
+	}
+	return nil
+}
+
+// jsonHasNUL reports whether a key or string value of the valid JSON raw
+// contains U+0000.
+func jsonHasNUL(raw json.RawMessage) bool {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		if s, ok := tok.(string); ok && strings.ContainsRune(s, 0) {
+			return true
+		}
+	}
+}
+
+// queryLimit resolves a filter's Limit.
+func queryLimit(limit int) (int, error) {
+	switch {
+	case limit < 0:
+		return 0, fmt.Errorf("limit must not be negative, got %d", limit)
+	case limit == 0:
+		return DefaultQueryLimit, nil
+	default:
+		return min(limit, MaxQueryLimit), nil
+	}
+}
+
+// columns lists audit_events' columns in the order both backends insert
+// (without seq) and select (with seq first).
+const columns = "event_id, event_type, tenant, workflow_id, run_id, step, call_id, actor, tool, " +
+	"args, result, decision, risk, reasons, policy_revision, request_id, model, " +
+	"input_tokens, output_tokens, message, occurred_at"
+
+// columnCount is the number of columns in columns.
+const columnCount = 21
+
+// selectColumns is what Query reads.
+const selectColumns = "seq, " + columns
+
+// insertValues returns e's column values in columns order; JSON columns are
+// nil (SQL NULL) when empty and occurredAt is the backend's time encoding.
+func insertValues(e warden.AuditEvent, occurredAt any) ([]any, error) {
+	reasons, err := encodeReasons(e.Reasons)
+	if err != nil {
+		return nil, err
+	}
+	return []any{
+		e.ID, string(e.Type), e.Tenant, e.WorkflowID, e.RunID, e.Step, e.CallID, e.Actor, e.Tool,
+		jsonValue(e.Args), jsonValue(e.Result), e.Decision, string(e.Risk), reasons,
+		e.PolicyRevision, e.RequestID, e.Model, e.InputTokens, e.OutputTokens, e.Message, occurredAt,
+	}, nil
+}
+
+// jsonValue maps an empty RawMessage to SQL NULL and anything else to its text.
+func jsonValue(m json.RawMessage) any {
+	if len(m) == 0 {
+		return nil
+	}
+	return string(m)
+}
+
+func encodeReasons(reasons []string) (any, error) {
+	if len(reasons) == 0 {
+		return nil, nil
+	}
+	b, err := json.Marshal(reasons)
+	if err != nil {
+		return nil, fmt.Errorf("encode reasons: %w", err)
+	}
+	return string(b), nil
+}
+
+// scanned holds the columns of one row that need decoding after Scan.
+type scanned struct {
+	event        warden.AuditEvent
+	typ, risk    string
+	args, result []byte
+	reasons      []byte
+}
+
+// dest returns Scan destinations in selectColumns order; occurredAt is the
+// backend's time destination.
+func (s *scanned) dest(occurredAt any) []any {
+	e := &s.event
+	return []any{
+		&e.Seq, &e.ID, &s.typ, &e.Tenant, &e.WorkflowID, &e.RunID, &e.Step, &e.CallID, &e.Actor, &e.Tool,
+		&s.args, &s.result, &e.Decision, &s.risk, &s.reasons,
+		&e.PolicyRevision, &e.RequestID, &e.Model, &e.InputTokens, &e.OutputTokens, &e.Message, occurredAt,
+	}
+}
+
+// finish decodes the JSON columns into the event.
+func (s *scanned) finish() (warden.AuditEvent, error) {
+	e := s.event
+	e.Type = warden.EventType(s.typ)
+	e.Risk = warden.Risk(s.risk)
+	if len(s.args) > 0 {
+		e.Args = json.RawMessage(s.args)
+	}
+	if len(s.result) > 0 {
+		e.Result = json.RawMessage(s.result)
+	}
+	if len(s.reasons) > 0 {
+		if err := json.Unmarshal(s.reasons, &e.Reasons); err != nil {
+			return warden.AuditEvent{}, fmt.Errorf("decode reasons of event %s: %w", e.ID, err)
+		}
+		if len(e.Reasons) == 0 {
+			e.Reasons = nil
+		}
+	}
+	return e, nil
+}
+
+// whereClause renders f's conditions (and the LIMIT) with the backend's
+// placeholder style; since is the backend's encoding of f.Since.
+func whereClause(f warden.AuditFilter, limit int, placeholder func(n int) string, since func(time.Time) any) (string, []any) {
+	var (
+		conds []string
+		args  []any
+	)
+	add := func(column string, value any) {
+		args = append(args, value)
+		conds = append(conds, column+placeholder(len(args)))
+	}
+	if f.Tenant != "" {
+		add("tenant = ", f.Tenant)
+	}
+	if f.WorkflowID != "" {
+		add("workflow_id = ", f.WorkflowID)
+	}
+	if f.Tool != "" {
+		add("tool = ", f.Tool)
+	}
+	if f.Decision != "" {
+		add("decision = ", f.Decision)
+	}
+	if f.Type != "" {
+		add("event_type = ", string(f.Type))
+	}
+	if !f.Since.IsZero() {
+		add("occurred_at >= ", since(f.Since.UTC().Truncate(timePrecision)))
+	}
+	var b strings.Builder
+	if len(conds) > 0 {
+		b.WriteString(" WHERE ")
+		b.WriteString(strings.Join(conds, " AND "))
+	}
+	args = append(args, limit)
+	b.WriteString(" ORDER BY seq LIMIT " + placeholder(len(args)))
+	return b.String(), args
+}
