@@ -1,0 +1,332 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// errTimeout is the cause of a run context that hit Limits.Timeout.
+var errTimeout = errors.New("sandbox timeout")
+
+// waitDelay bounds how long Run waits, once the process group is dead, for
+// pipes that a process which escaped the group may still hold.
+const waitDelay = time.Second
+
+func defaultSelfPath() string {
+	if _, err := os.Stat(SelfExe); err == nil {
+		return SelfExe
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return os.Args[0]
+	}
+	return self
+}
+
+// rlimitsFor lists the rlimits the init applies: each non-zero limit, and
+// never a core dump.
+func rlimitsFor(l Limits) []rlimit {
+	rl := []rlimit{{Name: "RLIMIT_CORE", Resource: unix.RLIMIT_CORE}}
+	if l.CPUSeconds > 0 {
+		// The soft limit sends SIGXCPU; the hard limit a second later SIGKILL,
+		// for programs that catch SIGXCPU.
+		rl = append(rl, rlimit{Name: "RLIMIT_CPU", Resource: unix.RLIMIT_CPU, Cur: l.CPUSeconds, Max: l.CPUSeconds + 1})
+	}
+	if l.AddressSpace > 0 {
+		rl = append(rl, rlimit{Name: "RLIMIT_AS", Resource: unix.RLIMIT_AS, Cur: l.AddressSpace, Max: l.AddressSpace})
+	}
+	if l.FileSize > 0 {
+		rl = append(rl, rlimit{Name: "RLIMIT_FSIZE", Resource: unix.RLIMIT_FSIZE, Cur: l.FileSize, Max: l.FileSize})
+	}
+	if l.OpenFiles > 0 {
+		rl = append(rl, rlimit{Name: "RLIMIT_NOFILE", Resource: unix.RLIMIT_NOFILE, Cur: l.OpenFiles, Max: l.OpenFiles})
+	}
+	return rl
+}
+
+// probe starts the init once without a target, proving SelfPath acts as
+// the sandbox init.
+func (r *Runner) probe() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	env, err := buildEnv(os.TempDir(), nil)
+	if err != nil {
+		return err
+	}
+	res, err := r.run(ctx, runParams{
+		dir:    os.TempDir(),
+		env:    env,
+		limits: Limits{}.withDefaults(),
+		config: initConfig{Probe: true, Env: env},
+	})
+	if err != nil {
+		return fmt.Errorf("%w: self-test of %s: %s", ErrSandbox, r.selfPath, strings.TrimPrefix(err.Error(), ErrSandbox.Error()+": "))
+	}
+	if res.ExitCode != 0 {
+		return fmt.Errorf("%w: self-test of %s: init exited %d: %s", ErrSandbox, r.selfPath, res.ExitCode, bytes.TrimSpace(res.Stderr))
+	}
+	return nil
+}
+
+// pipes are the parent's and the child's ends of the run's pipes.
+type pipes struct {
+	configR, configW *os.File
+	statusR, statusW *os.File
+	stdoutR, stdoutW *os.File
+	stderrR, stderrW *os.File
+}
+
+func newPipes() (*pipes, error) {
+	p := &pipes{}
+	for _, pair := range []struct{ r, w **os.File }{
+		{&p.configR, &p.configW},
+		{&p.statusR, &p.statusW},
+		{&p.stdoutR, &p.stdoutW},
+		{&p.stderrR, &p.stderrW},
+	} {
+		r, w, err := os.Pipe()
+		if err != nil {
+			p.closeAll()
+			return nil, err
+		}
+		*pair.r, *pair.w = r, w
+	}
+	return p, nil
+}
+
+// closeChildEnds closes the parent's copies of the ends the child uses.
+func (p *pipes) closeChildEnds() {
+	closeFiles(p.configR, p.statusW, p.stdoutW, p.stderrW)
+}
+
+func (p *pipes) closeAll() {
+	closeFiles(p.configR, p.configW, p.statusR, p.statusW, p.stdoutR, p.stdoutW, p.stderrR, p.stderrW)
+}
+
+func closeFiles(files ...*os.File) {
+	for _, f := range files {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+// capture keeps the first max bytes of a stream and counts the rest.
+type capture struct {
+	max   int
+	buf   []byte
+	total int64
+	done  chan struct{}
+}
+
+func newCapture(max int) *capture {
+	return &capture{max: max, done: make(chan struct{})}
+}
+
+// drain reads f to EOF (or until its read deadline), keeping at most max bytes.
+func (c *capture) drain(f *os.File) {
+	defer close(c.done)
+	chunk := make([]byte, 32<<10)
+	for {
+		n, err := f.Read(chunk)
+		if n > 0 {
+			c.total += int64(n)
+			if room := c.max - len(c.buf); room > 0 {
+				c.buf = append(c.buf, chunk[:min(n, room)]...)
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (c *capture) truncated() bool { return c.total > int64(len(c.buf)) }
+
+func (r *Runner) run(ctx context.Context, p runParams) (Result, error) {
+	if err := ctx.Err(); err != nil {
+		return Result{}, fmt.Errorf("%w: run not started: %w", ErrSandbox, err)
+	}
+	config, err := json.Marshal(p.config)
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: encode init config: %w", ErrSandbox, err)
+	}
+	if len(config) > maxConfigBytes {
+		return Result{}, fmt.Errorf("%w: argv and env too large (%d bytes)", ErrSandbox, len(config))
+	}
+	pp, err := newPipes()
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: pipes: %w", ErrSandbox, err)
+	}
+	defer pp.closeAll()
+
+	runCtx, cancel := context.WithTimeoutCause(ctx, p.limits.Timeout, errTimeout)
+	defer cancel()
+
+	// killMu orders the kill of the process group against reaping the
+	// group leader: the group is signalled only while the leader is alive
+	// or a zombie, so its ID cannot have been reused.
+	var (
+		killMu   sync.Mutex
+		reaped   bool
+		killedBy error
+	)
+	cmd := exec.CommandContext(runCtx, r.selfPath, initArg)
+	cmd.Args[0] = "warden-sandbox"
+	cmd.Dir = p.dir
+	cmd.Env = p.env
+	if p.stdin != nil {
+		cmd.Stdin = bytes.NewReader(p.stdin)
+	}
+	cmd.Stdout = pp.stdoutW
+	cmd.Stderr = pp.stderrW
+	cmd.ExtraFiles = []*os.File{pp.configR, pp.statusW} // fds 3 and 4
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Setsid: true,
+		// Kill the init (and so the target) if the worker thread that
+		// started it dies; see go.dev/issue/27505.
+		Pdeathsig: syscall.SIGKILL,
+	}
+	cmd.Cancel = func() error {
+		killMu.Lock()
+		defer killMu.Unlock()
+		if reaped {
+			return os.ErrProcessDone
+		}
+		killedBy = context.Cause(runCtx)
+		return killGroup(cmd.Process.Pid)
+	}
+	cmd.WaitDelay = waitDelay
+
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return Result{}, fmt.Errorf("%w: start init: %w", ErrSandbox, err)
+	}
+	pid := cmd.Process.Pid
+	pp.closeChildEnds()
+
+	stdout, stderr := newCapture(p.limits.MaxOutputBytes), newCapture(p.limits.MaxOutputBytes)
+	go stdout.drain(pp.stdoutR)
+	go stderr.drain(pp.stderrR)
+
+	// Send the config, then read the init's status until exec closes it
+	// (or the init exits). Both end at the latest when the Timeout kills
+	// the group.
+	_, writeErr := pp.configW.Write(config)
+	pp.configW.Close()
+	status, readErr := io.ReadAll(io.LimitReader(pp.statusR, maxStatusBytes))
+
+	exitErr := waitExited(pid)
+	duration := time.Since(start)
+	// Kill whatever the program left behind in its group; the leader is
+	// not reaped yet, so the group ID is still ours.
+	killMu.Lock()
+	groupErr := killGroup(pid)
+	reaped = true
+	killMu.Unlock()
+	_ = cmd.Wait() // the exit status is read from ProcessState below
+	if cmd.ProcessState == nil {
+		return Result{}, fmt.Errorf("%w: wait for init: %w", ErrSandbox, errors.Join(exitErr, groupErr))
+	}
+
+	// The group is dead, so the output pipes reach EOF unless a process
+	// escaped the group (setsid); do not wait for those forever.
+	timer := time.AfterFunc(waitDelay, func() {
+		pp.stdoutR.SetReadDeadline(time.Now())
+		pp.stderrR.SetReadDeadline(time.Now())
+	})
+	<-stdout.done
+	<-stderr.done
+	timer.Stop()
+
+	res := Result{
+		Stdout:          stdout.buf,
+		Stderr:          stderr.buf,
+		StdoutTruncated: stdout.truncated(),
+		StderrTruncated: stderr.truncated(),
+		Duration:        duration,
+	}
+	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	switch {
+	case ws.Signaled():
+		res.Signal = unix.SignalName(ws.Signal())
+		if res.Signal == "" {
+			res.Signal = ws.Signal().String()
+		}
+		res.ExitCode = 128 + int(ws.Signal())
+	default:
+		res.ExitCode = ws.ExitStatus()
+	}
+	killMu.Lock()
+	cause := killedBy
+	killMu.Unlock()
+	res.TimedOut = errors.Is(cause, errTimeout)
+	if cause != nil && !res.TimedOut {
+		return res, fmt.Errorf("%w: run interrupted: %w", ErrSandbox, cause)
+	}
+	if res.TimedOut {
+		return res, nil
+	}
+
+	// Interpret the status pipe: the ack byte, then a report only if the
+	// init failed before or at exec.
+	if readErr != nil {
+		return res, fmt.Errorf("%w: read init status: %w", ErrSandbox, readErr)
+	}
+	if len(status) == 0 || status[0] != ackByte {
+		msg := bytes.TrimSpace(res.Stderr)
+		if writeErr != nil {
+			msg = append(msg, fmt.Sprintf(" (config: %v)", writeErr)...)
+		}
+		return res, fmt.Errorf("%w: %s did not act as the sandbox init (does main call sandbox.Init first?); exit %d: %s",
+			ErrSandbox, r.selfPath, res.ExitCode, msg)
+	}
+	if len(status) == 1 {
+		return res, nil
+	}
+	var st initStatus
+	if err := json.Unmarshal(status[1:], &st); err != nil {
+		return res, fmt.Errorf("%w: malformed init status %q: %w", ErrSandbox, status[1:], err)
+	}
+	if st.Stage != stageExec {
+		return res, fmt.Errorf("%w: init: %s", ErrSandbox, st.Error)
+	}
+	res.ExitCode = st.ExitCode
+	if len(res.Stderr) > 0 && res.Stderr[len(res.Stderr)-1] != '\n' {
+		res.Stderr = append(res.Stderr, '\n')
+	}
+	res.Stderr = append(res.Stderr, "warden sandbox: "+st.Error+"\n"...)
+	return res, nil
+}
+
+// killGroup sends SIGKILL to the process group led by pid.
+func killGroup(pid int) error {
+	err := unix.Kill(-pid, unix.SIGKILL)
+	if errors.Is(err, unix.ESRCH) {
+		return nil
+	}
+	return err
+}
+
+// waitExited blocks until pid has exited, without reaping it.
+func waitExited(pid int) error {
+	for {
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
+}

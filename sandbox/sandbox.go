@@ -1,0 +1,301 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Modes a Runner can run in.
+const (
+	// ModeProcess isolates with a new session and process group, rlimits,
+	// a scrubbed environment and closed file descriptors. It does not
+	// confine file system or network access.
+	ModeProcess = "process"
+)
+
+// SelfExe is an Argv[0] that names the sandbox's own executable (the
+// Runner's SelfPath binary) as the kernel sees it, so a Go tool can re-exec
+// the worker binary even where its host path is not visible.
+const SelfExe = "/proc/self/exe"
+
+// Defaults applied to zero Limits fields.
+const (
+	DefaultTimeout        = 30 * time.Second
+	DefaultMaxOutputBytes = 64 << 10
+)
+
+// BasePath is the PATH programs see unless Spec.Env overrides it.
+const BasePath = "/usr/local/bin:/usr/bin:/bin"
+
+// ErrSandbox wraps every error Run returns: the sandbox could not run the
+// program (or the run was interrupted by the caller), so nothing about the
+// program's outcome may be assumed.
+var ErrSandbox = errors.New("sandbox")
+
+// Limits bound one run. Zero fields mean: Timeout DefaultTimeout,
+// MaxOutputBytes DefaultMaxOutputBytes, and no rlimit for the others.
+type Limits struct {
+	// Timeout is the wall-clock limit; when it passes the whole process
+	// group is killed.
+	Timeout time.Duration
+	// CPUSeconds is RLIMIT_CPU: SIGXCPU at the limit, SIGKILL a second later.
+	CPUSeconds uint64
+	// AddressSpace is RLIMIT_AS in bytes.
+	AddressSpace uint64
+	// FileSize is RLIMIT_FSIZE in bytes: the largest file the program may write.
+	FileSize uint64
+	// OpenFiles is RLIMIT_NOFILE.
+	OpenFiles uint64
+	// MaxOutputBytes caps stdout and stderr each; the rest is read and
+	// discarded, and the Truncated flags are set.
+	MaxOutputBytes int
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.Timeout <= 0 {
+		l.Timeout = DefaultTimeout
+	}
+	if l.MaxOutputBytes <= 0 {
+		l.MaxOutputBytes = DefaultMaxOutputBytes
+	}
+	return l
+}
+
+// Bind grants the program access to a host path outside Dir, such as a
+// ledger file's directory. Process mode does not confine file access, so a
+// Bind only declares intent there; modes with a mount namespace bind-mount
+// the path (read-only unless Writable) and let Landlock allow it.
+type Bind struct {
+	// Path is an absolute host path that exists.
+	Path     string
+	Writable bool
+}
+
+// Spec is one program to run.
+type Spec struct {
+	// Argv is the program and its arguments. Argv[0] without a slash is
+	// looked up in the program's PATH (BasePath unless Env sets PATH).
+	Argv []string
+	// Dir is the run's workspace (a host path). It must exist; it becomes
+	// the working directory and HOME.
+	Dir string
+	// Env lists extra KEY=VALUE entries. Nothing else of the caller's
+	// environment reaches the program: it sees PATH=BasePath, HOME=Dir,
+	// TMPDIR=/tmp and LANG=C.UTF-8, overridden or extended by Env.
+	Env []string
+	// Stdin is the program's standard input; nil means /dev/null.
+	Stdin []byte
+	// Binds are host paths outside Dir the program needs.
+	Binds  []Bind
+	Limits Limits
+}
+
+// Result is how a program ended.
+type Result struct {
+	// ExitCode is the program's exit status; 128+N when signal N killed it
+	// (as shells report it); 127 when Argv[0] was not found and 126 when it
+	// could not be executed (Stderr then says why).
+	ExitCode int
+	// Stdout and Stderr hold at most Limits.MaxOutputBytes each.
+	Stdout, Stderr                   []byte
+	StdoutTruncated, StderrTruncated bool
+	// TimedOut is set when the Timeout killed the process group.
+	TimedOut bool
+	// Signal names the signal that ended the program ("SIGKILL",
+	// "SIGXCPU"...), empty when it exited.
+	Signal string
+	// Duration is the wall-clock time from start to exit.
+	Duration time.Duration
+}
+
+// Options configure a Runner.
+type Options struct {
+	// Mode is the isolation mode; empty means ModeProcess, the only mode
+	// so far. An unknown mode is an error, never a silent downgrade.
+	Mode string
+	// SelfPath is the binary re-executed as the sandbox init; it must call
+	// Init first thing in main. Empty means the running executable,
+	// through /proc/self/exe, so a binary replaced on disk during a deploy
+	// still re-executes the code that is running.
+	SelfPath string
+}
+
+// Runner runs programs in the sandbox. It is safe for concurrent use.
+type Runner struct {
+	mode     string
+	selfPath string
+}
+
+// New checks opts and the platform and returns a Runner. It starts the init
+// once to prove that SelfPath acts as the sandbox init, so a binary whose
+// main forgot to call Init fails here, at startup, rather than on a tool call.
+func New(opts Options) (*Runner, error) {
+	mode := opts.Mode
+	if mode == "" {
+		mode = ModeProcess
+	}
+	if mode != ModeProcess {
+		return nil, fmt.Errorf("%w: unknown mode %q (supported: %q)", ErrSandbox, opts.Mode, ModeProcess)
+	}
+	self := opts.SelfPath
+	if self == "" {
+		self = defaultSelfPath()
+	}
+	if !filepath.IsAbs(self) {
+		abs, err := filepath.Abs(self)
+		if err != nil {
+			return nil, fmt.Errorf("%w: self path: %w", ErrSandbox, err)
+		}
+		self = abs
+	}
+	if _, err := os.Stat(self); err != nil {
+		return nil, fmt.Errorf("%w: self path: %w", ErrSandbox, err)
+	}
+	r := &Runner{mode: mode, selfPath: self}
+	if err := r.probe(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Mode returns the isolation mode, for policies and the audit.
+func (r *Runner) Mode() string { return r.mode }
+
+// Run runs spec.Argv in the sandbox and waits for it, the whole process
+// group included. A program that fails — exits non-zero, is killed by a
+// limit or the Timeout, or cannot be found — is a Result, not an error. Run
+// returns an error (wrapping ErrSandbox) only when the sandbox itself could
+// not run the program, or when ctx ended before the program did (then the
+// Result describes what is known and the outcome must be treated as
+// unknown).
+func (r *Runner) Run(ctx context.Context, spec Spec) (Result, error) {
+	if len(spec.Argv) == 0 {
+		return Result{}, fmt.Errorf("%w: empty argv", ErrSandbox)
+	}
+	dir, err := checkDir(spec.Dir)
+	if err != nil {
+		return Result{}, err
+	}
+	env, err := buildEnv(dir, spec.Env)
+	if err != nil {
+		return Result{}, err
+	}
+	for _, b := range spec.Binds {
+		if !filepath.IsAbs(b.Path) {
+			return Result{}, fmt.Errorf("%w: bind path must be absolute, got %q", ErrSandbox, b.Path)
+		}
+		if _, err := os.Stat(b.Path); err != nil {
+			return Result{}, fmt.Errorf("%w: bind: %w", ErrSandbox, err)
+		}
+	}
+	lim := spec.Limits.withDefaults()
+	return r.run(ctx, runParams{
+		dir:    dir,
+		env:    env,
+		stdin:  spec.Stdin,
+		limits: lim,
+		config: initConfig{Argv: spec.Argv, Env: env, Rlimits: rlimitsFor(lim)},
+	})
+}
+
+func checkDir(dir string) (string, error) {
+	if dir == "" {
+		return "", fmt.Errorf("%w: workspace dir is required", ErrSandbox)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("%w: workspace: %w", ErrSandbox, err)
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return "", fmt.Errorf("%w: workspace: %w", ErrSandbox, err)
+	}
+	if !fi.IsDir() {
+		return "", fmt.Errorf("%w: workspace %s is not a directory", ErrSandbox, abs)
+	}
+	return abs, nil
+}
+
+// buildEnv returns the base environment overridden and extended by extra,
+// one entry per key, base keys first.
+func buildEnv(dir string, extra []string) ([]string, error) {
+	env := []string{
+		"PATH=" + BasePath,
+		"HOME=" + dir,
+		"TMPDIR=/tmp",
+		"LANG=C.UTF-8",
+	}
+	index := map[string]int{"PATH": 0, "HOME": 1, "TMPDIR": 2, "LANG": 3}
+	for _, kv := range extra {
+		key, _, ok := strings.Cut(kv, "=")
+		if !ok || key == "" || strings.ContainsRune(kv, 0) {
+			return nil, fmt.Errorf("%w: env entry %q is not KEY=VALUE", ErrSandbox, kv)
+		}
+		if i, dup := index[key]; dup {
+			env[i] = kv
+			continue
+		}
+		index[key] = len(env)
+		env = append(env, kv)
+	}
+	return env, nil
+}
+
+// runParams is one prepared run.
+type runParams struct {
+	dir    string
+	env    []string
+	stdin  []byte
+	limits Limits
+	config initConfig
+}
+
+// initConfig is what the parent sends the init over the config pipe.
+type initConfig struct {
+	Argv    []string `json:"argv"`
+	Env     []string `json:"env"`
+	Rlimits []rlimit `json:"rlimits,omitempty"`
+	// Probe asks the init to acknowledge and exit 0 without exec.
+	Probe bool `json:"probe,omitempty"`
+}
+
+// rlimit is one resource limit the init applies before exec.
+type rlimit struct {
+	Name     string `json:"name"`
+	Resource int    `json:"resource"`
+	Cur      uint64 `json:"cur"`
+	Max      uint64 `json:"max"`
+}
+
+// initStatus is what the init reports when it cannot exec the target.
+type initStatus struct {
+	// Stage is "setup" (the sandbox failed) or "exec" (the program could
+	// not be started: not found, not executable).
+	Stage    string `json:"stage"`
+	Error    string `json:"error"`
+	ExitCode int    `json:"exit_code"`
+}
+
+// Protocol between Run and the init.
+const (
+	// initArg is the hidden first argument that makes Init act.
+	initArg = "__warden_sandbox_init"
+	// configFD and statusFD are the init's config (read) and status
+	// (write, closed on exec) pipes.
+	configFD = 3
+	statusFD = 4
+	// ackByte is the first byte the init writes on the status pipe, proving
+	// the re-executed binary is a sandbox init.
+	ackByte = 'W'
+
+	stageSetup = "setup"
+	stageExec  = "exec"
+
+	maxConfigBytes = 16 << 20
+	maxStatusBytes = 64 << 10
+)

@@ -1,0 +1,93 @@
+package tools
+
+import (
+	"path/filepath"
+
+	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/sandbox"
+)
+
+// Names of the built-in tools.
+const (
+	ToolShell       = "shell"
+	ToolReadFile    = "read_file"
+	ToolWriteFile   = "write_file"
+	ToolIssueRefund = "issue_refund"
+)
+
+// Config keys of issue_refund.
+const (
+	configLedger      = "ledger"
+	configRefundDelay = "refund_delay"
+)
+
+// The built-in Go tools are in the process-wide table from the start, so a
+// child finds them without building a registry.
+func init() {
+	for name, entry := range map[string]goToolEntry{
+		ToolReadFile:    wrapRun(readFile),
+		ToolWriteFile:   wrapRun(writeFile),
+		ToolIssueRefund: wrapRun(issueRefund),
+	} {
+		if err := addGoTool(name, entry); err != nil {
+			panic(err)
+		}
+	}
+}
+
+func registerBuiltins(r *Registry) error {
+	if err := Register(r, Def[ShellArgs]{
+		Name: ToolShell,
+		Description: "Run a program in the workspace and return its output. argv is executed directly, " +
+			"without a shell: for pipes, redirection or globbing pass [\"sh\", \"-c\", \"<script>\"].",
+		Risk:    warden.RiskMedium,
+		Effects: []string{"exec"},
+		Argv:    shellArgv,
+	}); err != nil {
+		return err
+	}
+	if err := Register(r, Def[ReadFileArgs]{
+		Name:        ToolReadFile,
+		Description: "Read a text file in the workspace. The path is relative to the workspace.",
+		Risk:        warden.RiskLow,
+		Idempotent:  true,
+		Effects:     []string{"read"},
+		Run:         readFile,
+	}); err != nil {
+		return err
+	}
+	if err := Register(r, Def[WriteFileArgs]{
+		Name: ToolWriteFile,
+		Description: "Write (or with append, append to) a file in the workspace, creating parent " +
+			"directories. The path is relative to the workspace.",
+		Risk:    warden.RiskMedium,
+		Effects: []string{"write"},
+		Run:     writeFile,
+	}); err != nil {
+		return err
+	}
+
+	refund := Def[RefundArgs]{
+		Name: ToolIssueRefund,
+		Description: "Refund an amount to the customer of an order. Moves money: the refund is recorded " +
+			"in the payment ledger once per idempotency key.",
+		Risk:    warden.RiskHigh,
+		Effects: []string{"payment"},
+		Run:     issueRefund,
+		Config:  map[string]string{},
+	}
+	if r.opts.LedgerPath != "" {
+		refund.Config[configLedger] = r.opts.LedgerPath
+	}
+	if r.opts.RefundDelay > 0 {
+		refund.Config[configRefundDelay] = r.opts.RefundDelay.String()
+	}
+	t, err := newTool(refund)
+	if err != nil {
+		return err
+	}
+	if r.opts.LedgerPath != "" {
+		t.binds = []sandbox.Bind{{Path: filepath.Dir(r.opts.LedgerPath), Writable: true}}
+	}
+	return r.add(t)
+}
