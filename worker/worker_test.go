@@ -217,4 +217,3 @@ func history(t *testing.T, c client.Client, id string) *historypb.History {
 	require.NotEmpty(t, h.Events)
 	return h
 }
-
