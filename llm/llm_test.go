@@ -1,0 +1,113 @@
+package llm_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/llm"
+)
+
+func scripted(t *testing.T) (*llm.Scripted, *llm.Client) {
+	t.Helper()
+	s, err := llm.NewScripted()
+	require.NoError(t, err)
+	base, stop, err := s.Listen("127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(stop)
+	c, err := llm.New(llm.Config{BaseURL: base, Model: "scripted/echo"})
+	require.NoError(t, err)
+	return s, c
+}
+
+func TestScriptedModelThroughGoOpenAI(t *testing.T) {
+	t.Parallel()
+	_, c := scripted(t)
+	ctx := context.Background()
+	msgs := []warden.Message{{Role: warden.RoleUser, Content: "say hello"}}
+	tools := []warden.ToolSpec{{Name: "shell", Description: "run", Schema: json.RawMessage(`{"type":"object"}`)}}
+
+	first, err := c.Complete(ctx, warden.ModelRequest{Messages: msgs, Tools: tools})
+	require.NoError(t, err)
+	require.Equal(t, "scripted/echo", first.Model)
+	require.Len(t, first.ToolCalls, 1)
+	require.Equal(t, "shell", first.ToolCalls[0].Name)
+	require.JSONEq(t, `{"argv":["echo","hello from the sandbox"]}`, string(first.ToolCalls[0].Args))
+	require.Equal(t, "tool_calls", first.FinishReason)
+	require.Positive(t, first.Usage.InputTokens)
+	require.Positive(t, first.Usage.OutputTokens)
+
+	msgs = append(msgs,
+		warden.Message{Role: warden.RoleAssistant, ToolCalls: first.ToolCalls},
+		warden.Message{Role: warden.RoleTool, ToolCallID: first.ToolCalls[0].ID, Name: "shell", Content: "hello from the sandbox\n"})
+	second, err := c.Complete(ctx, warden.ModelRequest{Messages: msgs, Tools: tools})
+	require.NoError(t, err)
+	require.Empty(t, second.ToolCalls)
+	require.True(t, strings.HasPrefix(second.Content, llm.ScriptedPrefix), "scripted output says it is scripted")
+	require.Contains(t, second.Content, "- shell: hello from the sandbox")
+}
+
+func TestScriptedModelUnknownScenarioIsPermanent(t *testing.T) {
+	t.Parallel()
+	_, c := scripted(t)
+	_, err := c.Complete(context.Background(), warden.ModelRequest{Model: "scripted/nope", Messages: []warden.Message{{Role: "user", Content: "x"}}})
+	require.ErrorIs(t, err, warden.ErrModelPermanent)
+	require.ErrorContains(t, err, `unknown scripted scenario "nope"`)
+	require.ErrorContains(t, err, "demo")
+}
+
+func TestScriptedModelRawArgsAndScenarioFiles(t *testing.T) {
+	t.Parallel()
+	s, c := scripted(t)
+	file := filepath.Join(t.TempDir(), "extra.json")
+	require.NoError(t, os.WriteFile(file, []byte(`{"name":"custom","turns":[{"tool_calls":[{"name":"x","raw_args":"{oops"}]}]}`), 0o644))
+	require.NoError(t, s.LoadFile(file))
+	resp, err := c.Complete(context.Background(), warden.ModelRequest{Model: "scripted/custom", Messages: []warden.Message{{Role: "user", Content: "x"}}})
+	require.NoError(t, err)
+	require.Len(t, resp.ToolCalls, 1)
+	var s2 string
+	require.NoError(t, json.Unmarshal(resp.ToolCalls[0].Args, &s2), "non-JSON arguments are kept as a JSON string")
+	require.Equal(t, "{oops", s2)
+
+	require.ErrorContains(t, s.Add(llm.Scenario{Name: "empty"}), "no turns")
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	require.NoError(t, os.WriteFile(bad, []byte(`{`), 0o644))
+	require.ErrorContains(t, s.LoadFile(bad), "bad.json")
+}
+
+// TestProviderErrorsAreClassified: 4xx that cannot succeed are permanent;
+// 429 and 5xx stay retryable for the activity's retry policy.
+func TestProviderErrorsAreClassified(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		status    int
+		permanent bool
+	}{{400, true}, {401, true}, {404, true}, {408, false}, {429, false}, {500, false}, {503, false}} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(c.status)
+			_, _ = w.Write([]byte(`{"error":{"message":"provider says no","type":"x"}}`))
+		}))
+		client, err := llm.New(llm.Config{BaseURL: srv.URL + "/v1", APIKey: "k", Model: "m"})
+		require.NoError(t, err)
+		_, err = client.Complete(context.Background(), warden.ModelRequest{Messages: []warden.Message{{Role: "user", Content: "x"}}})
+		srv.Close()
+		require.Error(t, err, "status %d", c.status)
+		require.Equal(t, c.permanent, errors.Is(err, warden.ErrModelPermanent), "status %d: %v", c.status, err)
+	}
+}
+
+func TestNewNeedsABaseURL(t *testing.T) {
+	t.Parallel()
+	_, err := llm.New(llm.Config{})
+	require.ErrorContains(t, err, "base URL is required")
+}

@@ -1,0 +1,102 @@
+package warden_test
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/wardenhq/warden"
+)
+
+func TestRunRequestValidateNamesEveryField(t *testing.T) {
+	t.Parallel()
+	err := warden.RunRequest{Budget: warden.Budget{MaxSteps: -1}, ApprovalTimeout: -time.Second}.Validate()
+	require.ErrorIs(t, err, warden.ErrInvalidRequest)
+	for _, want := range []string{"tenant is required", "requester is required", "goal is required", "budget.max_steps", "approval_timeout"} {
+		require.ErrorContains(t, err, want)
+	}
+	ok := warden.RunRequest{Tenant: "t", Requester: "r", Goal: "g"}
+	require.NoError(t, ok.Validate())
+	d := ok.WithDefaults()
+	require.Equal(t, warden.DefaultBudget, d.Budget)
+	require.Equal(t, warden.DefaultApprovalTimeout, d.ApprovalTimeout)
+}
+
+func TestArgsHashIsCanonical(t *testing.T) {
+	t.Parallel()
+	a, err := warden.ArgsHash(json.RawMessage(`{"b": 1, "a": [1, 2.50, "x"]}`))
+	require.NoError(t, err)
+	b, err := warden.ArgsHash(json.RawMessage(`{"a":[1,2.50,"x"],"b":1}`))
+	require.NoError(t, err)
+	require.Equal(t, a, b, "key order and whitespace do not change the hash")
+	c, err := warden.ArgsHash(json.RawMessage(`{"a":[1,2.5,"x"],"b":1}`))
+	require.NoError(t, err)
+	require.NotEqual(t, a, c, "number literals are kept as written")
+	_, err = warden.ArgsHash(json.RawMessage(`{"a":1} {"b":2}`))
+	require.Error(t, err)
+	_, err = warden.ArgsHash(json.RawMessage(`{oops`))
+	require.Error(t, err)
+}
+
+func TestApprovalRequestIDBindsTheAction(t *testing.T) {
+	t.Parallel()
+	base := warden.ApprovalRequestID("wf", 1, "c1", "issue_refund", "h1", "rev1")
+	require.Regexp(t, `^apr_[0-9a-f]{24}$`, base)
+	for _, other := range []string{
+		warden.ApprovalRequestID("wf2", 1, "c1", "issue_refund", "h1", "rev1"),
+		warden.ApprovalRequestID("wf", 2, "c1", "issue_refund", "h1", "rev1"),
+		warden.ApprovalRequestID("wf", 1, "c2", "issue_refund", "h1", "rev1"),
+		warden.ApprovalRequestID("wf", 1, "c1", "shell", "h1", "rev1"),
+		warden.ApprovalRequestID("wf", 1, "c1", "issue_refund", "h2", "rev1"),
+		warden.ApprovalRequestID("wf", 1, "c1", "issue_refund", "h1", "rev2"),
+	} {
+		require.NotEqual(t, base, other)
+	}
+}
+
+func TestApprovalRequestCheck(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	req := warden.ApprovalRequest{
+		RequestID: "apr_1", Requester: "dana", ExpiresAt: now.Add(time.Hour),
+		Approvers: warden.Approvers{Users: []string{"alice", "bob", "dana"}},
+		Approvals: []warden.ApprovalDecision{{RequestID: "apr_1", Decision: "approve", Approver: "bob"}},
+	}
+	ok := warden.ApprovalDecision{RequestID: "apr_1", Decision: "approve", Approver: "alice"}
+	require.NoError(t, req.Check(ok, now))
+	cases := map[string]struct {
+		d    warden.ApprovalDecision
+		now  time.Time
+		want string
+	}{
+		"other request": {warden.ApprovalDecision{RequestID: "apr_2", Decision: "approve", Approver: "alice"}, now, "does not match"},
+		"bad verb":      {warden.ApprovalDecision{RequestID: "apr_1", Decision: "yes", Approver: "alice"}, now, "decision must be"},
+		"no approver":   {warden.ApprovalDecision{RequestID: "apr_1", Decision: "approve", Approver: " "}, now, "approver is required"},
+		"self":          {warden.ApprovalDecision{RequestID: "apr_1", Decision: "approve", Approver: "dana"}, now, "may not approve"},
+		"not permitted": {warden.ApprovalDecision{RequestID: "apr_1", Decision: "approve", Approver: "eve"}, now, "not among the approvers"},
+		"expired":       {ok, now.Add(time.Hour), "expired"},
+		"twice":         {warden.ApprovalDecision{RequestID: "apr_1", Decision: "approve", Approver: "bob"}, now, "already decided"},
+	}
+	for name, c := range cases {
+		err := req.Check(c.d, c.now)
+		require.ErrorIs(t, err, warden.ErrApprovalInvalid, name)
+		require.ErrorContains(t, err, c.want, name)
+	}
+	self := req
+	self.Approvers.AllowSelfApproval = true
+	require.NoError(t, self.Check(warden.ApprovalDecision{RequestID: "apr_1", Decision: "approve", Approver: "dana"}, now))
+	anyone := req
+	anyone.Approvers.Users = []string{"*"}
+	require.NoError(t, anyone.Check(warden.ApprovalDecision{RequestID: "apr_1", Decision: "reject", Approver: "eve"}, now))
+	require.Error(t, anyone.Check(warden.ApprovalDecision{RequestID: "apr_1", Decision: "approve", Approver: "dana"}, now), "* never includes the requester")
+}
+
+func TestEventIDIsDeterministic(t *testing.T) {
+	t.Parallel()
+	a := warden.EventID("wf", "run", 1, "c", warden.EventToolExecuted, "")
+	require.Equal(t, a, warden.EventID("wf", "run", 1, "c", warden.EventToolExecuted, ""))
+	require.NotEqual(t, a, warden.EventID("wf", "run", 1, "c", warden.EventToolFailed, ""))
+	require.NotEqual(t, a, warden.EventID("wf", "run", 1, "c", warden.EventToolExecuted, "alice"))
+}
