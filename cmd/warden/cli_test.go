@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/internal/testenv"
+	"github.com/wardenhq/warden/tools"
+	"github.com/wardenhq/warden/worker"
+)
+
+func TestMain(m *testing.M) {
+	tools.Reexec()
+	os.Exit(m.Run())
+}
+
+// cli runs one warden command line and returns its stdout.
+func cli(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := newRootCmd()
+	var out, errOut bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetArgs(args)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := cmd.ExecuteContext(ctx)
+	return out.String(), err
+}
+
+// TestCLIRunApproveAudit drives the CLI as a user would: start a run, list
+// its pending approval, get refused as the requester, approve as alice,
+// watch it complete and read the audit trail in every output format.
+func TestCLIRunApproveAudit(t *testing.T) {
+	srv := testenv.DevServer(t)
+	dataDir := t.TempDir()
+	queue := "cli-" + testenv.RandomHex(4)
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- worker.Run(ctx, worker.Config{
+			TemporalAddress: srv.Address, TaskQueue: queue, DataDir: dataDir,
+			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		}, func(*worker.Deps) { close(ready) })
+	}()
+	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
+	<-ready
+
+	conn := []string{"--address", srv.Address, "--task-queue", queue}
+	id := "cli-" + testenv.RandomHex(4)
+	out, err := cli(t, append([]string{"run", "--tenant", "acme", "--requester", "dana", "--goal", "refund A-1",
+		"--model", "scripted/refund", "--id", id}, conn...)...)
+	require.NoError(t, err)
+	require.Equal(t, id+"\n", out, "run prints the workflow ID")
+
+	_, err = cli(t, append([]string{"run", "--tenant", "acme"}, conn...)...)
+	require.ErrorContains(t, err, "requester is required")
+
+	var pending []warden.ApprovalRequest
+	require.Eventually(t, func() bool {
+		out, err := cli(t, append([]string{"pending", id, "-o", "json"}, conn...)...)
+		return err == nil && json.Unmarshal([]byte(out), &pending) == nil && len(pending) == 1
+	}, time.Minute, 300*time.Millisecond)
+	req := pending[0].RequestID
+
+	table, err := cli(t, append([]string{"pending", id}, conn...)...)
+	require.NoError(t, err)
+	require.Contains(t, table, "REQUEST")
+	require.Contains(t, table, req)
+
+	_, err = cli(t, append([]string{"approve", id, req, "--as", "dana"}, conn...)...)
+	require.ErrorContains(t, err, "may not approve")
+	_, err = cli(t, append([]string{"approve", id, req}, conn...)...)
+	require.ErrorContains(t, err, "--as is required")
+
+	out, err = cli(t, append([]string{"approve", id, req, "--as", "alice", "--reason", "verified", "-o", "json"}, conn...)...)
+	require.NoError(t, err)
+	var receipt warden.ApprovalReceipt
+	require.NoError(t, json.Unmarshal([]byte(out), &receipt))
+	require.Equal(t, warden.ApprovalStatusApproved, receipt.Status)
+
+	require.Eventually(t, func() bool {
+		out, err := cli(t, append([]string{"status", id, "-o", "json"}, conn...)...)
+		var st warden.RunState
+		return err == nil && json.Unmarshal([]byte(out), &st) == nil && st.Status == warden.StatusCompleted
+	}, time.Minute, 300*time.Millisecond)
+
+	out, err = cli(t, "audit", "--data-dir", dataDir, "--workflow", id, "-o", "jsonl")
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var types []string
+	for _, l := range lines {
+		var ev warden.AuditEvent
+		require.NoError(t, json.Unmarshal([]byte(l), &ev))
+		types = append(types, string(ev.Type))
+	}
+	require.Equal(t, []string{"run_started", "model_called", "tool_requested", "policy_decided", "approval_requested",
+		"approval_decided", "tool_started", "tool_executed", "model_called", "run_finished"}, types)
+
+	table, err = cli(t, "audit", "--data-dir", dataDir, "--workflow", id, "--type", "approval_decided")
+	require.NoError(t, err)
+	require.Contains(t, table, "alice")
+	require.Contains(t, table, "approve via update: verified")
+	require.Equal(t, 2, len(strings.Split(strings.TrimSpace(table), "\n")), "header + one row")
+
+	_, err = cli(t, "audit", "--data-dir", dataDir, "-o", "xml")
+	require.ErrorContains(t, err, `unknown output format "xml"`)
+	_, err = cli(t, "audit", "--data-dir", dataDir, "--since", "yesterday")
+	require.ErrorContains(t, err, "--since")
+}
+
+func TestParseSince(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 2, 15, 0, 0, 0, time.UTC)
+	got, err := parseSince("90m", now)
+	require.NoError(t, err)
+	require.Equal(t, now.Add(-90*time.Minute), got)
+	got, err = parseSince("2026-01-01T00:00:00Z", now)
+	require.NoError(t, err)
+	require.Equal(t, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), got)
+	_, err = parseSince("last week", now)
+	require.Error(t, err)
+}
