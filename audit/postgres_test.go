@@ -1,71 +1,15 @@
 package audit
 
 import (
-	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"net/url"
-	"os"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
+
+	"github.com/wardenhq/warden/internal/testenv"
 )
-
-// defaultTestDatabaseURL is the Postgres every machine of this project runs;
-// WARDEN_TEST_DATABASE_URL overrides it. Tests fail, never skip, when it is
-// unreachable.
-const defaultTestDatabaseURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-
-func testDatabaseURL() string {
-	return cmp.Or(os.Getenv("WARDEN_TEST_DATABASE_URL"), defaultTestDatabaseURL)
-}
-
-// newTestSchema creates a throwaway schema, drops it when the test ends and
-// returns a database URL whose search_path selects it.
-func newTestSchema(t testing.TB) string {
-	t.Helper()
-	base := testDatabaseURL()
-	suffix := make([]byte, 8)
-	_, _ = rand.Read(suffix)
-	schema := "warden_test_" + hex.EncodeToString(suffix)
-
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, base)
-	require.NoError(t, err, "Postgres must be reachable at %s (set WARDEN_TEST_DATABASE_URL)", base)
-	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, "CREATE SCHEMA "+schema)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, base)
-		require.NoError(t, err)
-		defer conn.Close(ctx)
-		_, err = conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
-		require.NoError(t, err)
-	})
-	return withSearchPath(t, base, schema)
-}
-
-// withSearchPath adds a search_path runtime parameter to a database URL or a
-// key=value connection string.
-func withSearchPath(t testing.TB, dsn, schema string) string {
-	t.Helper()
-	if !strings.Contains(dsn, "://") {
-		return dsn + " search_path=" + schema
-	}
-	u, err := url.Parse(dsn)
-	require.NoError(t, err)
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
 
 func pgConnect(t testing.TB, dsn string) *pgx.Conn {
 	t.Helper()
@@ -76,7 +20,7 @@ func pgConnect(t testing.TB, dsn string) *pgx.Conn {
 }
 
 var postgresBackend = backend{
-	newDB: newTestSchema,
+	newDB: testenv.PostgresSchema,
 	open: func(ctx context.Context, dsn string) (Store, error) {
 		return OpenPostgres(ctx, dsn)
 	},
@@ -109,7 +53,7 @@ func TestPostgresSchemaIsolation(t *testing.T) {
 
 func TestPostgresMigrationObjectsInCurrentSchema(t *testing.T) {
 	t.Parallel()
-	dsn := newTestSchema(t)
+	dsn := testenv.PostgresSchema(t)
 	postgresBackend.openAt(t, dsn)
 	conn := pgConnect(t, dsn)
 	var schema string
@@ -148,7 +92,7 @@ func TestOpenPostgresBadInput(t *testing.T) {
 	_, err := OpenPostgres(t.Context(), "postgres://%zz")
 	require.ErrorContains(t, err, "parse database URL")
 
-	dsn := withSearchPath(t, testDatabaseURL(), "warden_test_no_such_schema")
+	dsn := testenv.WithSearchPath(t, testenv.DatabaseURL(), "warden_test_no_such_schema")
 	_, err = OpenPostgres(t.Context(), dsn)
 	require.ErrorContains(t, err, "search_path")
 }
@@ -159,7 +103,7 @@ func TestOpenChoosesBackend(t *testing.T) {
 	_, err := Open(ctx, "", "")
 	require.ErrorContains(t, err, "database URL")
 
-	s, err := Open(ctx, newTestSchema(t), "ignored.db")
+	s, err := Open(ctx, testenv.PostgresSchema(t), "ignored.db")
 	require.NoError(t, err)
 	require.IsType(t, &Postgres{}, s)
 	require.NoError(t, s.Close())
