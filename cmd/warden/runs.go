@@ -22,6 +22,23 @@ func dialClient(cmd *cobra.Command, cfg worker.Config) (*warden.Client, client.C
 	return warden.NewClient(tc, cfg.TaskQueue), tc, nil
 }
 
+// withClient binds the connection flags and sets cmd's RunE to check the
+// output format, dial Temporal, and call fn with a warden Client.
+func withClient(cmd *cobra.Command, cfg *worker.Config, out *output, fn func(cmd *cobra.Command, c *warden.Client, args []string) error) {
+	connFlags(cmd.Flags(), cfg)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := out.validate(); err != nil {
+			return err
+		}
+		c, tc, err := dialClient(cmd, *cfg)
+		if err != nil {
+			return err
+		}
+		defer tc.Close()
+		return fn(cmd, c, args)
+	}
+}
+
 func newRunCmd() *cobra.Command {
 	var (
 		cfg     worker.Config
@@ -105,15 +122,7 @@ func newStatusCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 	}
 	out := outputFlag(cmd.Flags())
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if err := out.validate(); err != nil {
-			return err
-		}
-		c, tc, err := dialClient(cmd, cfg)
-		if err != nil {
-			return err
-		}
-		defer tc.Close()
+	withClient(cmd, &cfg, out, func(cmd *cobra.Command, c *warden.Client, args []string) error {
 		s, err := c.Status(cmd.Context(), args[0])
 		if err != nil {
 			return err
@@ -125,8 +134,7 @@ func newStatusCmd() *cobra.Command {
 					fmt.Sprintf("%d/%d", s.Usage.Total(), s.Budget.MaxTokens), strconv.Itoa(s.PendingApprovals),
 					countsString(s.ToolCalls), clip(s.Error+s.Answer, 60)}
 			})
-	}
-	connFlags(cmd.Flags(), &cfg)
+	})
 	return cmd
 }
 
@@ -138,15 +146,7 @@ func newPendingCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 	}
 	out := outputFlag(cmd.Flags())
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if err := out.validate(); err != nil {
-			return err
-		}
-		c, tc, err := dialClient(cmd, cfg)
-		if err != nil {
-			return err
-		}
-		defer tc.Close()
+	withClient(cmd, &cfg, out, func(cmd *cobra.Command, c *warden.Client, args []string) error {
 		ps, err := c.PendingApprovals(cmd.Context(), args[0])
 		if err != nil {
 			return err
@@ -158,8 +158,7 @@ func newPendingCmd() *cobra.Command {
 				return []string{p.RequestID, p.Tool, string(p.Risk), strings.Join(p.Approvers.Users, ","),
 					p.ExpiresAt.Format(time.RFC3339), clip(string(p.Args), 60)}
 			})
-	}
-	connFlags(cmd.Flags(), &cfg)
+	})
 	return cmd
 }
 
@@ -179,18 +178,13 @@ func newDecideCmd(verb string) *cobra.Command {
 		Args:  cobra.ExactArgs(2),
 	}
 	out := outputFlag(cmd.Flags())
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if err := out.validate(); err != nil {
-			return err
-		}
+	cmd.PreRunE = func(*cobra.Command, []string) error {
 		if strings.TrimSpace(as) == "" {
 			return fmt.Errorf("--as is required: name the approver (the policy decides who may approve)")
 		}
-		c, tc, err := dialClient(cmd, cfg)
-		if err != nil {
-			return err
-		}
-		defer tc.Close()
+		return nil
+	}
+	withClient(cmd, &cfg, out, func(cmd *cobra.Command, c *warden.Client, args []string) error {
 		receipt, err := c.Decide(cmd.Context(), args[0], warden.ApprovalDecision{
 			RequestID: args[1], Decision: decision, Approver: as, Reason: reason,
 		})
@@ -201,9 +195,8 @@ func newDecideCmd(verb string) *cobra.Command {
 			func(int) []string {
 				return []string{receipt.RequestID, receipt.Status, fmt.Sprintf("%d/%d", receipt.Approvals, receipt.Quorum)}
 			})
-	}
+	})
 	cmd.Flags().StringVar(&as, "as", "", "approver name (required)")
 	cmd.Flags().StringVar(&reason, "reason", "", "why")
-	connFlags(cmd.Flags(), &cfg)
 	return cmd
 }
