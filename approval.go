@@ -1,15 +1,16 @@
 package warden
 
 import (
+	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-
-	"encoding/json"
 )
 
 // Approval verdicts an approver sends.
@@ -26,6 +27,72 @@ type ApprovalDecision struct {
 	// Approver names who decides; checked against the policy's approver set.
 	Approver string `json:"approver"`
 	Reason   string `json:"reason,omitempty"`
+	// Args, when set on an approval, are edited arguments: the call runs
+	// with these instead of the model's, after the policy decides on them again.
+	Args json.RawMessage `json:"args,omitempty"`
+	// Signature is the base64 Ed25519 signature of ApprovalSigningMessage,
+	// required when the policy demands signed approvals.
+	Signature string `json:"signature,omitempty"`
+}
+
+// ApprovalSigningMessage is the exact byte string an approver signs: the
+// request ID, the hash of the arguments being approved (the edited ones
+// when the approval edits them) and the decision.
+func ApprovalSigningMessage(requestID, argsHash, decision string) []byte {
+	return []byte("warden-approval-v1\n" + requestID + "\n" + argsHash + "\n" + decision + "\n")
+}
+
+// SignApproval signs d for request r with key, filling d.Signature.
+func SignApproval(key ed25519.PrivateKey, r ApprovalRequest, d ApprovalDecision) (ApprovalDecision, error) {
+	hash, err := r.approvedHash(d)
+	if err != nil {
+		return d, err
+	}
+	d.Signature = base64.StdEncoding.EncodeToString(ed25519.Sign(key, ApprovalSigningMessage(d.RequestID, hash, d.Decision)))
+	return d, nil
+}
+
+// approvedHash is the hash of the arguments d approves: its edited
+// arguments, or the request's.
+func (r ApprovalRequest) approvedHash(d ApprovalDecision) (string, error) {
+	if len(d.Args) == 0 {
+		return r.ArgsHash, nil
+	}
+	h, err := ArgsHash(d.Args)
+	if err != nil {
+		return "", fmt.Errorf("%w: edited args are not valid JSON: %v", ErrApprovalInvalid, err)
+	}
+	return h, nil
+}
+
+// checkSignature verifies d's signature against the approver's key.
+func (r ApprovalRequest) checkSignature(d ApprovalDecision, approver string) error {
+	if !r.Approvers.RequireSignature {
+		return nil
+	}
+	pub, ok := r.Approvers.Keys[approver]
+	if !ok {
+		return fmt.Errorf("%w: this call needs a signed approval and the policy has no public key for %s", ErrApprovalInvalid, approver)
+	}
+	if d.Signature == "" {
+		return fmt.Errorf("%w: this call needs a signed approval: sign with `warden approve --key FILE` (Ed25519 over ApprovalSigningMessage)", ErrApprovalInvalid)
+	}
+	key, err := base64.StdEncoding.DecodeString(pub)
+	if err != nil || len(key) != ed25519.PublicKeySize {
+		return fmt.Errorf("%w: the policy's public key for %s is not a base64 Ed25519 key", ErrApprovalInvalid, approver)
+	}
+	sig, err := base64.StdEncoding.DecodeString(d.Signature)
+	if err != nil {
+		return fmt.Errorf("%w: signature is not base64", ErrApprovalInvalid)
+	}
+	hash, err := r.approvedHash(d)
+	if err != nil {
+		return err
+	}
+	if !ed25519.Verify(ed25519.PublicKey(key), ApprovalSigningMessage(d.RequestID, hash, d.Decision), sig) {
+		return fmt.Errorf("%w: the signature does not verify with %s's key for this request, arguments and decision", ErrApprovalInvalid, approver)
+	}
+	return nil
 }
 
 // ApprovalRequest is a call waiting for approval, as the pending_approvals
@@ -113,7 +180,19 @@ func (r ApprovalRequest) Check(d ApprovalDecision, now time.Time) error {
 	if slices.ContainsFunc(r.Approvals, func(a ApprovalDecision) bool { return a.Approver == approver }) {
 		return fmt.Errorf("%w: %s has already decided on request %s", ErrApprovalInvalid, approver, r.RequestID)
 	}
-	return nil
+	if len(d.Args) > 0 {
+		if d.Decision != ApprovalApprove {
+			return fmt.Errorf("%w: edited args come only with an approval", ErrApprovalInvalid)
+		}
+		if len(r.Approvals) > 0 {
+			return fmt.Errorf("%w: the args cannot be edited once another approver has approved them", ErrApprovalInvalid)
+		}
+		var obj map[string]any
+		if err := json.Unmarshal(d.Args, &obj); err != nil {
+			return fmt.Errorf("%w: edited args must be a JSON object: %v", ErrApprovalInvalid, err)
+		}
+	}
+	return r.checkSignature(d, approver)
 }
 
 func (a Approvers) describe() string {

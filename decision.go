@@ -98,6 +98,11 @@ type Approvers struct {
 	Groups []string `json:"groups,omitempty"`
 	// AllowSelfApproval lets the requester approve their own call.
 	AllowSelfApproval bool `json:"allow_self_approval,omitempty"`
+	// RequireSignature means every approval must carry an Ed25519 signature
+	// (see ApprovalSigningMessage) by the approver's key in Keys.
+	RequireSignature bool `json:"require_signature,omitempty"`
+	// Keys maps approver names to base64 Ed25519 public keys (from policy data).
+	Keys map[string]string `json:"keys,omitempty"`
 }
 
 // Permits reports whether name may approve a call requested by requester.
@@ -122,4 +127,15 @@ type Obligations struct {
 	TimeoutSeconds int `json:"timeout_seconds"`
 	// MaxOutputBytes caps stdout and stderr each.
 	MaxOutputBytes int `json:"max_output_bytes"`
+	// ApprovalTimeoutSeconds is how long an approval request stays open;
+	// zero means the run's ApprovalTimeout.
+	ApprovalTimeoutSeconds int `json:"approval_timeout_seconds,omitempty"`
+	// EscalateAfterSeconds is when a still-pending approval is escalated
+	// (the worker posts it to its escalation webhook); zero means never.
+	EscalateAfterSeconds int `json:"escalate_after_seconds,omitempty"`
+	// StopOnReject ends the run when an approver rejects the call.
+	StopOnReject bool `json:"stop_on_reject,omitempty"`
+	// RedactArgs names top-level argument keys shown as "[redacted]" to
+	// approvers and in the transcript.
+	RedactArgs []string `json:"redact_args,omitempty"`
 }

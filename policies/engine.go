@@ -226,6 +226,15 @@ func normalize(d *warden.Decision) error {
 	if len(d.Approvers.Groups) == 0 {
 		d.Approvers.Groups = nil
 	}
+	if len(d.Approvers.Keys) == 0 {
+		d.Approvers.Keys = nil
+	}
+	if len(d.Obligations.RedactArgs) == 0 {
+		d.Obligations.RedactArgs = nil
+	}
+	if d.Obligations.ApprovalTimeoutSeconds < 0 || d.Obligations.EscalateAfterSeconds < 0 {
+		errs = append(errs, errors.New("obligations.approval_timeout_seconds and escalate_after_seconds must not be negative"))
+	}
 	if len(d.Reasons) == 0 {
 		d.Reasons = []string{"the policy gave no reason for this " + d.Verdict() + " decision"}
 	}

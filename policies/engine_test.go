@@ -45,6 +45,8 @@ func TestDecide(t *testing.T) {
 	t.Parallel()
 	e := engine(t)
 	refundApprovers := warden.Approvers{Users: []string{"alice", "bob", "carol"}, Groups: []string{"refund-approvers"}}
+	signedRefundApprovers := refundApprovers
+	signedRefundApprovers.RequireSignature = true
 	unknown := input("launch_rockets", "", `{"count": 3}`)
 	unknown.Tool.Known = false
 
@@ -85,7 +87,7 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name: "large refund critical with quorum 2", in: input("issue_refund", warden.RiskHigh, `{"order_id": "1234", "amount_cents": 600000, "currency": "USD", "reason": "fraud"}`),
-			verdict: warden.VerdictRequireApproval, risk: warden.RiskCritical, approvers: refundApprovers, quorum: 2, timeout: 30,
+			verdict: warden.VerdictRequireApproval, risk: warden.RiskCritical, approvers: signedRefundApprovers, quorum: 2, timeout: 30,
 			reasonMatch: "critical risk, needs 2 approvals by refund-approvers",
 		},
 		{

@@ -158,7 +158,24 @@ approver_users := {user |
 
 default approvers := {"users": [], "groups": []}
 
-approvers := {"users": sort(approver_users), "groups": [approval_group]} if require_approval
+approvers := {
+	"users": sort(approver_users),
+	"groups": [approval_group],
+	"require_signature": signed,
+	"keys": approver_keys,
+} if require_approval
+
+# signed: the permit demands Ed25519-signed approvals, verified against the
+# public keys in data.warden.approver_keys.
+default signed := false
+
+signed if permit.approval.signed == true
+
+approver_keys := {user: key |
+	some user in approver_users
+	key := data.warden.approver_keys[user]
+	is_string(key)
+}
 
 # may_approve mirrors warden.Approvers.Permits: a listed user (or anyone,
 # for "*"), never the requester.
@@ -178,9 +195,22 @@ valid_approvals := {name |
 # ---------------------------------------------------------------------------
 # Obligations: limits every permitted call runs under.
 
-default obligations := {"timeout_seconds": 30, "max_output_bytes": 65536}
+obligations := object.union(run_obligations, approval_obligations)
 
-obligations := {"timeout_seconds": 60, "max_output_bytes": 65536} if tool == "shell"
+default run_obligations := {"timeout_seconds": 30, "max_output_bytes": 65536}
+
+run_obligations := {"timeout_seconds": 60, "max_output_bytes": 65536} if tool == "shell"
+
+# approval_obligations carry the permit's approval settings: expiry,
+# escalation and whether a rejection stops the run.
+approval_setting_names := {"approval_timeout_seconds", "escalate_after_seconds", "stop_on_reject"}
+
+default approval_obligations := {}
+
+approval_obligations := {name: value |
+	some name in approval_setting_names
+	value := permit.approval[name]
+} if require_approval
 
 # ---------------------------------------------------------------------------
 # Reasons: why the call is denied, or why it may run (and what approval it
@@ -207,6 +237,11 @@ approval_notes contains msg if {
 		"only %d members of %s besides the requester may approve, %d approvals are required: this call cannot be approved",
 		[count(eligible), approval_group, quorum],
 	)
+}
+
+approval_notes contains sprintf("approvals must be signed (Ed25519); public keys are configured for %d of %d approvers", [count(approver_keys), count(approver_users)]) if {
+	require_approval
+	signed
 }
 
 approval_notes contains sprintf("approved by %s", [concat(", ", sort(valid_approvals))]) if {

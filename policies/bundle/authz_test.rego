@@ -115,10 +115,10 @@ test_refund_needs_approval_by_refund_approvers if {
 	d.allow == true
 	d.require_approval == true
 	d.risk == "high"
-	d.approvers == {"users": ["alice", "bob", "carol"], "groups": ["refund-approvers"]}
+	d.approvers == {"users": ["alice", "bob", "carol"], "groups": ["refund-approvers"], "require_signature": false, "keys": {}}
 	d.quorum == 1
 	d.reasons == ["issue_refund moves money: high risk, needs approval by refund-approvers"]
-	d.obligations == default_obligations
+	d.obligations == object.union(default_obligations, {"approval_timeout_seconds": 86400, "escalate_after_seconds": 14400})
 }
 
 test_large_refund_is_critical_with_quorum_2 if {
@@ -128,7 +128,10 @@ test_large_refund_is_critical_with_quorum_2 if {
 	d.risk == "critical"
 	d.quorum == 2
 	d.approvers.users == ["alice", "bob", "carol"]
-	d.reasons == ["issue_refund of 600000 cents is above 500000: critical risk, needs 2 approvals by refund-approvers"]
+	d.reasons == [
+		"issue_refund of 600000 cents is above 500000: critical risk, needs 2 approvals by refund-approvers",
+		"approvals must be signed (Ed25519); public keys are configured for 0 of 3 approvers",
+	]
 }
 
 test_refund_with_bad_amount_denied if {
@@ -142,7 +145,7 @@ test_refund_without_group_data_nobody_can_approve if {
 	d := authz.decision with input as refund(25000) with data.warden.groups as {}
 	d.allow == true
 	d.require_approval == true
-	d.approvers == {"users": [], "groups": ["refund-approvers"]}
+	d.approvers == {"users": [], "groups": ["refund-approvers"], "require_signature": false, "keys": {}}
 	"group refund-approvers has no members in policy data: nobody can approve this call" in d.reasons
 }
 
@@ -160,7 +163,7 @@ test_high_risk_tool_needs_approvers_group if {
 	d.require_approval == true
 	d.risk == "high"
 	d.quorum == 1
-	d.approvers == {"users": ["erin", "frank"], "groups": ["approvers"]}
+	d.approvers == {"users": ["erin", "frank"], "groups": ["approvers"], "require_signature": false, "keys": {}}
 	d.reasons == ["deploy is marked high risk by its author: needs approval by approvers"]
 }
 
@@ -174,7 +177,7 @@ test_critical_risk_tool_needs_approval if {
 test_high_risk_tool_without_approvers_group_fails_closed if {
 	d := authz.decision with input as hinted("deploy", "high")
 	d.require_approval == true
-	d.approvers == {"users": [], "groups": ["approvers"]}
+	d.approvers == {"users": [], "groups": ["approvers"], "require_signature": false, "keys": {}}
 	"group approvers has no members in policy data: nobody can approve this call" in d.reasons
 }
 
@@ -246,4 +249,28 @@ test_allowed_only_when_known if {
 		d := authz.decision with input as object.union(call(name, {}), {"tool": {"known": false}})
 		d.allow == false
 	}
+}
+
+test_refund_decision_carries_approval_obligations if {
+	d := authz.decision with input as {
+		"tenant": "acme", "requester": "dana",
+		"tool": {"name": "issue_refund", "known": true, "risk": "high"},
+		"args": {"order_id": "1", "amount_cents": 100, "currency": "EUR", "reason": "x"},
+	}
+	d.obligations.approval_timeout_seconds == 86400
+	d.obligations.escalate_after_seconds == 14400
+	d.approvers.require_signature == false
+}
+
+test_critical_refund_needs_signed_approvals_with_keys_from_data if {
+	d := authz.decision with input as {
+		"tenant": "acme", "requester": "dana",
+		"tool": {"name": "issue_refund", "known": true, "risk": "high"},
+		"args": {"order_id": "1", "amount_cents": 900000, "currency": "EUR", "reason": "x"},
+	}
+		with data.warden.approver_keys as {"alice": "a-key", "mallory": "m-key"}
+	d.approvers.require_signature == true
+	d.approvers.keys == {"alice": "a-key"}
+	d.quorum == 2
+	"approvals must be signed (Ed25519); public keys are configured for 1 of 3 approvers" in d.reasons
 }

@@ -1,7 +1,8 @@
 # Package warden.refund grades issue_refund, the demo payment tool
 # (args {order_id, amount_cents, currency, reason}). Every refund needs
-# approval by the group refund-approvers; a large one is critical and needs
-# two approvals.
+# approval by the group refund-approvers within a day (escalated after four
+# hours); a large one is critical and needs two signed approvals within four
+# hours (escalated after one).
 package warden.refund
 
 # critical_above_cents is the amount above which a refund is critical.
@@ -34,7 +35,12 @@ problems contains "issue_refund needs currency, a three-letter code such as EUR"
 permit := {
 	"risk": "high",
 	"reason": sprintf("issue_refund moves money: high risk, needs approval by %s", [approver_group]),
-	"approval": {"group": approver_group, "quorum": 1},
+	"approval": {
+		"group": approver_group,
+		"quorum": 1,
+		"approval_timeout_seconds": 86400,
+		"escalate_after_seconds": 14400,
+	},
 } if not large
 
 permit := {
@@ -43,5 +49,11 @@ permit := {
 		"issue_refund of %d cents is above %d: critical risk, needs 2 approvals by %s",
 		[amount, critical_above_cents, approver_group],
 	),
-	"approval": {"group": approver_group, "quorum": 2},
+	"approval": {
+		"group": approver_group,
+		"quorum": 2,
+		"signed": true,
+		"approval_timeout_seconds": 14400,
+		"escalate_after_seconds": 3600,
+	},
 } if large

@@ -7,7 +7,11 @@ refund_args(amount) := {"order_id": "1234", "amount_cents": amount, "currency": 
 test_refund_is_high_risk_with_one_approval if {
 	permit := refund.permit with input as {"args": refund_args(25000)}
 	permit.risk == "high"
-	permit.approval == {"group": "refund-approvers", "quorum": 1}
+	permit.approval.group == "refund-approvers"
+	permit.approval.quorum == 1
+	not permit.approval.signed
+	permit.approval.approval_timeout_seconds == 86400
+	permit.approval.escalate_after_seconds == 14400
 	permit.reason == "issue_refund moves money: high risk, needs approval by refund-approvers"
 }
 
@@ -19,7 +23,11 @@ test_refund_at_the_threshold_is_high if {
 test_refund_above_the_threshold_is_critical_with_two_approvals if {
 	permit := refund.permit with input as {"args": refund_args(500001)}
 	permit.risk == "critical"
-	permit.approval == {"group": "refund-approvers", "quorum": 2}
+	permit.approval.group == "refund-approvers"
+	permit.approval.quorum == 2
+	permit.approval.signed == true
+	permit.approval.approval_timeout_seconds == 14400
+	permit.approval.escalate_after_seconds == 3600
 	permit.reason == "issue_refund of 500001 cents is above 500000: critical risk, needs 2 approvals by refund-approvers"
 }
 
