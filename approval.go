@@ -13,6 +13,9 @@ import (
 	"time"
 )
 
+// EventApprovalEscalated records that a pending approval was escalated.
+const EventApprovalEscalated EventType = "approval_escalated"
+
 // Approval verdicts an approver sends.
 const (
 	ApprovalApprove = "approve"

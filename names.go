@@ -17,6 +17,8 @@ const (
 	QueryStatus = "status"
 	// QueryPendingApprovals returns []ApprovalRequest.
 	QueryPendingApprovals = "pending_approvals"
+	// QueryTranscript returns []Message: the conversation, arguments redacted where the policy says.
+	QueryTranscript = "transcript"
 )
 
 // Search attributes (Keyword) the workflow keeps current, so approvers can

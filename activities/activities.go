@@ -36,6 +36,9 @@ type Activities struct {
 	DefaultModel string
 	// HeartbeatEvery is how often Execute heartbeats while a tool runs. Default 2s.
 	HeartbeatEvery time.Duration
+	// Escalations receives approval requests that stay pending too long; nil
+	// means none is configured.
+	Escalations Escalations
 }
 
 // RunRef identifies the run an activity works for.
@@ -111,8 +114,15 @@ type AuthorizeInput struct {
 	Run  RunRef          `json:"run"`
 	Step int             `json:"step"`
 	Call warden.ToolCall `json:"call"`
-	// ExpiresAt is when an approval request for this call would expire.
-	ExpiresAt time.Time `json:"expires_at"`
+	// RequestedAt is the workflow time of the request; an approval request
+	// expires ApprovalTimeout later unless the policy sets its own expiry.
+	RequestedAt     time.Time     `json:"requested_at"`
+	ApprovalTimeout time.Duration `json:"approval_timeout"`
+	// Actor asked for the call: "model", or the approver who edited its args.
+	Actor string `json:"actor,omitempty"`
+	// Revision distinguishes re-authorizations of the same call (an edit)
+	// in the audit's event IDs; empty for the model's own request.
+	Revision string `json:"revision,omitempty"`
 }
 
 // AuthorizeOutput is the output of Authorize.
@@ -126,6 +136,8 @@ type AuthorizeOutput struct {
 	Idempotent bool   `json:"idempotent"`
 	// Message is what the model is told when the call does not run.
 	Message string `json:"message,omitempty"`
+	// ExpiresAt is when the approval request expires (require_approval only).
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
 
 // Authorize validates a call's arguments and asks the policy about it,
@@ -135,8 +147,8 @@ type AuthorizeOutput struct {
 func (a *Activities) Authorize(ctx context.Context, in AuthorizeInput) (AuthorizeOutput, error) {
 	call := in.Call
 	spec, known := a.Tools.Spec(call.Name)
-	requested := a.event(in.Run, in.Step, call.ID, warden.EventToolRequested, "")
-	requested.Actor = "model"
+	requested := a.event(in.Run, in.Step, call.ID, warden.EventToolRequested, in.Revision)
+	requested.Actor = cmp.Or(in.Actor, "model")
 	requested.Tool = call.Name
 	requested.Args = jsonOrString(call.Args)
 
@@ -169,7 +181,7 @@ func (a *Activities) Authorize(ctx context.Context, in AuthorizeInput) (Authoriz
 	out.Decision = dec
 	out.Verdict = dec.Verdict()
 
-	decided := a.event(in.Run, in.Step, call.ID, warden.EventPolicyDecided, "")
+	decided := a.event(in.Run, in.Step, call.ID, warden.EventPolicyDecided, in.Revision)
 	decided.Actor = "policy"
 	decided.Tool = call.Name
 	decided.Decision = out.Verdict
@@ -190,7 +202,11 @@ func (a *Activities) Authorize(ctx context.Context, in AuthorizeInput) (Authoriz
 		}
 	case warden.VerdictRequireApproval:
 		out.RequestID = warden.ApprovalRequestID(in.Run.WorkflowID, in.Step, call.ID, call.Name, argsHash, dec.PolicyRevision)
-		req := a.event(in.Run, in.Step, call.ID, warden.EventApprovalRequested, "")
+		out.ExpiresAt = in.RequestedAt.Add(in.ApprovalTimeout)
+		if secs := dec.Obligations.ApprovalTimeoutSeconds; secs > 0 {
+			out.ExpiresAt = in.RequestedAt.Add(time.Duration(secs) * time.Second)
+		}
+		req := a.event(in.Run, in.Step, call.ID, warden.EventApprovalRequested, in.Revision)
 		req.Actor = "policy"
 		req.Tool = call.Name
 		req.Args = call.Args
@@ -200,7 +216,7 @@ func (a *Activities) Authorize(ctx context.Context, in AuthorizeInput) (Authoriz
 		req.PolicyRevision = dec.PolicyRevision
 		req.RequestID = out.RequestID
 		req.Message = fmt.Sprintf("awaiting %d approval(s) from %s until %s",
-			max(dec.Quorum, 1), strings.Join(dec.Approvers.Users, ", "), in.ExpiresAt.UTC().Format(time.RFC3339))
+			max(dec.Quorum, 1), strings.Join(dec.Approvers.Users, ", "), out.ExpiresAt.UTC().Format(time.RFC3339))
 		events = append(events, req)
 	}
 	if err := a.Audit.Append(ctx, events...); err != nil {
@@ -379,6 +395,34 @@ func (a *Activities) guardSingleAttempt(ctx context.Context, in ExecuteInput) er
 	}
 	if err := a.Audit.Append(ctx, started); err != nil {
 		return fmt.Errorf("execute %s: audit: %w", in.Call.Name, err)
+	}
+	return nil
+}
+
+// EscalateInput is the input of Escalate.
+type EscalateInput struct {
+	Run     RunRef                 `json:"run"`
+	Request warden.ApprovalRequest `json:"request"`
+}
+
+// Escalate tells the configured escalation channel that an approval request
+// is still pending, and records approval_escalated. Without a channel it
+// records that nobody could be told.
+func (a *Activities) Escalate(ctx context.Context, in EscalateInput) error {
+	p := in.Request
+	ev := a.event(in.Run, p.Step, p.CallID, warden.EventApprovalEscalated, p.RequestID)
+	ev.Actor = "system"
+	ev.Tool = p.Tool
+	ev.RequestID = p.RequestID
+	ev.Risk = p.Risk
+	ev.Message = fmt.Sprintf("approval still pending; expires %s; approvers: %s", p.ExpiresAt.UTC().Format(time.RFC3339), strings.Join(p.Approvers.Users, ", "))
+	if a.Escalations == nil {
+		ev.Message += " (no escalation channel configured)"
+	} else if err := a.Escalations.Escalate(ctx, in.Run.Tenant, in.Run.WorkflowID, p); err != nil {
+		return fmt.Errorf("escalate %s: %w", p.RequestID, err)
+	}
+	if err := a.Audit.Append(ctx, ev); err != nil {
+		return fmt.Errorf("escalate %s: audit: %w", p.RequestID, err)
 	}
 	return nil
 }

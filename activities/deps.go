@@ -26,6 +26,12 @@ type Audit interface {
 	Has(ctx context.Context, eventID string) (bool, error)
 }
 
+// Escalations tells people that an approval request is still pending.
+// The worker's webhook poster implements it.
+type Escalations interface {
+	Escalate(ctx context.Context, tenant, workflowID string, req warden.ApprovalRequest) error
+}
+
 // Tools knows the registered tools and runs them in the sandbox. The
 // worker's adapter over *tools.Registry and *sandbox.Runner implements it.
 type Tools interface {

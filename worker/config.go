@@ -46,6 +46,10 @@ type Config struct {
 	// RefundDelay makes issue_refund wait after writing its ledger entry,
 	// simulating a slow payment provider (crash tests use it).
 	RefundDelay time.Duration
+	// EscalationWebhook receives a JSON POST when a pending approval reaches
+	// the escalation time the policy sets. Empty means escalations are only
+	// audited.
+	EscalationWebhook string
 	// Logger receives the worker's logs. Default slog.Default().
 	Logger *slog.Logger
 }

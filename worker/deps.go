@@ -122,6 +122,9 @@ func Build(ctx context.Context, cfg Config) (_ *Deps, err error) {
 		SandboxMode:   sb.Mode(),
 		DefaultModel:  cfg.ModelName,
 	}
+	if cfg.EscalationWebhook != "" {
+		d.Activities.Escalations = newWebhook(cfg.EscalationWebhook)
+	}
 	return d, nil
 }
 

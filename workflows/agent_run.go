@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -71,12 +72,19 @@ type run struct {
 	order     []string // pending request IDs in arrival order (queries must not depend on map order)
 	toolCalls map[string]int
 	refusals  int
+	edits     int
+	// redact maps call IDs to the argument keys the policy hides from
+	// approvers and the transcript.
+	redact map[string][]string
 }
 
 // approval is one pending approval request and what became of it.
 type approval struct {
 	req     warden.ApprovalRequest
+	cs      *callState
 	outcome string // "", or an ApprovalStatus* value
+	// escalateAt is when a still-pending request is escalated (zero: never).
+	escalateAt time.Time
 }
 
 func newRun(ctx workflow.Context, req warden.RunRequest) *run {
@@ -89,6 +97,7 @@ func newRun(ctx workflow.Context, req warden.RunRequest) *run {
 		},
 		pending:   map[string]*approval{},
 		toolCalls: map[string]int{},
+		redact:    map[string][]string{},
 		messages: []warden.Message{
 			{Role: warden.RoleSystem, Content: systemPrompt},
 			{Role: warden.RoleUser, Content: req.Goal},
@@ -145,17 +154,24 @@ func (r *run) loop(ctx workflow.Context) (warden.RunResult, error) {
 			}
 			return r.finish(ctx, warden.StatusCompleted, resp.Content, "")
 		}
-		results, err := r.handleCalls(ctx, step, resp.ToolCalls)
+		results, stop, err := r.handleCalls(ctx, step, resp.ToolCalls)
 		if err != nil {
 			return warden.RunResult{}, err
 		}
 		r.messages = append(r.messages, results...)
+		if stop != "" {
+			return r.finish(ctx, warden.StatusFailed, "", stop)
+		}
 	}
 }
 
 // callState tracks one tool call through authorize, approval and execute.
 type callState struct {
-	call     warden.ToolCall
+	// call is what runs: the model's call, or its approver-edited version.
+	call warden.ToolCall
+	// proposed holds the model's args when an approver edited them.
+	proposed json.RawMessage
+	editedBy string
 	auth     activities.AuthorizeOutput
 	approval *approval
 	runIt    bool
@@ -163,25 +179,39 @@ type callState struct {
 	content  string
 }
 
+// authorize runs the Authorize local activity for call.
+func (r *run) authorize(ctx workflow.Context, step int, call warden.ToolCall, actor, revision string) (activities.AuthorizeOutput, error) {
+	var out activities.AuthorizeOutput
+	now := workflow.Now(ctx)
+	err := workflow.ExecuteLocalActivity(localCtx(ctx), a.Authorize, activities.AuthorizeInput{
+		Run: r.ref, Step: step, Call: call, RequestedAt: now, ApprovalTimeout: r.req.ApprovalTimeout,
+		Actor: actor, Revision: revision,
+	}).Get(ctx, &out)
+	if err == nil && out.Verdict == warden.VerdictRequireApproval && out.ExpiresAt.IsZero() {
+		out.ExpiresAt = now.Add(r.req.ApprovalTimeout) // histories recorded before policy-set expiry
+	}
+	if err == nil {
+		r.redact[call.ID] = out.Decision.Obligations.RedactArgs
+	}
+	return out, err
+}
+
 // handleCalls authorizes every call of a turn, executes the allowed ones,
 // waits for the approvals the policy asks for (all requests of the turn are
-// open at once) and executes the approved ones, and returns one tool
-// message per call, in the model's order.
+// open at once, each with its own expiry and escalation) and executes the
+// approved ones, and returns one tool message per call, in the model's
+// order. stop is set when a rejection ends the run (policy stop_on_reject).
 // It returns an error only on cancellation.
-func (r *run) handleCalls(ctx workflow.Context, step int, calls []warden.ToolCall) ([]warden.Message, error) {
-	laCtx := localCtx(ctx)
+func (r *run) handleCalls(ctx workflow.Context, step int, calls []warden.ToolCall) (msgs []warden.Message, stop string, err error) {
 	states := make([]*callState, len(calls))
 	var waiting []*callState
 	for i, call := range calls {
 		cs := &callState{call: call}
 		states[i] = cs
-		expires := workflow.Now(ctx).Add(r.req.ApprovalTimeout)
-		err := workflow.ExecuteLocalActivity(laCtx, a.Authorize, activities.AuthorizeInput{
-			Run: r.ref, Step: step, Call: call, ExpiresAt: expires,
-		}).Get(ctx, &cs.auth)
+		cs.auth, err = r.authorize(ctx, step, call, "model", "")
 		if err != nil {
 			if isCancel(ctx, err) {
-				return nil, err
+				return nil, "", err
 			}
 			cs.outcome, cs.content = outcomeDenied, "denied: authorization could not be completed ("+errorMessage(err)+"); the call did not run"
 			continue
@@ -190,7 +220,7 @@ func (r *run) handleCalls(ctx workflow.Context, step int, calls []warden.ToolCal
 		case warden.VerdictAllow:
 			cs.runIt = true
 		case warden.VerdictRequireApproval:
-			cs.approval = r.openApproval(ctx, step, call, cs.auth, expires)
+			cs.approval = r.openApproval(ctx, step, cs)
 			waiting = append(waiting, cs)
 		case activities.VerdictInvalidArgs:
 			cs.outcome, cs.content = outcomeInvalidArgs, cs.auth.Message
@@ -204,25 +234,34 @@ func (r *run) handleCalls(ctx workflow.Context, step int, calls []warden.ToolCal
 	for _, cs := range states {
 		if cs.runIt {
 			if err := r.execute(ctx, step, cs); err != nil {
-				return nil, err
+				return nil, "", err
 			}
 		}
 	}
 	if len(waiting) > 0 {
 		r.setStatus(ctx, warden.StatusAwaitingApproval)
 		for _, cs := range waiting {
-			if err := r.awaitApproval(ctx, cs.approval); err != nil {
-				return nil, err
-			}
+			p := cs.approval
+			workflow.Go(ctx, func(ctx workflow.Context) { r.watch(ctx, p) })
 		}
-		r.closeApprovals(ctx, waiting)
+		if err := workflow.Await(ctx, func() bool {
+			for _, cs := range waiting {
+				if cs.approval.outcome == "" {
+					return false
+				}
+			}
+			return true
+		}); err != nil {
+			return nil, "", err
+		}
+		r.closeApprovals(waiting)
 		r.setStatus(ctx, warden.StatusRunning)
 		for _, cs := range waiting {
 			p := cs.approval
 			switch p.outcome {
 			case warden.ApprovalStatusApproved:
 				if err := r.execute(ctx, step, cs); err != nil {
-					return nil, err
+					return nil, "", err
 				}
 			case warden.ApprovalStatusExpired:
 				cs.outcome = outcomeExpired
@@ -231,16 +270,19 @@ func (r *run) handleCalls(ctx workflow.Context, step int, calls []warden.ToolCal
 			default:
 				cs.outcome = outcomeRejected
 				cs.content = fmt.Sprintf("rejected by %s: %s; the call did not run", lastApprover(p), cmpStr(lastReason(p), "no reason given"))
+				if cs.auth.Decision.Obligations.StopOnReject && stop == "" {
+					stop = fmt.Sprintf("stopped: %s rejected %s and the policy ends the run on a rejection", lastApprover(p), cs.call.Name)
+				}
 			}
 		}
 	}
 
-	msgs := make([]warden.Message, 0, len(states))
+	msgs = make([]warden.Message, 0, len(states))
 	for _, cs := range states {
 		r.toolCalls[cs.outcome]++
 		msgs = append(msgs, warden.Message{Role: warden.RoleTool, ToolCallID: cs.call.ID, Name: cs.call.Name, Content: cs.content})
 	}
-	return msgs, nil
+	return msgs, stop, nil
 }
 
 // execute runs one permitted call through the Execute activity.
@@ -276,6 +318,10 @@ func (r *run) execute(ctx workflow.Context, step int, cs *callState) error {
 		cs.content = out.Output.Content
 		if out.Output.IsError {
 			cs.content = fmt.Sprintf("error (exit code %d):\n%s", out.Output.ExitCode, out.Output.Content)
+		}
+		if cs.editedBy != "" {
+			cs.content = fmt.Sprintf("note: %s edited the arguments before approving; the call ran with %s instead of %s\n%s",
+				cs.editedBy, r.redacted(cs.call.ID, cs.call.Args), r.redacted(cs.call.ID, cs.proposed), cs.content)
 		}
 		return nil
 	}

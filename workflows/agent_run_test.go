@@ -38,8 +38,15 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
+	return newHarnessWith(t, worker.Config{})
+}
+
+// newHarnessWith builds the harness from cfg (DataDir is set here).
+func newHarnessWith(t *testing.T, cfg worker.Config) *harness {
+	t.Helper()
 	dir := t.TempDir()
-	deps, err := worker.Build(context.Background(), worker.Config{DataDir: dir})
+	cfg.DataDir = dir
+	deps, err := worker.Build(context.Background(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(deps.Close)
 	var suite testsuite.WorkflowTestSuite

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/wardenhq/warden"
@@ -31,6 +32,12 @@ func (r *run) registerHandlers(ctx workflow.Context) error {
 	); err != nil {
 		return err
 	}
+	if err := workflow.SetQueryHandlerWithOptions(ctx, warden.QueryTranscript,
+		func() ([]warden.Message, error) { return r.transcript(), nil },
+		workflow.QueryHandlerOptions{Description: "The conversation so far: goal, model messages, tool calls (arguments redacted where the policy says) and tool results."},
+	); err != nil {
+		return err
+	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, warden.UpdateApprove,
 		func(ctx workflow.Context, d warden.ApprovalDecision) (warden.ApprovalReceipt, error) {
 			return r.decide(ctx, d, "update")
@@ -38,7 +45,8 @@ func (r *run) registerHandlers(ctx workflow.Context) error {
 		workflow.UpdateHandlerOptions{
 			Validator: func(ctx workflow.Context, d warden.ApprovalDecision) error { return r.check(ctx, d) },
 			Description: `Approve or reject a pending tool call. Payload: {"request_id": "apr_...", "decision": "approve" | "reject", ` +
-				`"approver": "<your name>", "reason": "..."}. The request_id is in the run's details and the pending_approvals query.`,
+				`"approver": "<your name>", "reason": "..."}; optional "args": {...} to approve edited arguments (the policy decides again), ` +
+				`"signature" when the policy demands signed approvals. The request_id is in the run's details and the pending_approvals query.`,
 		},
 	); err != nil {
 		return err
@@ -66,46 +74,67 @@ func (r *run) registerHandlers(ctx workflow.Context) error {
 }
 
 // openApproval registers a pending approval request for a call.
-func (r *run) openApproval(ctx workflow.Context, step int, call warden.ToolCall, auth activities.AuthorizeOutput, expires time.Time) *approval {
-	p := &approval{req: warden.ApprovalRequest{
-		RequestID:      auth.RequestID,
+func (r *run) openApproval(ctx workflow.Context, step int, cs *callState) *approval {
+	dec := cs.auth.Decision
+	now := workflow.Now(ctx).UTC()
+	p := &approval{cs: cs, req: warden.ApprovalRequest{
+		RequestID:      cs.auth.RequestID,
 		Step:           step,
-		CallID:         call.ID,
-		Tool:           call.Name,
-		Args:           call.Args,
-		ArgsHash:       auth.ArgsHash,
-		Risk:           auth.Decision.Risk,
-		Reasons:        auth.Decision.Reasons,
-		Approvers:      auth.Decision.Approvers,
-		Quorum:         max(auth.Decision.Quorum, 1),
+		CallID:         cs.call.ID,
+		Tool:           cs.call.Name,
+		Args:           cs.call.Args,
+		ArgsHash:       cs.auth.ArgsHash,
+		Risk:           dec.Risk,
+		Reasons:        dec.Reasons,
+		Approvers:      dec.Approvers,
+		Quorum:         max(dec.Quorum, 1),
 		Requester:      r.req.Requester,
-		PolicyRevision: auth.Decision.PolicyRevision,
-		RequestedAt:    workflow.Now(ctx).UTC(),
-		ExpiresAt:      expires.UTC(),
+		PolicyRevision: dec.PolicyRevision,
+		RequestedAt:    now,
+		ExpiresAt:      cs.auth.ExpiresAt.UTC(),
 	}}
+	if secs := dec.Obligations.EscalateAfterSeconds; secs > 0 {
+		p.escalateAt = now.Add(time.Duration(secs) * time.Second)
+	}
 	r.pending[p.req.RequestID] = p
 	r.order = append(r.order, p.req.RequestID)
 	return p
 }
 
-// awaitApproval blocks until p is decided or expires. It returns an error
-// only on cancellation.
-func (r *run) awaitApproval(ctx workflow.Context, p *approval) error {
-	wait := p.req.ExpiresAt.Sub(workflow.Now(ctx))
-	if wait > 0 {
+// watch escalates p when the policy asks and it is still pending, and
+// rejects it when it expires. It runs as a workflow coroutine per request.
+func (r *run) watch(ctx workflow.Context, p *approval) {
+	decided := func() bool { return p.outcome != "" }
+	if !p.escalateAt.IsZero() && p.escalateAt.Before(p.req.ExpiresAt) {
+		ok, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
+			Timeout:      p.escalateAt.Sub(workflow.Now(ctx)),
+			TimerOptions: workflow.TimerOptions{Summary: fmt.Sprintf("escalate approval of %s (%s)", p.req.Tool, p.req.RequestID)},
+		}, decided)
+		if err != nil {
+			return
+		}
+		if !ok && !decided() {
+			escCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+				StartToCloseTimeout: 30 * time.Second,
+				RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5},
+				Summary:             "escalate: " + p.req.Tool + " still awaits approval",
+			})
+			if err := workflow.ExecuteActivity(escCtx, a.Escalate, activities.EscalateInput{Run: r.ref, Request: r.view(p)}).Get(ctx, nil); err != nil {
+				workflow.GetLogger(ctx).Warn("escalation failed", "request_id", p.req.RequestID, "error", err)
+			}
+		}
+	}
+	if wait := p.req.ExpiresAt.Sub(workflow.Now(ctx)); wait > 0 {
 		ok, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
 			Timeout:      wait,
 			TimerOptions: workflow.TimerOptions{Summary: fmt.Sprintf("approval of %s expires (%s)", p.req.Tool, p.req.RequestID)},
-		}, func() bool { return p.outcome != "" })
-		if err != nil {
-			return err
-		}
-		if ok {
-			return nil
+		}, decided)
+		if err != nil || ok {
+			return
 		}
 	}
-	if p.outcome != "" {
-		return nil
+	if decided() {
+		return
 	}
 	p.outcome = warden.ApprovalStatusExpired
 	ev := r.event(ctx, p.req.Step, p.req.CallID, warden.EventApprovalDecided, "expired")
@@ -119,11 +148,10 @@ func (r *run) awaitApproval(ctx workflow.Context, p *approval) error {
 	if err := r.record(ctx, ev); err != nil {
 		workflow.GetLogger(ctx).Error("record approval expiry", "error", err)
 	}
-	return nil
 }
 
 // closeApprovals removes decided requests from the pending list.
-func (r *run) closeApprovals(ctx workflow.Context, done []*callState) {
+func (r *run) closeApprovals(done []*callState) {
 	for _, cs := range done {
 		delete(r.pending, cs.approval.req.RequestID)
 	}
@@ -161,7 +189,8 @@ func (r *run) decide(ctx workflow.Context, d warden.ApprovalDecision, via string
 	}
 	p := r.pending[d.RequestID]
 	d.Approver = strings.TrimSpace(d.Approver)
-	ev := r.event(ctx, p.req.Step, p.req.CallID, warden.EventApprovalDecided, d.Approver)
+	edited := len(d.Args) > 0
+	ev := r.event(ctx, p.req.Step, p.req.CallID, warden.EventApprovalDecided, d.Approver+"/"+d.RequestID)
 	ev.Actor = d.Approver
 	ev.Tool = p.req.Tool
 	ev.Args = p.req.Args
@@ -170,18 +199,85 @@ func (r *run) decide(ctx workflow.Context, d warden.ApprovalDecision, via string
 	ev.Risk = p.req.Risk
 	ev.PolicyRevision = p.req.PolicyRevision
 	ev.Message = fmt.Sprintf("%s via %s: %s", d.Decision, via, cmpStr(d.Reason, "no reason given"))
+	if d.Signature != "" {
+		ev.Message += " (signed)"
+	}
+	if edited {
+		ev.Args = d.Args
+		ev.Message += "; with edited args (the model proposed " + string(p.req.Args) + ")"
+	}
 	if err := r.record(ctx, ev); err != nil {
 		return warden.ApprovalReceipt{}, fmt.Errorf("the decision could not be audited, so it was not applied; try again: %w", err)
 	}
 	// Another decision may have landed while the audit write ran.
 	if err := r.check(ctx, d); err != nil {
-		return r.receipt(p), nil
+		return r.receipt(p), err
+	}
+	if edited {
+		return r.applyEdit(ctx, p, d)
 	}
 	p.req.Approvals = append(p.req.Approvals, d)
 	switch {
 	case d.Decision == warden.ApprovalReject:
 		p.outcome = warden.ApprovalStatusRejected
 	case len(approvers(p)) >= p.req.Quorum:
+		p.outcome = warden.ApprovalStatusApproved
+	}
+	r.publish(ctx)
+	return r.receipt(p), nil
+}
+
+// applyEdit handles an approval that edits the call's arguments: the policy
+// decides on the edited call again, and a deny or a stricter requirement
+// wins. A deny refuses the edit (the request stays as it was); a call that
+// still needs approval is rebound to a new request for the edited args, to
+// which the editing approver's approval counts when the new decision
+// permits them and needs no signature.
+func (r *run) applyEdit(ctx workflow.Context, p *approval, d warden.ApprovalDecision) (warden.ApprovalReceipt, error) {
+	cs := p.cs
+	editedCall := warden.ToolCall{ID: cs.call.ID, Name: cs.call.Name, Args: d.Args}
+	r.edits++
+	auth, err := r.authorize(ctx, p.req.Step, editedCall, d.Approver, fmt.Sprintf("edit-%d", r.edits))
+	if err != nil {
+		return r.receipt(p), fmt.Errorf("the edited args could not be authorized (%s); the request stays pending", errorMessage(err))
+	}
+	switch auth.Verdict {
+	case warden.VerdictAllow, warden.VerdictRequireApproval:
+	default:
+		return r.receipt(p), fmt.Errorf("%w: the policy refuses the edited args: %s; the request %s stays pending with the model's args",
+			warden.ErrApprovalInvalid, auth.Message, p.req.RequestID)
+	}
+	if cs.proposed == nil {
+		cs.proposed = cs.call.Args
+	}
+	idempotent := cs.auth.Idempotent
+	cs.call, cs.auth, cs.editedBy = editedCall, auth, d.Approver
+	cs.auth.Idempotent = idempotent
+	approval := d
+	approval.Args = nil
+	if auth.Verdict == warden.VerdictAllow {
+		p.req.Approvals = append(p.req.Approvals, approval)
+		p.outcome = warden.ApprovalStatusApproved
+		r.publish(ctx)
+		return r.receipt(p), nil
+	}
+	old := p.req.RequestID
+	dec := auth.Decision
+	p.req.RequestID, p.req.Args, p.req.ArgsHash = auth.RequestID, d.Args, auth.ArgsHash
+	p.req.Risk, p.req.Reasons, p.req.Approvers = dec.Risk, dec.Reasons, dec.Approvers
+	p.req.Quorum, p.req.PolicyRevision, p.req.Approvals = max(dec.Quorum, 1), dec.PolicyRevision, nil
+	delete(r.pending, old)
+	r.pending[p.req.RequestID] = p
+	for i, id := range r.order {
+		if id == old {
+			r.order[i] = p.req.RequestID
+		}
+	}
+	if dec.Approvers.Permits(d.Approver, r.req.Requester) && !dec.Approvers.RequireSignature {
+		approval.RequestID = p.req.RequestID
+		p.req.Approvals = []warden.ApprovalDecision{approval}
+	}
+	if len(approvers(p)) >= p.req.Quorum {
 		p.outcome = warden.ApprovalStatusApproved
 	}
 	r.publish(ctx)
@@ -209,12 +305,57 @@ func (r *run) refuseSignal(ctx workflow.Context, d warden.ApprovalDecision, caus
 	}
 }
 
+// pendingRequests lists the undecided requests as approvers see them.
 func (r *run) pendingRequests() []warden.ApprovalRequest {
 	out := make([]warden.ApprovalRequest, 0, len(r.order))
 	for _, id := range r.order {
 		if p := r.pending[id]; p.outcome == "" {
-			out = append(out, p.req)
+			out = append(out, r.view(p))
 		}
+	}
+	return out
+}
+
+// view is p's request with the arguments the policy hides redacted.
+func (r *run) view(p *approval) warden.ApprovalRequest {
+	v := p.req
+	v.Args = json.RawMessage(r.redacted(p.req.CallID, p.req.Args))
+	return v
+}
+
+// redacted returns args as JSON with the keys the policy named for the
+// call replaced by "[redacted]".
+func (r *run) redacted(callID string, args json.RawMessage) string {
+	keys := r.redact[callID]
+	if len(keys) == 0 {
+		return string(args)
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(args, &obj); err != nil {
+		return `"[redacted]"`
+	}
+	for _, k := range keys {
+		if _, ok := obj[k]; ok {
+			obj[k] = json.RawMessage(`"[redacted]"`)
+		}
+	}
+	b, _ := json.Marshal(obj) // map keys marshal sorted: deterministic
+	return string(b)
+}
+
+// transcript is the conversation so far with redacted arguments.
+func (r *run) transcript() []warden.Message {
+	out := make([]warden.Message, len(r.messages))
+	for i, m := range r.messages {
+		if len(m.ToolCalls) > 0 {
+			calls := make([]warden.ToolCall, len(m.ToolCalls))
+			for j, c := range m.ToolCalls {
+				c.Args = json.RawMessage(r.redacted(c.ID, c.Args))
+				calls[j] = c
+			}
+			m.ToolCalls = calls
+		}
+		out[i] = m
 	}
 	return out
 }

@@ -64,7 +64,11 @@ func (r *run) details(pending []warden.ApprovalRequest) string {
 		fmt.Fprintf(&b, "- **Expires:** %s\n\n", p.ExpiresAt.Format(time.RFC3339))
 		fmt.Fprintf(&b, "Arguments:\n\n```json\n%s\n```\n\n", args)
 		ex, _ := json.Marshal(warden.ApprovalDecision{RequestID: p.RequestID, Decision: warden.ApprovalApprove, Approver: "<your name>", Reason: "<why>"})
-		fmt.Fprintf(&b, "To decide, send the Update **%s** with (use \"reject\" to refuse):\n\n```json\n%s\n```\n", warden.UpdateApprove, ex)
+		fmt.Fprintf(&b, "To decide, send the Update **%s** (More Actions → Send an Update) with this JSON; "+
+			"use `\"reject\"` to refuse, or add `\"args\": {...}` to approve edited arguments (the policy decides on them again):\n\n```json\n%s\n```\n", warden.UpdateApprove, ex)
+		if p.Approvers.RequireSignature {
+			fmt.Fprintf(&b, "\n**This call needs signed approvals.** Sign from a shell: `warden approve <workflow-id> %s --as <your name> --key <your key file>`\n", p.RequestID)
+		}
 	}
 	return b.String()
 }

@@ -129,11 +129,7 @@ Warden dev stack is up.
 Approver inbox (runs waiting for approval):
   %s
 `, srv.Address, cfg.Namespace, srv.UIAddress, cfg.TaskQueue, store, policy, deps.Activities.SandboxMode, model, logPath,
-		inboxURL(srv.UIAddress, cfg.Namespace))
-}
-
-func inboxURL(ui, namespace string) string {
-	return ui + "/namespaces/" + namespace + "/workflows?query=" + url.QueryEscape(warden.SearchAttrStatus+`="AwaitingApproval"`)
+		warden.InboxURL(srv.UIAddress, cfg.Namespace, warden.InboxFilter{}))
 }
 
 func runDemo(ctx context.Context, w io.Writer, cfg worker.Config, srv *devserver.Server, deps *worker.Deps, tenant, requester string) error {

@@ -22,7 +22,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newWorkerCmd(), newRunCmd(), newStatusCmd(), newPendingCmd(),
-		newDecideCmd("approve"), newDecideCmd("reject"), newAuditCmd(), newDevCmd())
+		newDecideCmd("approve"), newDecideCmd("reject"), newApprovalsCmd(), newKeygenCmd(), newAuditCmd(), newDevCmd())
 	return root
 }
 
@@ -61,6 +61,7 @@ func workerFlags(fs *pflag.FlagSet, cfg *worker.Config) {
 	fs.StringVar(&cfg.ScenarioFile, "scenario-file", env("SCENARIO_FILE", ""), "extra scripted-model scenarios, JSON (WARDEN_SCENARIO_FILE)")
 	fs.StringVar(&cfg.SandboxMode, "sandbox-mode", env("SANDBOX_MODE", "process"), "tool isolation mode (WARDEN_SANDBOX_MODE)")
 	fs.StringVar(&cfg.LedgerPath, "ledger", env("LEDGER", ""), "demo refund ledger file; default <data-dir>/refunds.jsonl (WARDEN_LEDGER)")
+	fs.StringVar(&cfg.EscalationWebhook, "escalation-webhook", env("ESCALATION_WEBHOOK", ""), "URL that receives a JSON POST when a pending approval is escalated (WARDEN_ESCALATION_WEBHOOK)")
 	fs.DurationVar(&cfg.RefundDelay, "refund-delay", envDuration("REFUND_DELAY"), "simulated payment provider latency of issue_refund (WARDEN_REFUND_DELAY)")
 }
 

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -164,9 +166,11 @@ func newPendingCmd() *cobra.Command {
 
 func newDecideCmd(verb string) *cobra.Command {
 	var (
-		cfg    worker.Config
-		as     string
-		reason string
+		cfg     worker.Config
+		as      string
+		reason  string
+		keyFile string
+		args    string
 	)
 	decision := warden.ApprovalApprove
 	if verb == "reject" {
@@ -182,12 +186,34 @@ func newDecideCmd(verb string) *cobra.Command {
 		if strings.TrimSpace(as) == "" {
 			return fmt.Errorf("--as is required: name the approver (the policy decides who may approve)")
 		}
+		if args != "" && !json.Valid([]byte(args)) {
+			return fmt.Errorf("--args must be a JSON object, got %q", args)
+		}
 		return nil
 	}
-	withClient(cmd, &cfg, out, func(cmd *cobra.Command, c *warden.Client, args []string) error {
-		receipt, err := c.Decide(cmd.Context(), args[0], warden.ApprovalDecision{
-			RequestID: args[1], Decision: decision, Approver: as, Reason: reason,
-		})
+	withClient(cmd, &cfg, out, func(cmd *cobra.Command, c *warden.Client, argv []string) error {
+		d := warden.ApprovalDecision{RequestID: argv[1], Decision: decision, Approver: as, Reason: reason}
+		if args != "" {
+			d.Args = json.RawMessage(args)
+		}
+		if keyFile != "" {
+			key, err := readSigningKey(keyFile)
+			if err != nil {
+				return err
+			}
+			pending, err := c.PendingApprovals(cmd.Context(), argv[0])
+			if err != nil {
+				return err
+			}
+			i := slices.IndexFunc(pending, func(p warden.ApprovalRequest) bool { return p.RequestID == d.RequestID })
+			if i < 0 {
+				return fmt.Errorf("%s has no pending request %s to sign for", argv[0], d.RequestID)
+			}
+			if d, err = warden.SignApproval(key, pending[i], d); err != nil {
+				return err
+			}
+		}
+		receipt, err := c.Decide(cmd.Context(), argv[0], d)
 		if err != nil {
 			return err
 		}
@@ -198,5 +224,46 @@ func newDecideCmd(verb string) *cobra.Command {
 	})
 	cmd.Flags().StringVar(&as, "as", "", "approver name (required)")
 	cmd.Flags().StringVar(&reason, "reason", "", "why")
+	cmd.Flags().StringVar(&keyFile, "key", "", "Ed25519 private key to sign the decision with (needed when the policy demands signed approvals)")
+	if verb == "approve" {
+		cmd.Flags().StringVar(&args, "args", "", "approve these edited arguments (JSON object) instead of the model's; the policy decides on them again")
+	}
+	return cmd
+}
+
+func newApprovalsCmd() *cobra.Command {
+	var (
+		cfg worker.Config
+		f   warden.InboxFilter
+		ui  string
+	)
+	cmd := &cobra.Command{
+		Use:   "approvals [--tenant T] [--risk R]",
+		Short: "List runs waiting for approval (the approver inbox)",
+		Args:  cobra.NoArgs,
+	}
+	out := outputFlag(cmd.Flags())
+	withClient(cmd, &cfg, out, func(cmd *cobra.Command, c *warden.Client, _ []string) error {
+		entries, err := c.Inbox(cmd.Context(), f)
+		if err != nil {
+			return err
+		}
+		if err := out.print(cmd.OutOrStdout(), entries, toAny(entries),
+			[]string{"WORKFLOW", "TENANT", "REQUESTER", "RISK", "PENDING TOOL", "STARTED"},
+			func(i int) []string {
+				e := entries[i]
+				return []string{e.WorkflowID, e.Tenant, e.Requester, string(e.Risk), e.PendingTool, e.StartedAt.Local().Format(time.DateTime)}
+			}); err != nil {
+			return err
+		}
+		if out.format == "table" {
+			fmt.Fprintf(cmd.ErrOrStderr(), "\nIn the Web UI: %s\n", warden.InboxURL(ui, cfg.Namespace, f))
+		}
+		return nil
+	})
+	fs := cmd.Flags()
+	fs.StringVar(&f.Tenant, "tenant", "", "only this tenant")
+	fs.StringVar((*string)(&f.Risk), "risk", "", "only this risk (low, medium, high, critical)")
+	fs.StringVar(&ui, "ui", env("UI_ADDRESS", "http://127.0.0.1:8233"), "Web UI base URL for the printed inbox link (WARDEN_UI_ADDRESS)")
 	return cmd
 }
