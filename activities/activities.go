@@ -202,10 +202,12 @@ func (a *Activities) Authorize(ctx context.Context, in AuthorizeInput) (Authoriz
 		}
 	case warden.VerdictRequireApproval:
 		out.RequestID = warden.ApprovalRequestID(in.Run.WorkflowID, in.Step, call.ID, call.Name, argsHash, dec.PolicyRevision)
-		out.ExpiresAt = in.RequestedAt.Add(in.ApprovalTimeout)
-		if secs := dec.Obligations.ApprovalTimeoutSeconds; secs > 0 {
-			out.ExpiresAt = in.RequestedAt.Add(time.Duration(secs) * time.Second)
+		// The policy sets the expiry; the run's approval timeout caps it.
+		timeout := in.ApprovalTimeout
+		if secs := dec.Obligations.ApprovalTimeoutSeconds; secs > 0 && (timeout <= 0 || time.Duration(secs)*time.Second < timeout) {
+			timeout = time.Duration(secs) * time.Second
 		}
+		out.ExpiresAt = in.RequestedAt.Add(timeout)
 		req := a.event(in.Run, in.Step, call.ID, warden.EventApprovalRequested, in.Revision)
 		req.Actor = "policy"
 		req.Tool = call.Name

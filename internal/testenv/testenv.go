@@ -70,12 +70,24 @@ func WithSearchPath(t testing.TB, dsn, schema string) string {
 // DevServer starts a Temporal dev server for the test and stops it at the end.
 func DevServer(t testing.TB) *devserver.Server {
 	t.Helper()
+	return startDevServer(t, false)
+}
+
+// DevServerWithUI is DevServer with the Web UI on a free port (Server.UIAddress).
+func DevServerWithUI(t testing.TB) *devserver.Server {
+	t.Helper()
+	return startDevServer(t, true)
+}
+
+func startDevServer(t testing.TB, ui bool) *devserver.Server {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	srv, err := devserver.Start(ctx, devserver.Options{
-		Logger: QuietLogger(),
-		Stdout: io.Discard,
-		Stderr: io.Discard,
+		EnableUI: ui,
+		Logger:   QuietLogger(),
+		Stdout:   io.Discard,
+		Stderr:   io.Discard,
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = srv.Stop() })
