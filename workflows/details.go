@@ -63,7 +63,7 @@ func (r *run) details(pending []warden.ApprovalRequest) string {
 		fmt.Fprintf(&b, "- **Who may approve:** %s (%d needed; not the requester %s)\n", strings.Join(p.Approvers.Users, ", "), p.Quorum, p.Requester)
 		fmt.Fprintf(&b, "- **Expires:** %s\n\n", p.ExpiresAt.Format(time.RFC3339))
 		fmt.Fprintf(&b, "Arguments:\n\n```json\n%s\n```\n\n", args)
-		ex, _ := json.Marshal(warden.ApprovalDecision{RequestID: p.RequestID, Decision: warden.ApprovalApprove, Approver: "<your name>", Reason: "<why>"})
+		ex := pasteJSON(warden.ApprovalDecision{RequestID: p.RequestID, Decision: warden.ApprovalApprove, Approver: "<your name>", Reason: "<why>"})
 		fmt.Fprintf(&b, "To decide, send the Update **%s** (More Actions → Send an Update) with this JSON; "+
 			"use `\"reject\"` to refuse, or add `\"args\": {...}` to approve edited arguments (the policy decides on them again):\n\n```json\n%s\n```\n", warden.UpdateApprove, ex)
 		if p.Approvers.RequireSignature {
@@ -71,6 +71,16 @@ func (r *run) details(pending []warden.ApprovalRequest) string {
 		}
 	}
 	return b.String()
+}
+
+// pasteJSON encodes v on one line without HTML escaping, as an approver
+// pastes it into the Web UI.
+func pasteJSON(v any) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+	return strings.TrimSpace(b.String())
 }
 
 func higher(a, b warden.Risk) warden.Risk {
