@@ -13,8 +13,28 @@ import (
 	"time"
 )
 
-// EventApprovalEscalated records that a pending approval was escalated.
-const EventApprovalEscalated EventType = "approval_escalated"
+// Approval audit events beyond the core ones in audit_event.go.
+const (
+	// EventApprovalEscalated records that a pending approval was escalated.
+	EventApprovalEscalated EventType = "approval_escalated"
+	// EventApprovalIdentities records, when a run ends, the transport
+	// identity the Temporal history holds for each approval (the Web UI's
+	// logged-in user with OIDC, the client's identity otherwise).
+	EventApprovalIdentities EventType = "approval_identities"
+)
+
+// ApprovalIdentity ties an approval decision to how it arrived.
+type ApprovalIdentity struct {
+	RequestID string `json:"request_id"`
+	Approver  string `json:"approver"`
+	Decision  string `json:"decision"`
+	// Via is "update" or "signal".
+	Via      string `json:"via"`
+	UpdateID string `json:"update_id,omitempty"`
+	// TransportIdentity is the identity the history event carries; empty
+	// when the sender gave none, "unknown" when it could not be read.
+	TransportIdentity string `json:"transport_identity"`
+}
 
 // Approval verdicts an approver sends.
 const (

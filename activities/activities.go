@@ -39,6 +39,8 @@ type Activities struct {
 	// Escalations receives approval requests that stay pending too long; nil
 	// means none is configured.
 	Escalations Escalations
+	// History resolves approvals' transport identities; nil leaves them "unknown".
+	History History
 }
 
 // RunRef identifies the run an activity works for.
@@ -425,6 +427,56 @@ func (a *Activities) Escalate(ctx context.Context, in EscalateInput) error {
 	}
 	if err := a.Audit.Append(ctx, ev); err != nil {
 		return fmt.Errorf("escalate %s: audit: %w", p.RequestID, err)
+	}
+	return nil
+}
+
+// IdentitiesInput is the input of RecordIdentities.
+type IdentitiesInput struct {
+	Run        RunRef                    `json:"run"`
+	Step       int                       `json:"step"`
+	Identities []warden.ApprovalIdentity `json:"identities"`
+}
+
+// RecordIdentities looks up, in the workflow's history, the transport
+// identity of every approval the run received, and records them in one
+// approval_identities event. Run it as a local activity when the run ends:
+// by then every approval's history event has been written.
+func (a *Activities) RecordIdentities(ctx context.Context, in IdentitiesInput) error {
+	ids := make([]warden.ApprovalIdentity, len(in.Identities))
+	copy(ids, in.Identities)
+	for i := range ids {
+		ids[i].TransportIdentity = "unknown"
+	}
+	msg := "transport identities of the run's approvals"
+	if a.History == nil {
+		msg += " (no history reader configured)"
+	} else if updates, signals, err := a.History.TransportIdentities(ctx, in.Run.WorkflowID, in.Run.RunID); err != nil {
+		msg += " (history unreadable: " + err.Error() + ")"
+	} else {
+		used := make([]bool, len(signals))
+		for i, id := range ids {
+			switch id.Via {
+			case "update":
+				if v, ok := updates[id.UpdateID]; ok {
+					ids[i].TransportIdentity = v
+				}
+			case "signal":
+				for j, s := range signals {
+					if !used[j] && s.RequestID == id.RequestID && s.Approver == id.Approver {
+						ids[i].TransportIdentity, used[j] = s.Identity, true
+						break
+					}
+				}
+			}
+		}
+	}
+	ev := a.event(in.Run, in.Step, "", warden.EventApprovalIdentities, "")
+	ev.Actor = "system"
+	ev.Result, _ = json.Marshal(ids)
+	ev.Message = msg
+	if err := a.Audit.Append(ctx, ev); err != nil {
+		return fmt.Errorf("record identities: %w", err)
 	}
 	return nil
 }

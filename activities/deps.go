@@ -32,6 +32,21 @@ type Escalations interface {
 	Escalate(ctx context.Context, tenant, workflowID string, req warden.ApprovalRequest) error
 }
 
+// History reads how approvals arrived from the workflow's Temporal
+// history. The worker's reader over the Temporal client implements it.
+type History interface {
+	// TransportIdentities returns the identity of each approve Update by
+	// update ID, and of each approve Signal in arrival order.
+	TransportIdentities(ctx context.Context, workflowID, runID string) (updates map[string]string, signals []SignalIdentity, err error)
+}
+
+// SignalIdentity is one approve Signal as the history holds it.
+type SignalIdentity struct {
+	RequestID string
+	Approver  string
+	Identity  string
+}
+
 // Tools knows the registered tools and runs them in the sandbox. The
 // worker's adapter over *tools.Registry and *sandbox.Runner implements it.
 type Tools interface {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"go.temporal.io/api/enums/v1"
 
 	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/audit"
 )
 
 // uiAPI talks to the Web UI's HTTP API the way the browser does: a _csrf
@@ -141,6 +143,17 @@ func TestUIRefusalsWriteNothingToHistory(t *testing.T) {
 	res, err := s.client.Result(context.Background(), id)
 	require.NoError(t, err)
 	require.Equal(t, warden.StatusCompleted, res.Status)
+	// The audit keeps the identity the UI sent with the Update.
+	store, err := audit.Open(context.Background(), "", filepath.Join(s.cfg.DataDir, "audit.db"))
+	require.NoError(t, err)
+	defer store.Close()
+	evs, err := store.Query(context.Background(), warden.AuditFilter{WorkflowID: id, Type: warden.EventApprovalIdentities})
+	require.NoError(t, err)
+	require.Len(t, evs, 1)
+	var ids []warden.ApprovalIdentity
+	require.NoError(t, json.Unmarshal(evs[0].Result, &ids))
+	require.Len(t, ids, 1)
+	require.Equal(t, "approver@example.com", ids[0].TransportIdentity)
 	_, body = api.update(t, id, runID, warden.ApprovalDecision{RequestID: p.RequestID, Decision: "approve", Approver: "bob"})
 	require.NotContains(t, body, `"success"`, body)
 }

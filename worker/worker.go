@@ -42,6 +42,7 @@ func Run(ctx context.Context, cfg Config, ready func(*Deps)) error {
 	if err := EnsureSearchAttributes(ctx, tc, cfg.Namespace); err != nil {
 		return err
 	}
+	deps.Activities.History = historyReader{tc: tc}
 	w := sdkworker.New(tc, cfg.TaskQueue, sdkworker.Options{})
 	Register(w, deps)
 	if err := w.Start(); err != nil {

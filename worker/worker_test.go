@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -86,7 +87,7 @@ func refundRequest() warden.RunRequest {
 var approvedTrail = []warden.EventType{
 	warden.EventRunStarted, warden.EventModelCalled, warden.EventToolRequested, warden.EventPolicyDecided,
 	warden.EventApprovalRequested, warden.EventApprovalDecided, warden.EventToolStarted, warden.EventToolExecuted,
-	warden.EventModelCalled, warden.EventRunFinished,
+	warden.EventModelCalled, warden.EventApprovalIdentities, warden.EventRunFinished,
 }
 
 func TestApprovalsThroughUpdateAndSignalOnDevServerAndPostgres(t *testing.T) {
@@ -137,8 +138,8 @@ func TestApprovalsThroughUpdateAndSignalOnDevServerAndPostgres(t *testing.T) {
 	require.NoError(t, err)
 	defer store.Close()
 	for _, c := range []struct {
-		id, approver, requestID string
-	}{{id1, "alice", p1.RequestID}, {id2, "bob", p2.RequestID}} {
+		id, approver, requestID, via string
+	}{{id1, "alice", p1.RequestID, "update"}, {id2, "bob", p2.RequestID, "signal"}} {
 		evs, err := store.Query(ctx, warden.AuditFilter{WorkflowID: c.id})
 		require.NoError(t, err)
 		got := make([]warden.EventType, len(evs))
@@ -162,7 +163,14 @@ func TestApprovalsThroughUpdateAndSignalOnDevServerAndPostgres(t *testing.T) {
 		require.Equal(t, "approve", evs[5].Decision)
 		require.Equal(t, c.requestID, evs[7].RequestID)
 		require.Contains(t, string(evs[7].Result), "refund of 19.99 EUR")
-		require.Equal(t, string(warden.StatusCompleted), evs[9].Decision)
+		var ids []warden.ApprovalIdentity
+		require.NoError(t, json.Unmarshal(evs[9].Result, &ids))
+		require.Len(t, ids, 1)
+		require.Equal(t, c.approver, ids[0].Approver)
+		require.Equal(t, c.via, ids[0].Via)
+		require.NotEmpty(t, ids[0].TransportIdentity, "the history's identity of the %s", c.via)
+		require.NotEqual(t, "unknown", ids[0].TransportIdentity)
+		require.Equal(t, string(warden.StatusCompleted), evs[10].Decision)
 	}
 	ledger, err := tools.ReadLedger(filepath.Join(s.cfg.DataDir, "refunds.jsonl"))
 	require.NoError(t, err)

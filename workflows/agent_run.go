@@ -73,6 +73,9 @@ type run struct {
 	toolCalls map[string]int
 	refusals  int
 	edits     int
+	// identities lists how each applied approval arrived, for the
+	// approval_identities audit event at the end of the run.
+	identities []warden.ApprovalIdentity
 	// redact maps call IDs to the argument keys the policy hides from
 	// approvers and the transcript.
 	redact map[string][]string
@@ -369,6 +372,7 @@ func (r *run) finish(ctx workflow.Context, status warden.RunStatus, answer, errM
 	ev.OutputTokens = r.state.Usage.OutputTokens
 	ev.Message = cmpStr(errMsg, answer)
 	ev.Result = mustJSON(r.result())
+	r.recordIdentities(ctx)
 	if err := r.record(ctx, ev); err != nil {
 		workflow.GetLogger(ctx).Error("record run_finished", "error", err)
 	}
@@ -394,11 +398,30 @@ func (r *run) cancelled(ctx workflow.Context) (warden.RunResult, error) {
 	ev.OutputTokens = r.state.Usage.OutputTokens
 	ev.Message = "cancelled by request"
 	ev.Result = mustJSON(r.result())
+	r.recordIdentities(dctx)
 	if err := r.record(dctx, ev); err != nil {
 		workflow.GetLogger(ctx).Error("record cancellation", "error", err)
 	}
 	r.publish(dctx)
 	return warden.RunResult{}, temporal.NewCanceledError("cancelled by request")
+}
+
+// recordIdentities audits how the run's approvals arrived (their transport
+// identities), once the history holds all of them.
+func (r *run) recordIdentities(ctx workflow.Context) {
+	if len(r.identities) == 0 {
+		return
+	}
+	// Runs recorded before this step existed must replay without it.
+	if workflow.GetVersion(ctx, "approval-identities", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return
+	}
+	err := workflow.ExecuteLocalActivity(localCtx(ctx), a.RecordIdentities, activities.IdentitiesInput{
+		Run: r.ref, Step: r.state.Step, Identities: r.identities,
+	}).Get(ctx, nil)
+	if err != nil {
+		workflow.GetLogger(ctx).Error("record approval identities", "error", err)
+	}
 }
 
 func (r *run) result() warden.RunResult {

@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"os"
@@ -208,7 +209,7 @@ func TestApproveThroughUpdateRunsTheRefundOnce(t *testing.T) {
 	require.Equal(t, []warden.EventType{
 		warden.EventRunStarted, warden.EventModelCalled, warden.EventToolRequested, warden.EventPolicyDecided,
 		warden.EventApprovalRequested, warden.EventApprovalDecided, warden.EventToolStarted, warden.EventToolExecuted,
-		warden.EventModelCalled, warden.EventRunFinished,
+		warden.EventModelCalled, warden.EventApprovalIdentities, warden.EventRunFinished,
 	}, types(evs))
 	decided := find(t, evs, warden.EventApprovalDecided)
 	require.Equal(t, "alice", decided.Actor)
@@ -217,6 +218,12 @@ func TestApproveThroughUpdateRunsTheRefundOnce(t *testing.T) {
 	require.Equal(t, requested.RequestID, decided.RequestID)
 	require.Equal(t, requested.RequestID, find(t, evs, warden.EventToolExecuted).RequestID)
 	require.Equal(t, string(warden.StatusCompleted), find(t, evs, warden.EventRunFinished).Decision)
+	var ids []warden.ApprovalIdentity
+	require.NoError(t, json.Unmarshal(find(t, evs, warden.EventApprovalIdentities).Result, &ids))
+	require.Len(t, ids, 1, "refused updates never reach the identity list")
+	require.Equal(t, "alice", ids[0].Approver)
+	require.Equal(t, "update", ids[0].Via)
+	require.Equal(t, "unknown", ids[0].TransportIdentity, "the test environment has no history reader")
 }
 
 func TestRejectThroughUpdate(t *testing.T) {

@@ -213,6 +213,13 @@ func (r *run) decide(ctx workflow.Context, d warden.ApprovalDecision, via string
 	if err := r.check(ctx, d); err != nil {
 		return r.receipt(p), err
 	}
+	id := warden.ApprovalIdentity{RequestID: d.RequestID, Approver: d.Approver, Decision: d.Decision, Via: via}
+	if via == "update" { // GetCurrentUpdateInfo panics outside an update handler
+		if info := workflow.GetCurrentUpdateInfo(ctx); info != nil {
+			id.UpdateID = info.ID
+		}
+	}
+	r.identities = append(r.identities, id)
 	if edited {
 		return r.applyEdit(ctx, p, d)
 	}

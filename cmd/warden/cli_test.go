@@ -105,7 +105,7 @@ func TestCLIRunApproveAudit(t *testing.T) {
 		types = append(types, string(ev.Type))
 	}
 	require.Equal(t, []string{"run_started", "model_called", "tool_requested", "policy_decided", "approval_requested",
-		"approval_decided", "tool_started", "tool_executed", "model_called", "run_finished"}, types)
+		"approval_decided", "tool_started", "tool_executed", "model_called", "approval_identities", "run_finished"}, types)
 
 	table, err = cli(t, "audit", "--data-dir", dataDir, "--workflow", id, "--type", "approval_decided")
 	require.NoError(t, err)
