@@ -225,3 +225,54 @@ func history(t *testing.T, c client.Client, id string) *historypb.History {
 	require.NotEmpty(t, h.Events)
 	return h
 }
+
+// TestEditAndOutOfOrderApprovalsOnDevServer runs the newer approval paths
+// on the real server — an approver editing the args, and two pending calls
+// decided out of order (one by Signal) — and replays their histories. With
+// WARDEN_UPDATE_HISTORY set it refreshes their files in workflows/testdata/.
+func TestEditAndOutOfOrderApprovalsOnDevServer(t *testing.T) {
+	s := startStack(t)
+	ctx := context.Background()
+
+	edited := "it-edit-" + testenv.RandomHex(4)
+	_, err := s.client.Start(ctx, refundRequest(), warden.StartOptions{ID: edited})
+	require.NoError(t, err)
+	p := s.waitPending(t, edited)
+	receipt, err := s.client.Decide(ctx, edited, warden.ApprovalDecision{RequestID: p.RequestID, Decision: "approve", Approver: "alice",
+		Reason: "partial", Args: []byte(`{"order_id":"A-1","amount_cents":500,"currency":"EUR","reason":"partial refund"}`)})
+	require.NoError(t, err)
+	require.Equal(t, warden.ApprovalStatusApproved, receipt.Status)
+	res, err := s.client.Result(ctx, edited)
+	require.NoError(t, err)
+	require.Contains(t, res.Answer, "refund of 5.00 EUR issued")
+
+	two := "it-two-" + testenv.RandomHex(4)
+	req := refundRequest()
+	req.Model = "scripted/two_refunds"
+	_, err = s.client.Start(ctx, req, warden.StartOptions{ID: two})
+	require.NoError(t, err)
+	var pending []warden.ApprovalRequest
+	require.Eventually(t, func() bool {
+		pending, err = s.client.PendingApprovals(ctx, two)
+		return err == nil && len(pending) == 2
+	}, 60*time.Second, 200*time.Millisecond)
+	_, err = s.client.Decide(ctx, two, warden.ApprovalDecision{RequestID: pending[1].RequestID, Decision: "approve", Approver: "carol"})
+	require.NoError(t, err)
+	require.NoError(t, s.srv.Client().SignalWorkflow(ctx, two, "", warden.SignalApprove,
+		warden.ApprovalDecision{RequestID: pending[0].RequestID, Decision: "reject", Approver: "bob", Reason: "duplicate"}))
+	res, err = s.client.Result(ctx, two)
+	require.NoError(t, err)
+	require.Equal(t, map[string]int{"executed": 1, "rejected": 1}, res.ToolCalls)
+
+	replayer := sdkworker.NewWorkflowReplayer()
+	replayer.RegisterWorkflowWithOptions(workflows.AgentRun, workflow.RegisterOptions{Name: warden.WorkflowAgentRun})
+	for file, id := range map[string]string{"agent_run_edited.json": edited, "agent_run_two_calls.json": two} {
+		hist := history(t, s.srv.Client(), id)
+		require.NoError(t, replayer.ReplayWorkflowHistory(nil, hist), "replay %s", id)
+		if os.Getenv("WARDEN_UPDATE_HISTORY") != "" {
+			b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(hist)
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile("../workflows/testdata/"+file, b, 0o644))
+		}
+	}
+}

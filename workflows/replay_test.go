@@ -16,11 +16,15 @@ import (
 // today's AgentRun. A change that would break running workflows (a
 // different command sequence for the same events) fails here.
 //
-// testdata/agent_run_approved.json is a full run with an approval by Update,
-// recorded on the real dev server by the worker integration test:
-// `WARDEN_UPDATE_HISTORY=1 go test -run TestApprovalsThroughUpdateAndSignal ./worker/`.
-// Regenerate it only for an intended, versioned change; keep the old file
-// too, so histories of every released version keep replaying.
+// The histories are recorded on the real dev server by the worker
+// integration tests (`WARDEN_UPDATE_HISTORY=1 go test -run
+// 'TestApprovalsThroughUpdateAndSignal|TestEditAndOutOfOrder' ./worker/`):
+// agent_run_approved.json (approval by Update), agent_run_edited.json
+// (approval with edited args), agent_run_two_calls.json (two pending calls
+// decided out of order, one by Signal). Files ending in _vN.json are
+// histories of older workflow code and are never regenerated:
+// agent_run_approved_v0.json predates the approval-identities step and
+// proves its workflow.GetVersion gate.
 func TestReplayCommittedHistories(t *testing.T) {
 	t.Parallel()
 	files, err := filepath.Glob("testdata/*.json")
