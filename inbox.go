@@ -50,7 +50,7 @@ type InboxEntry struct {
 // inbox URL shows them. Visibility is eventually consistent: a run that
 // started waiting a moment ago may appear a moment later.
 func (c *Client) Inbox(ctx context.Context, f InboxFilter) ([]InboxEntry, error) {
-	var out []InboxEntry
+	out := []InboxEntry{}
 	var token []byte
 	for {
 		resp, err := c.tc.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: InboxQuery(f), NextPageToken: token})

@@ -73,6 +73,16 @@ func TestCLIRunApproveAudit(t *testing.T) {
 	}, time.Minute, 300*time.Millisecond)
 	req := pending[0].RequestID
 
+	require.Eventually(t, func() bool {
+		out, err := cli(t, append([]string{"approvals", "--tenant", "acme", "--risk", "high", "-o", "json"}, conn...)...)
+		var inbox []warden.InboxEntry
+		return err == nil && json.Unmarshal([]byte(out), &inbox) == nil && len(inbox) == 1 &&
+			inbox[0].WorkflowID == id && inbox[0].PendingTool == "issue_refund" && inbox[0].Requester == "dana"
+	}, 30*time.Second, 300*time.Millisecond, "warden approvals lists the waiting run")
+	out, err = cli(t, append([]string{"approvals", "--tenant", "other", "-o", "json"}, conn...)...)
+	require.NoError(t, err)
+	require.JSONEq(t, "[]", out, "another tenant's inbox is empty")
+
 	table, err := cli(t, append([]string{"pending", id}, conn...)...)
 	require.NoError(t, err)
 	require.Contains(t, table, "REQUEST")
