@@ -243,3 +243,52 @@ func TestTwoPendingCallsApprovedOutOfOrder(t *testing.T) {
 	require.Equal(t, "R-2", ledger[0].OrderID, "the approval of the second call ran the second call")
 	require.Contains(t, res.Answer, "rejected by bob: duplicate")
 }
+
+// strictPolicy writes a small user policy: every call needs alice or bob,
+// hides the "reason" argument, and a rejection ends the run.
+func strictPolicy(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "strict.rego"), []byte(`package warden.authz
+
+decision := {
+	"allow": true,
+	"require_approval": true,
+	"reasons": ["strict test policy: every call needs approval"],
+	"risk": "high",
+	"approvers": {"users": ["alice", "bob"]},
+	"quorum": 1,
+	"obligations": {"timeout_seconds": 30, "max_output_bytes": 65536, "redact_args": ["reason"], "stop_on_reject": true},
+}
+`), 0o644))
+	return dir
+}
+
+// TestRedactedArgsAndStopOnReject: arguments the policy hides never show
+// in the pending request or the transcript, and a rejection ends the run
+// when the policy says so.
+func TestRedactedArgsAndStopOnReject(t *testing.T) {
+	t.Parallel()
+	h := newHarnessWith(t, worker.Config{PolicyDir: strictPolicy(t)})
+	var rejected *outcome
+	h.env.RegisterDelayedCallback(func() {
+		p := h.pending()[0]
+		require.JSONEq(t, `{"order_id":"A-1","amount_cents":1999,"currency":"EUR","reason":"[redacted]"}`, string(p.Args))
+		v, err := h.env.QueryWorkflow(warden.QueryTranscript)
+		require.NoError(t, err)
+		var msgs []warden.Message
+		require.NoError(t, v.Get(&msgs))
+		require.Equal(t, warden.RoleSystem, msgs[0].Role)
+		require.Equal(t, "test goal", msgs[1].Content)
+		require.Len(t, msgs[2].ToolCalls, 1)
+		require.Contains(t, string(msgs[2].ToolCalls[0].Args), `"reason":"[redacted]"`)
+		require.NotContains(t, string(msgs[2].ToolCalls[0].Args), "damaged")
+		rejected = h.update(warden.ApprovalDecision{RequestID: p.RequestID, Decision: "reject", Approver: "bob", Reason: "no"})
+	}, time.Minute)
+	res, err := h.run(request("refund"))
+	require.NoError(t, err)
+	require.NoError(t, rejected.err)
+	require.Equal(t, warden.StatusFailed, res.Status)
+	require.Contains(t, res.Error, "bob rejected issue_refund and the policy ends the run")
+	require.Equal(t, 1, res.Steps, "the model was not called again")
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,27 @@ import (
 func TestMain(m *testing.M) {
 	tools.Reexec()
 	os.Exit(m.Run())
+}
+
+// startWorker starts a dev server and a worker (worker.Run) with cfg and
+// returns the connection flags for CLI commands.
+func startWorker(t *testing.T, cfg worker.Config) []string {
+	t.Helper()
+	srv := testenv.DevServer(t)
+	cfg.TemporalAddress = srv.Address
+	cfg.TaskQueue = "cli-" + testenv.RandomHex(4)
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- worker.Run(ctx, cfg, func(*worker.Deps) { close(ready) }) }()
+	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("worker: %v", err)
+	}
+	return []string{"--address", srv.Address, "--task-queue", cfg.TaskQueue}
 }
 
 // cli runs one warden command line and returns its stdout.
@@ -41,22 +63,8 @@ func cli(t *testing.T, args ...string) (string, error) {
 // its pending approval, get refused as the requester, approve as alice,
 // watch it complete and read the audit trail in every output format.
 func TestCLIRunApproveAudit(t *testing.T) {
-	srv := testenv.DevServer(t)
 	dataDir := t.TempDir()
-	queue := "cli-" + testenv.RandomHex(4)
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan struct{})
-	done := make(chan error, 1)
-	go func() {
-		done <- worker.Run(ctx, worker.Config{
-			TemporalAddress: srv.Address, TaskQueue: queue, DataDir: dataDir,
-			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		}, func(*worker.Deps) { close(ready) })
-	}()
-	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
-	<-ready
-
-	conn := []string{"--address", srv.Address, "--task-queue", queue}
+	conn := startWorker(t, worker.Config{DataDir: dataDir})
 	id := "cli-" + testenv.RandomHex(4)
 	out, err := cli(t, append([]string{"run", "--tenant", "acme", "--requester", "dana", "--goal", "refund A-1",
 		"--model", "scripted/refund", "--id", id}, conn...)...)
@@ -140,4 +148,68 @@ func TestParseSince(t *testing.T) {
 	require.Equal(t, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), got)
 	_, err = parseSince("last week", now)
 	require.Error(t, err)
+}
+
+// TestCLISignedApprovals: keys from `warden keygen` go into the policy
+// data; a critical refund then needs two approvals signed with
+// `warden approve --key`, and unsigned or wrongly signed ones are refused.
+func TestCLISignedApprovals(t *testing.T) {
+	keys := t.TempDir()
+	pubs := map[string]string{}
+	for _, name := range []string{"alice", "bob"} {
+		out, err := cli(t, "keygen", "--out", filepath.Join(keys, name+".key"), "--as", name)
+		require.NoError(t, err)
+		var entry struct {
+			Warden struct {
+				ApproverKeys map[string]string `json:"approver_keys"`
+			} `json:"warden"`
+		}
+		line := out[strings.Index(out, "{"):]
+		require.NoError(t, json.Unmarshal([]byte(strings.TrimSpace(line)), &entry), out)
+		pubs[name] = entry.Warden.ApproverKeys[name]
+	}
+	_, err := cli(t, "keygen", "--out", filepath.Join(keys, "alice.key"), "--as", "alice")
+	require.Error(t, err, "keygen never overwrites a key")
+
+	policyDir := t.TempDir()
+	files, err := filepath.Glob("../../policies/bundle/*")
+	require.NoError(t, err)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(policyDir, filepath.Base(f)), b, 0o644))
+	}
+	require.NoError(t, os.MkdirAll(filepath.Join(policyDir, "warden", "approver_keys"), 0o755))
+	b, _ := json.Marshal(pubs)
+	require.NoError(t, os.WriteFile(filepath.Join(policyDir, "warden", "approver_keys", "data.json"), b, 0o644))
+
+	conn := startWorker(t, worker.Config{DataDir: t.TempDir(), PolicyDir: policyDir})
+	id := "cli-signed-" + testenv.RandomHex(4)
+	_, err = cli(t, append([]string{"run", "--tenant", "acme", "--requester", "dana", "--goal", "big refund",
+		"--model", "scripted/big_refund", "--id", id}, conn...)...)
+	require.NoError(t, err)
+	var pending []warden.ApprovalRequest
+	require.Eventually(t, func() bool {
+		out, err := cli(t, append([]string{"pending", id, "-o", "json"}, conn...)...)
+		return err == nil && json.Unmarshal([]byte(out), &pending) == nil && len(pending) == 1
+	}, time.Minute, 300*time.Millisecond)
+	req := pending[0].RequestID
+	approve := func(as string, extra ...string) (string, error) {
+		return cli(t, append(append([]string{"approve", id, req, "--as", as, "-o", "json"}, extra...), conn...)...)
+	}
+	_, err = approve("alice")
+	require.ErrorContains(t, err, "needs a signed approval")
+	out, err := approve("alice", "--key", filepath.Join(keys, "alice.key"))
+	require.NoError(t, err)
+	require.Contains(t, out, `"status": "pending"`)
+	_, err = approve("bob", "--key", filepath.Join(keys, "alice.key"))
+	require.ErrorContains(t, err, "does not verify")
+	out, err = approve("bob", "--key", filepath.Join(keys, "bob.key"))
+	require.NoError(t, err)
+	require.Contains(t, out, `"status": "approved"`)
+	require.Eventually(t, func() bool {
+		out, err := cli(t, append([]string{"status", id, "-o", "json"}, conn...)...)
+		var st warden.RunState
+		return err == nil && json.Unmarshal([]byte(out), &st) == nil && st.Status == warden.StatusCompleted && st.ToolCalls["executed"] == 1
+	}, time.Minute, 300*time.Millisecond)
 }
