@@ -40,6 +40,10 @@ type PolicyInput struct {
 	// SandboxMode is the isolation the worker runs tools in, so policies can
 	// refuse risky tools in weaker modes.
 	SandboxMode string `json:"sandbox_mode"`
+	// Taint lists the sources of untrusted content the run has seen so far
+	// (for example "tool:shell"): once tainted, exfiltration-capable tools
+	// need approval under the default policy.
+	Taint []string `json:"taint,omitempty"`
 }
 
 // PolicyTool is the part of a ToolSpec policies see.

@@ -1,5 +1,9 @@
 package warden
 
+// EventModelOutputRejected records a model answer Warden could not use
+// (empty, or no usable tool call); the model is told and may try again.
+const EventModelOutputRejected EventType = "model_output_rejected"
+
 // Message roles.
 const (
 	RoleSystem    = "system"

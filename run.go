@@ -3,6 +3,7 @@ package warden
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 )
@@ -19,6 +20,9 @@ type RunRequest struct {
 	// Model names the model to call (for the scripted model: "scripted/<scenario>").
 	// Empty means the worker's default model.
 	Model string `json:"model,omitempty"`
+	// Fallbacks are models tried in order when Model fails persistently or
+	// the policy refuses it for the tenant.
+	Fallbacks []string `json:"fallbacks,omitempty"`
 	// AllowedTools restricts the tools offered to the model. Empty means
 	// every registered tool; the policy still decides each call.
 	AllowedTools []string `json:"allowed_tools,omitempty"`
@@ -35,6 +39,9 @@ type Budget struct {
 	MaxSteps int `json:"max_steps"`
 	// MaxTokens is the maximum number of tokens (input + output) over all model calls.
 	MaxTokens int `json:"max_tokens"`
+	// MaxCostUSD is the most the run may spend on model calls, in US
+	// dollars; zero means no money limit (tokens and steps still apply).
+	MaxCostUSD float64 `json:"max_cost_usd,omitempty"`
 }
 
 // Defaults applied by RunRequest.WithDefaults.
@@ -72,6 +79,9 @@ func (r RunRequest) Validate() error {
 	if r.Budget.MaxSteps < 0 {
 		errs = append(errs, fmt.Errorf("budget.max_steps must not be negative, got %d", r.Budget.MaxSteps))
 	}
+	if r.Budget.MaxCostUSD < 0 {
+		errs = append(errs, fmt.Errorf("budget.max_cost_usd must not be negative, got %v", r.Budget.MaxCostUSD))
+	}
 	if r.Budget.MaxTokens < 0 {
 		errs = append(errs, fmt.Errorf("budget.max_tokens must not be negative, got %d", r.Budget.MaxTokens))
 	}
@@ -106,18 +116,30 @@ func (s RunStatus) Terminal() bool {
 	return false
 }
 
-// Usage counts model tokens.
+// Usage counts model tokens and their cost.
 type Usage struct {
 	InputTokens  int `json:"input_tokens"`
 	OutputTokens int `json:"output_tokens"`
+	// CostMicroUSD is the spend in millionths of a US dollar (integers, so
+	// sums are exact to the cent and beyond).
+	CostMicroUSD int64 `json:"cost_micro_usd"`
 }
+
+// CostUSD is the spend in US dollars.
+func (u Usage) CostUSD() float64 { return float64(u.CostMicroUSD) / 1e6 }
+
+// MicroUSD converts dollars to millionths of a dollar, rounding to the nearest.
+func MicroUSD(usd float64) int64 { return int64(math.Round(usd * 1e6)) }
 
 // Total is input plus output tokens.
 func (u Usage) Total() int { return u.InputTokens + u.OutputTokens }
 
 // Add returns the sum of u and v.
 func (u Usage) Add(v Usage) Usage {
-	return Usage{InputTokens: u.InputTokens + v.InputTokens, OutputTokens: u.OutputTokens + v.OutputTokens}
+	return Usage{
+		InputTokens: u.InputTokens + v.InputTokens, OutputTokens: u.OutputTokens + v.OutputTokens,
+		CostMicroUSD: u.CostMicroUSD + v.CostMicroUSD,
+	}
 }
 
 // RunResult is the single output of the AgentRun workflow. A cancelled run

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -41,6 +42,10 @@ type Activities struct {
 	Escalations Escalations
 	// History resolves approvals' transport identities; nil leaves them "unknown".
 	History History
+	// Prices prices model calls; nil means every call costs nothing.
+	Prices Prices
+	// ModelPolicy checks each model before use; nil allows every model.
+	ModelPolicy ModelPolicy
 }
 
 // RunRef identifies the run an activity works for.
@@ -53,39 +58,100 @@ type RunRef struct {
 
 // PlanInput is the input of Plan.
 type PlanInput struct {
-	Run             RunRef           `json:"run"`
-	Step            int              `json:"step"`
-	Model           string           `json:"model,omitempty"`
+	Run   RunRef `json:"run"`
+	Step  int    `json:"step"`
+	Model string `json:"model,omitempty"`
+	// Fallbacks are tried in order when Model fails or is refused.
+	Fallbacks       []string         `json:"fallbacks,omitempty"`
 	Messages        []warden.Message `json:"messages"`
 	AllowedTools    []string         `json:"allowed_tools,omitempty"`
 	MaxOutputTokens int              `json:"max_output_tokens,omitempty"`
+	// RemainingMicroUSD is what the run may still spend; negative means no money limit.
+	RemainingMicroUSD int64 `json:"remaining_micro_usd"`
 }
 
 // PlanOutput is the output of Plan.
 type PlanOutput struct {
+	// Response carries the usage including its cost (Usage.CostMicroUSD).
 	Response warden.ModelResponse `json:"response"`
+	// BudgetExhausted is set, with no model called, when even the cheapest
+	// usable answer would cost more than what remains.
+	BudgetExhausted bool   `json:"budget_exhausted,omitempty"`
+	Note            string `json:"note,omitempty"`
 }
 
+// minAffordableOutput is the fewest output tokens worth paying for.
+const minAffordableOutput = 16
+
 // Plan calls the model with the conversation so far and the tools the run
-// may use, and records a model_called audit event.
+// may use: the run's model, or the next fallback when the policy refuses
+// a model for the tenant or the model keeps failing. Before each call it
+// reserves the worst case (prompt estimate plus the output cap, lowered to
+// what the budget affords) and settles with the provider's usage. It
+// records one model_called audit event.
 func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanOutput, error) {
-	req := warden.ModelRequest{
-		Model:           cmp.Or(in.Model, a.DefaultModel),
-		Messages:        in.Messages,
-		Tools:           a.Tools.Specs(in.AllowedTools),
-		MaxOutputTokens: in.MaxOutputTokens,
-	}
-	resp, err := a.Model.Complete(ctx, req)
-	if err != nil {
-		if errors.Is(err, warden.ErrModelPermanent) {
-			return PlanOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), warden.ErrTypeModel, err)
+	tools := a.Tools.Specs(in.AllowedTools)
+	candidates := append([]string{cmp.Or(in.Model, a.DefaultModel)}, in.Fallbacks...)
+	var notes []string
+	permanent := true
+	for _, model := range candidates {
+		if a.ModelPolicy != nil {
+			ok, reason, err := a.ModelPolicy.AllowModel(ctx, in.Run.Tenant, model)
+			if err != nil || !ok {
+				notes = append(notes, fmt.Sprintf("%s refused by policy: %s", model, cmp.Or(reason, fmt.Sprint(err))))
+				continue
+			}
 		}
-		return PlanOutput{}, fmt.Errorf("plan step %d: %w", in.Step, err)
+		req := warden.ModelRequest{Model: model, Messages: in.Messages, Tools: tools, MaxOutputTokens: in.MaxOutputTokens}
+		pin, pout, priced := 0.0, 0.0, false
+		if a.Prices != nil {
+			pin, pout, priced = a.Prices.Price(model)
+		}
+		if in.RemainingMicroUSD >= 0 {
+			if !priced {
+				notes = append(notes, fmt.Sprintf("%s has no price configured, and this run has a money limit", model))
+				continue
+			}
+			affordable := affordableOutput(in.RemainingMicroUSD, estimateInputTokens(req), pin, pout)
+			if affordable < minAffordableOutput {
+				return PlanOutput{BudgetExhausted: true, Note: fmt.Sprintf(
+					"money budget exhausted: %s needs about %d input tokens and at least %d output tokens, more than the $%.6f left",
+					model, estimateInputTokens(req), minAffordableOutput, float64(in.RemainingMicroUSD)/1e6)}, nil
+			}
+			if req.MaxOutputTokens <= 0 || req.MaxOutputTokens > affordable {
+				req.MaxOutputTokens = affordable
+			}
+		}
+		resp, err := a.Model.Complete(ctx, req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return PlanOutput{}, fmt.Errorf("plan step %d: %w", in.Step, ctx.Err())
+			}
+			if !errors.Is(err, warden.ErrModelPermanent) {
+				permanent = false
+			}
+			notes = append(notes, fmt.Sprintf("%s failed: %v", model, err))
+			continue
+		}
+		resp.Usage.CostMicroUSD = warden.MicroUSD((float64(resp.Usage.InputTokens)*pin + float64(resp.Usage.OutputTokens)*pout) / 1000)
+		if err := a.recordModelCall(ctx, in, model, resp, notes); err != nil {
+			return PlanOutput{}, err
+		}
+		return PlanOutput{Response: resp, Note: strings.Join(notes, "; ")}, nil
 	}
+	err := fmt.Errorf("plan step %d: no model answered: %s", in.Step, strings.Join(notes, "; "))
+	if permanent {
+		return PlanOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), warden.ErrTypeModel, err)
+	}
+	return PlanOutput{}, err
+}
+
+func (a *Activities) recordModelCall(ctx context.Context, in PlanInput, asked string, resp warden.ModelResponse, notes []string) error {
 	result, _ := json.Marshal(struct {
 		Content   string            `json:"content,omitempty"`
 		ToolCalls []warden.ToolCall `json:"tool_calls,omitempty"`
-	}{resp.Content, resp.ToolCalls})
+		Usage     warden.Usage      `json:"usage"`
+	}{resp.Content, resp.ToolCalls, resp.Usage})
 	names := make([]string, 0, len(resp.ToolCalls))
 	for _, c := range resp.ToolCalls {
 		names = append(names, c.Name)
@@ -94,17 +160,43 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanOutput, error)
 	if len(names) > 0 {
 		msg = "asked for " + strings.Join(names, ", ")
 	}
+	msg += fmt.Sprintf(" ($%.6f)", resp.Usage.CostUSD())
+	if len(notes) > 0 {
+		msg += "; used " + asked + " after: " + strings.Join(notes, "; ")
+	}
 	ev := a.event(in.Run, in.Step, "", warden.EventModelCalled, "")
 	ev.Actor = "model"
-	ev.Model = resp.Model
+	ev.Model = cmp.Or(resp.Model, asked)
 	ev.InputTokens = resp.Usage.InputTokens
 	ev.OutputTokens = resp.Usage.OutputTokens
 	ev.Result = result
 	ev.Message = msg
 	if err := a.Audit.Append(ctx, ev); err != nil {
-		return PlanOutput{}, fmt.Errorf("plan step %d: audit: %w", in.Step, err)
+		return fmt.Errorf("plan step %d: audit: %w", in.Step, err)
 	}
-	return PlanOutput{Response: resp}, nil
+	return nil
+}
+
+// estimateInputTokens over-estimates a request's prompt tokens (3 bytes a token).
+func estimateInputTokens(req warden.ModelRequest) int {
+	b, _ := json.Marshal(struct {
+		M []warden.Message  `json:"m"`
+		T []warden.ToolSpec `json:"t"`
+	}{req.Messages, req.Tools})
+	return len(b)/3 + 1
+}
+
+// affordableOutput is how many output tokens the remaining budget pays for
+// after the prompt.
+func affordableOutput(remainingMicroUSD int64, inputTokens int, pin, pout float64) int {
+	left := float64(remainingMicroUSD) - float64(inputTokens)*pin/1000*1e6
+	if left <= 0 {
+		return 0
+	}
+	if pout <= 0 {
+		return math.MaxInt32
+	}
+	return int(left / (pout / 1000 * 1e6))
 }
 
 // Authorization outcomes (AuthorizeOutput.Verdict): the policy verdicts plus
@@ -125,6 +217,8 @@ type AuthorizeInput struct {
 	// Revision distinguishes re-authorizations of the same call (an edit)
 	// in the audit's event IDs; empty for the model's own request.
 	Revision string `json:"revision,omitempty"`
+	// Taint lists the sources of untrusted content the run has seen.
+	Taint []string `json:"taint,omitempty"`
 }
 
 // AuthorizeOutput is the output of Authorize.
@@ -175,6 +269,7 @@ func (a *Activities) Authorize(ctx context.Context, in AuthorizeInput) (Authoriz
 	out.ArgsHash = argsHash
 
 	input := a.policyInput(in.Run, in.Step, call, spec, known)
+	input.Taint = in.Taint
 	dec, err := a.Policy.Decide(ctx, input)
 	if err != nil {
 		dec.Allow = false
@@ -236,6 +331,8 @@ type ExecuteInput struct {
 	Call warden.ToolCall `json:"call"`
 	// Approval is the evidence for a call the policy says needs approval.
 	Approval *warden.ApprovalEvidence `json:"approval,omitempty"`
+	// Taint is the run's taint set when the call was authorized.
+	Taint []string `json:"taint,omitempty"`
 }
 
 // ExecuteOutput is the output of Execute.
@@ -264,6 +361,7 @@ func (a *Activities) Execute(ctx context.Context, in ExecuteInput) (ExecuteOutpu
 
 	input := a.policyInput(in.Run, in.Step, call, spec, true)
 	input.Approval = in.Approval
+	input.Taint = in.Taint
 	dec, err := a.Policy.Decide(ctx, input)
 	if err == nil {
 		err = checkEvidence(in, argsHash, dec)

@@ -12,6 +12,17 @@ type Model interface {
 	Complete(ctx context.Context, req warden.ModelRequest) (warden.ModelResponse, error)
 }
 
+// Prices knows what models cost per 1,000 tokens. *llm.Router implements it.
+type Prices interface {
+	Price(model string) (inPer1K, outPer1K float64, ok bool)
+}
+
+// ModelPolicy decides whether a tenant may use a model. *policies.Engine
+// implements it; on error the model is not used.
+type ModelPolicy interface {
+	AllowModel(ctx context.Context, tenant, model string) (bool, string, error)
+}
+
 // Policy decides whether a tool call may run. *policies.Engine implements it.
 // On error it returns a deny decision too; callers fail closed either way.
 type Policy interface {

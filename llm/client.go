@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,6 +32,12 @@ type Config struct {
 	Model string
 	// Timeout bounds one HTTP call. Default 120s.
 	Timeout time.Duration
+	// Attempts is how many times a request is tried when the provider
+	// answers 429 or 5xx or the connection fails. Default 3.
+	Attempts int
+	// RetryBase is the first backoff; it doubles per attempt, with jitter,
+	// unless the provider sends Retry-After. Default 500ms.
+	RetryBase time.Duration
 }
 
 // Client calls an OpenAI-compatible chat completions endpoint.
@@ -44,7 +53,11 @@ func New(cfg Config) (*Client, error) {
 	}
 	oc := openai.DefaultConfig(cfg.APIKey)
 	oc.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
-	oc.HTTPClient = &http.Client{Timeout: cmp.Or(cfg.Timeout, 120*time.Second)}
+	oc.HTTPClient = retrier{
+		inner:    &http.Client{Timeout: cmp.Or(cfg.Timeout, 120*time.Second)},
+		attempts: cmp.Or(cfg.Attempts, 3),
+		base:     cmp.Or(cfg.RetryBase, 500*time.Millisecond),
+	}
 	return &Client{api: openai.NewClientWithConfig(oc), model: cfg.Model}, nil
 }
 
@@ -138,4 +151,70 @@ func translate(model string, err error) error {
 
 func permanentStatus(code int) bool {
 	return code >= 400 && code < 500 && code != http.StatusRequestTimeout && code != http.StatusTooManyRequests
+}
+
+// retrier retries requests the provider may answer better later — 429,
+// 500, 502, 503, 504 and connection errors — with exponential backoff and
+// jitter, waiting as long as Retry-After asks (up to a minute). Other
+// answers, 4xx above all, go back at once.
+type retrier struct {
+	inner    *http.Client
+	attempts int
+	base     time.Duration
+}
+
+func (r retrier) Do(req *http.Request) (*http.Response, error) {
+	for attempt := 1; ; attempt++ {
+		if attempt > 1 && req.GetBody != nil {
+			body, err := req.GetBody()
+			if err != nil {
+				return nil, err
+			}
+			req.Body = body
+		}
+		resp, err := r.inner.Do(req)
+		retry := (err != nil && req.Context().Err() == nil) || (err == nil && retryableStatus(resp.StatusCode))
+		if !retry || attempt >= r.attempts || (err != nil && req.GetBody == nil && req.Body != nil) {
+			return resp, err
+		}
+		wait := r.base << (attempt - 1)
+		wait += time.Duration(rand.Int64N(int64(wait)/2 + 1))
+		if resp != nil {
+			if ra, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+				wait = min(ra, time.Minute)
+			}
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+			resp.Body.Close()
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-req.Context().Done():
+			t.Stop()
+			return nil, req.Context().Err()
+		case <-t.C:
+		}
+	}
+}
+
+func retryableStatus(code int) bool {
+	switch code {
+	case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway,
+		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
+// retryAfter parses a Retry-After header: seconds or an HTTP date.
+func retryAfter(v string, now time.Time) (time.Duration, bool) {
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && secs >= 0 {
+		return time.Duration(secs) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
 }

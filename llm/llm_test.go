@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -97,7 +98,7 @@ func TestProviderErrorsAreClassified(t *testing.T) {
 			w.WriteHeader(c.status)
 			_, _ = w.Write([]byte(`{"error":{"message":"provider says no","type":"x"}}`))
 		}))
-		client, err := llm.New(llm.Config{BaseURL: srv.URL + "/v1", APIKey: "k", Model: "m"})
+		client, err := llm.New(llm.Config{BaseURL: srv.URL + "/v1", APIKey: "k", Model: "m", RetryBase: time.Millisecond})
 		require.NoError(t, err)
 		_, err = client.Complete(context.Background(), warden.ModelRequest{Messages: []warden.Message{{Role: "user", Content: "x"}}})
 		srv.Close()
@@ -110,4 +111,96 @@ func TestNewNeedsABaseURL(t *testing.T) {
 	t.Parallel()
 	_, err := llm.New(llm.Config{})
 	require.ErrorContains(t, err, "base URL is required")
+}
+
+// flaky answers with the scripted statuses in order, then delegates.
+func flaky(t *testing.T, statuses []int, retryAfter string, then http.Handler) (*httptest.Server, *int) {
+	t.Helper()
+	calls := new(int)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		*calls++
+		if *calls <= len(statuses) {
+			if retryAfter != "" {
+				w.Header().Set("Retry-After", retryAfter)
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(statuses[*calls-1])
+			_, _ = w.Write([]byte(`{"error":{"message":"try later","type":"x"}}`))
+			return
+		}
+		then.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, calls
+}
+
+// TestRetriesHonourRetryAfterAndBackoff: 429 with Retry-After and 5xx are
+// retried inside one model call; 4xx is not; exhausted retries fail.
+func TestRetriesHonourRetryAfterAndBackoff(t *testing.T) {
+	t.Parallel()
+	s, err := llm.NewScripted()
+	require.NoError(t, err)
+	msgs := []warden.Message{{Role: "user", Content: "x"}}
+
+	srv, calls := flaky(t, []int{429}, "1", s)
+	c, err := llm.New(llm.Config{BaseURL: srv.URL + "/v1", Model: "scripted/answer", RetryBase: 10 * time.Millisecond})
+	require.NoError(t, err)
+	start := time.Now()
+	resp, err := c.Complete(context.Background(), warden.ModelRequest{Messages: msgs})
+	require.NoError(t, err)
+	require.Contains(t, resp.Content, "42")
+	require.Equal(t, 2, *calls)
+	require.GreaterOrEqual(t, time.Since(start), time.Second, "Retry-After: 1 was honoured")
+
+	srv, calls = flaky(t, []int{500, 503}, "", s)
+	c, _ = llm.New(llm.Config{BaseURL: srv.URL + "/v1", Model: "scripted/answer", RetryBase: 10 * time.Millisecond})
+	_, err = c.Complete(context.Background(), warden.ModelRequest{Messages: msgs})
+	require.NoError(t, err)
+	require.Equal(t, 3, *calls)
+
+	srv, calls = flaky(t, []int{400, 400, 400}, "", s)
+	c, _ = llm.New(llm.Config{BaseURL: srv.URL + "/v1", Model: "scripted/answer", RetryBase: 10 * time.Millisecond})
+	_, err = c.Complete(context.Background(), warden.ModelRequest{Messages: msgs})
+	require.ErrorIs(t, err, warden.ErrModelPermanent)
+	require.Equal(t, 1, *calls, "a 400 is not retried")
+
+	srv, calls = flaky(t, []int{502, 502, 502, 502}, "", s)
+	c, _ = llm.New(llm.Config{BaseURL: srv.URL + "/v1", Model: "scripted/answer", RetryBase: 10 * time.Millisecond, Attempts: 3})
+	_, err = c.Complete(context.Background(), warden.ModelRequest{Messages: msgs})
+	require.Error(t, err)
+	require.NotErrorIs(t, err, warden.ErrModelPermanent, "the activity may retry later")
+	require.Equal(t, 3, *calls)
+}
+
+func TestRouterRoutesAndPrices(t *testing.T) {
+	s, err := llm.NewScripted()
+	require.NoError(t, err)
+	base, stop, err := s.Listen("127.0.0.1:0")
+	require.NoError(t, err)
+	defer stop()
+	deflt, err := llm.New(llm.Config{BaseURL: "http://127.0.0.1:1/v1"})
+	require.NoError(t, err)
+	t.Setenv("WARDEN_TEST_KEY", "k")
+	r, err := llm.NewRouter(deflt, []llm.ModelConfig{
+		{Name: "cheap", BaseURL: base, APIKeyEnv: "WARDEN_TEST_KEY", ModelID: "scripted/answer", InputPer1KUSD: 0.5, OutputPer1KUSD: 1.5},
+		{Name: "scripted/*", InputPer1KUSD: 0.001, OutputPer1KUSD: 0.002},
+	})
+	require.NoError(t, err)
+	resp, err := r.Complete(context.Background(), warden.ModelRequest{Model: "cheap", Messages: []warden.Message{{Role: "user", Content: "x"}}})
+	require.NoError(t, err)
+	require.Contains(t, resp.Content, "42")
+	in, out, ok := r.Price("cheap")
+	require.True(t, ok)
+	require.Equal(t, 0.5, in)
+	require.Equal(t, 1.5, out)
+	in, _, ok = r.Price("scripted/demo")
+	require.True(t, ok)
+	require.Equal(t, 0.001, in)
+	_, _, ok = r.Price("gpt-unknown")
+	require.False(t, ok)
+
+	file := filepath.Join(t.TempDir(), "models.json")
+	require.NoError(t, os.WriteFile(file, []byte(`{"models":[{"name":"m","input_per_1k_usd":1,"output_per_1k_usd":2,"bogus":1}]}`), 0o644))
+	_, err = llm.LoadModels(file)
+	require.ErrorContains(t, err, "bogus")
 }

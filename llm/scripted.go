@@ -44,6 +44,8 @@ type Scenario struct {
 type Turn struct {
 	Content   string         `json:"content,omitempty"`
 	ToolCalls []ScriptedCall `json:"tool_calls,omitempty"`
+	// Empty answers with no content and no tool calls (a malformed answer).
+	Empty bool `json:"empty,omitempty"`
 }
 
 // ScriptedCall is one tool call of a scripted turn. Args is sent verbatim
@@ -115,7 +117,7 @@ func (s *Scripted) Add(sc Scenario) error {
 		return fmt.Errorf("scenario %s has no turns", sc.Name)
 	}
 	for i, t := range sc.Turns {
-		if t.Content == "" && len(t.ToolCalls) == 0 {
+		if t.Content == "" && len(t.ToolCalls) == 0 && !t.Empty {
 			return fmt.Errorf("scenario %s turn %d has neither content nor tool calls", sc.Name, i)
 		}
 	}
@@ -214,7 +216,7 @@ func (s *Scripted) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	msg := chatMessage{Role: "assistant"}
-	if turn.Content != "" {
+	if turn.Content != "" && !turn.Empty {
 		msg.Content = ScriptedPrefix + strings.ReplaceAll(turn.Content, "{{tool_results}}", toolResultSummary(req.Messages))
 	}
 	for i, c := range turn.ToolCalls {
@@ -258,8 +260,8 @@ func toolResultSummary(msgs []chatMessage) string {
 			continue
 		}
 		content := strings.Join(strings.Fields(m.Content), " ")
-		if len(content) > 300 {
-			content = content[:300] + "..."
+		if len(content) > 600 {
+			content = content[:600] + "..."
 		}
 		lines = append(lines, fmt.Sprintf("- %s: %s", cmpString(m.Name, m.ToolCallID), content))
 	}

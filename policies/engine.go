@@ -61,6 +61,7 @@ type Options struct {
 // *Engine implements activities.Policy.
 type Engine struct {
 	query    rego.PreparedEvalQuery
+	models   rego.PreparedEvalQuery
 	revision string
 }
 
@@ -90,7 +91,12 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compile policies from %s: %v", src.name, err)
 	}
-	return &Engine{query: query, revision: src.revision}, nil
+	options[0] = rego.Query(ModelQuery)
+	models, err := rego.New(options...).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("compile policies from %s: %v", src.name, err)
+	}
+	return &Engine{query: query, models: models, revision: src.revision}, nil
 }
 
 // definesDecision reports whether some module has a rule for the entry point.

@@ -37,6 +37,10 @@ type Config struct {
 	// ModelName is the default model for runs that name none. Default
 	// "scripted/demo" with the scripted model; required otherwise.
 	ModelName string
+	// ModelsFile names models runs may ask for: endpoint, key, model ID,
+	// prices and context window ({"models": [...]}, see llm.ModelConfig).
+	// The scripted model is always priced (llm.DefaultModels).
+	ModelsFile string
 	// ScenarioFile adds scripted-model scenarios from a JSON file.
 	ScenarioFile string
 	// SandboxMode is the tool isolation mode. Default "process".

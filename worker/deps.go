@@ -19,10 +19,12 @@ import (
 
 // Compile-time proof that the adapters satisfy the activities' interfaces.
 var (
-	_ activities.Model  = (*llm.Client)(nil)
-	_ activities.Policy = (*policies.Engine)(nil)
-	_ activities.Audit  = (audit.Store)(nil)
-	_ activities.Tools  = toolBox{}
+	_ activities.Model       = (*llm.Router)(nil)
+	_ activities.Prices      = (*llm.Router)(nil)
+	_ activities.ModelPolicy = (*policies.Engine)(nil)
+	_ activities.Policy      = (*policies.Engine)(nil)
+	_ activities.Audit       = (audit.Store)(nil)
+	_ activities.Tools       = toolBox{}
 )
 
 // Deps are the built dependencies of a worker.
@@ -108,13 +110,27 @@ func Build(ctx context.Context, cfg Config) (_ *Deps, err error) {
 		d.closers = append(d.closers, stop)
 	}
 	d.ModelBaseURL = baseURL
-	model, err := llm.New(llm.Config{BaseURL: baseURL, APIKey: cfg.ModelAPIKey, Model: cfg.ModelName})
+	endpoint, err := llm.New(llm.Config{BaseURL: baseURL, APIKey: cfg.ModelAPIKey, Model: cfg.ModelName})
+	if err != nil {
+		return nil, fmt.Errorf("model: %w", err)
+	}
+	models := llm.DefaultModels
+	if cfg.ModelsFile != "" {
+		extra, err := llm.LoadModels(cfg.ModelsFile)
+		if err != nil {
+			return nil, err
+		}
+		models = append(extra, models...)
+	}
+	model, err := llm.NewRouter(endpoint, models)
 	if err != nil {
 		return nil, fmt.Errorf("model: %w", err)
 	}
 
 	d.Activities = &activities.Activities{
 		Model:         model,
+		Prices:        model,
+		ModelPolicy:   engine,
 		Policy:        engine,
 		Tools:         toolBox{reg: reg, sb: sb},
 		Audit:         store,

@@ -58,6 +58,7 @@ func workerFlags(fs *pflag.FlagSet, cfg *worker.Config) {
 	fs.StringVar(&cfg.ModelBaseURL, "model-base-url", env("MODEL_BASE_URL", ""), "OpenAI-compatible API base URL; empty uses the scripted model (WARDEN_MODEL_BASE_URL)")
 	fs.StringVar(&cfg.ModelAPIKey, "model-api-key", env("MODEL_API_KEY", ""), "API key for the model endpoint (WARDEN_MODEL_API_KEY)")
 	fs.StringVar(&cfg.ModelName, "model", env("MODEL", ""), "default model name (WARDEN_MODEL); scripted/demo with the scripted model")
+	fs.StringVar(&cfg.ModelsFile, "models-file", env("MODELS_FILE", ""), "named model configs: endpoint, key env/file, model ID, prices, context window (WARDEN_MODELS_FILE)")
 	fs.StringVar(&cfg.ScenarioFile, "scenario-file", env("SCENARIO_FILE", ""), "extra scripted-model scenarios, JSON (WARDEN_SCENARIO_FILE)")
 	fs.StringVar(&cfg.SandboxMode, "sandbox-mode", env("SANDBOX_MODE", "process"), "tool isolation mode (WARDEN_SANDBOX_MODE)")
 	fs.StringVar(&cfg.LedgerPath, "ledger", env("LEDGER", ""), "demo refund ledger file; default <data-dir>/refunds.jsonl (WARDEN_LEDGER)")
