@@ -22,7 +22,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newWorkerCmd(), newRunCmd(), newStatusCmd(), newPendingCmd(),
-		newDecideCmd("approve"), newDecideCmd("reject"), newApprovalsCmd(), newKeygenCmd(), newAuditCmd(), newDevCmd())
+		newDecideCmd("approve"), newDecideCmd("reject"), newApprovalsCmd(), newKeygenCmd(), newAuditCmd(), newDevCmd(), newBenchCmd())
 	return root
 }
 
