@@ -235,6 +235,6 @@ func (allowAll) Decide(context.Context, warden.PolicyInput) (warden.Decision, er
 type discard struct{}
 
 func (discard) Append(context.Context, ...warden.AuditEvent) error { return nil }
-func (discard) Has(context.Context, string) (bool, error)         { return false, nil }
+func (discard) Has(context.Context, string) (bool, error)          { return false, nil }
 
 var _ activities.Audit = discard{}
