@@ -42,5 +42,6 @@ lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-bench: ## Run the Go micro-benchmarks
+bench: temporal-cli build ## Micro-benchmarks, then `warden bench` (governed vs ungoverned vs bare Temporal loop)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	./bin/warden bench --runs $(or $(RUNS),20) --steps $(or $(STEPS),10)
