@@ -4,6 +4,10 @@ package warden
 // (empty, or no usable tool call); the model is told and may try again.
 const EventModelOutputRejected EventType = "model_output_rejected"
 
+// EventRunContinued records that a run continued as new (a fresh Temporal
+// run with the same workflow ID) to keep its history small.
+const EventRunContinued EventType = "run_continued"
+
 // Message roles.
 const (
 	RoleSystem    = "system"

@@ -31,6 +31,24 @@ type RunRequest struct {
 	// ApprovalTimeout is how long a call waits for approval before it is
 	// rejected automatically. Zero means DefaultApprovalTimeout.
 	ApprovalTimeout time.Duration `json:"approval_timeout,omitempty"`
+	// Continuation is set by the workflow itself when it continues as new
+	// to keep its history small; product backends leave it nil.
+	Continuation *Continuation `json:"continuation,omitempty"`
+}
+
+// Continuation is the state a run carries into its next Temporal run
+// (continue-as-new). Runs continue only between turns, when no approval
+// is pending, so nothing in flight crosses the boundary.
+type Continuation struct {
+	Step       int                `json:"step"`
+	Usage      Usage              `json:"usage"`
+	ToolCalls  map[string]int     `json:"tool_calls,omitempty"`
+	Messages   []Message          `json:"messages"`
+	Taint      []string           `json:"taint,omitempty"`
+	Identities []ApprovalIdentity `json:"identities,omitempty"`
+	BadTurns   int                `json:"bad_turns,omitempty"`
+	// Segments counts the Temporal runs so far.
+	Segments int `json:"segments"`
 }
 
 // Budget bounds a run.

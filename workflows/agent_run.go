@@ -48,13 +48,15 @@ func AgentRun(ctx workflow.Context, req warden.RunRequest) (warden.RunResult, er
 		return warden.RunResult{}, err
 	}
 	r.publish(ctx)
-	started := r.event(ctx, 0, "", warden.EventRunStarted, "")
-	started.Actor = req.Requester
-	started.Args = mustJSON(req)
-	started.Model = req.Model
-	started.Message = req.Goal
-	if err := r.record(ctx, started); err != nil {
-		return r.finish(ctx, warden.StatusFailed, "", "audit unavailable: "+err.Error())
+	if req.Continuation == nil {
+		started := r.event(ctx, 0, "", warden.EventRunStarted, "")
+		started.Actor = req.Requester
+		started.Args = mustJSON(req)
+		started.Model = req.Model
+		started.Message = req.Goal
+		if err := r.record(ctx, started); err != nil {
+			return r.finish(ctx, warden.StatusFailed, "", "audit unavailable: "+err.Error())
+		}
 	}
 
 	result, err := r.loop(ctx)
@@ -84,6 +86,11 @@ type run struct {
 	// marks the current answer as one.
 	badTurns      int
 	turnMalformed bool
+	// segments counts earlier Temporal runs of this workflow (continue-as-new);
+	// segmentStart is the step this one started at.
+	segments     int
+	segmentStart int
+	signals      workflow.ReceiveChannel
 	// redact maps call IDs to the argument keys the policy hides from
 	// approvers and the transcript.
 	redact map[string][]string
@@ -118,7 +125,50 @@ func newRun(ctx workflow.Context, req warden.RunRequest) *run {
 		Status: warden.StatusRunning, Tenant: req.Tenant, Requester: req.Requester,
 		Goal: req.Goal, Budget: req.Budget, ToolCalls: r.toolCalls,
 	}
+	if c := req.Continuation; c != nil {
+		r.state.Step, r.state.Usage = c.Step, c.Usage
+		r.messages, r.taint, r.identities, r.badTurns = c.Messages, c.Taint, c.Identities, c.BadTurns
+		for k, v := range c.ToolCalls {
+			r.toolCalls[k] = v
+		}
+		r.req.Continuation = nil
+		r.segments = c.Segments
+	}
+	r.segmentStart = r.state.Step
 	return r
+}
+
+// maxStepsPerSegment bounds one Temporal run's steps even when the server
+// does not suggest continuing as new yet.
+const maxStepsPerSegment = 100
+
+// continueAsNew ends this Temporal run and starts the next with the same
+// workflow ID, carrying the run's state. It waits for running handlers and
+// refuses (and audits) any approval signal still buffered: no approval is
+// pending between turns.
+func (r *run) continueAsNew(ctx workflow.Context) error {
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return err
+	}
+	for {
+		var d warden.ApprovalDecision
+		if !r.signals.ReceiveAsync(&d) {
+			break
+		}
+		r.refuseSignal(ctx, d, fmt.Errorf("%w: no approval is pending", warden.ErrApprovalInvalid))
+	}
+	next := r.req
+	next.Continuation = &warden.Continuation{
+		Step: r.state.Step, Usage: r.state.Usage, ToolCalls: r.toolCalls, Messages: r.messages,
+		Taint: r.taint, Identities: r.identities, BadTurns: r.badTurns, Segments: r.segments + 1,
+	}
+	ev := r.event(ctx, r.state.Step, "", warden.EventRunContinued, "")
+	ev.Actor = "system"
+	ev.Message = fmt.Sprintf("continued as new after step %d (segment %d) to keep the history small", r.state.Step, r.segments+1)
+	if err := r.record(ctx, ev); err != nil {
+		return err
+	}
+	return workflow.NewContinueAsNewError(ctx, warden.WorkflowAgentRun, next)
 }
 
 func (r *run) loop(ctx workflow.Context) (warden.RunResult, error) {
@@ -134,6 +184,9 @@ func (r *run) loop(ctx workflow.Context) (warden.RunResult, error) {
 		Summary: "plan: ask the model",
 	})
 	for {
+		if r.state.Step > r.segmentStart && (workflow.GetInfo(ctx).GetContinueAsNewSuggested() || r.state.Step-r.segmentStart >= maxStepsPerSegment) {
+			return warden.RunResult{}, r.continueAsNew(ctx)
+		}
 		if r.state.Step >= r.req.Budget.MaxSteps {
 			return r.finish(ctx, warden.StatusBudgetExhausted, "",
 				fmt.Sprintf("step budget exhausted: %d model calls made (max_steps %d)", r.state.Step, r.req.Budget.MaxSteps))

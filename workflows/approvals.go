@@ -55,6 +55,7 @@ func (r *run) registerHandlers(ctx workflow.Context) error {
 		Description: `Same as the approve Update, for deployments without Updates: {"request_id", "decision": "approve" | "reject", "approver", "reason"}. ` +
 			`Invalid signals are refused and audited.`,
 	})
+	r.signals = ch
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
 			var d warden.ApprovalDecision

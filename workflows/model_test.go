@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/wardenhq/warden"
 	"github.com/wardenhq/warden/activities"
@@ -164,4 +166,38 @@ decision := {"allow": false, "risk": "high", "reasons": [concat(", ", array.conc
 		}
 	}
 	require.Equal(t, []string{"clean run", "tainted by, tool:shell"}, reasons)
+}
+
+// TestContinueAsNewCarriesTheRun: past maxStepsPerSegment the run
+// continues as new with its state; the next run does not start over.
+func TestContinueAsNewCarriesTheRun(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	req := request("loop")
+	req.Budget.MaxSteps = 500
+	req.Budget.MaxTokens = 1 << 30
+	_, err := h.run(req)
+	var can *workflow.ContinueAsNewError
+	require.ErrorAs(t, err, &can)
+	var next warden.RunRequest
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	c := next.Continuation
+	require.NotNil(t, c)
+	require.Equal(t, 100, c.Step)
+	require.Equal(t, 1, c.Segments)
+	require.Equal(t, 100, c.ToolCalls["executed"])
+	require.Equal(t, []string{"tool:shell"}, c.Taint)
+	require.Len(t, c.Messages, 2+2*100)
+	require.Positive(t, c.Usage.CostMicroUSD)
+	require.Equal(t, warden.EventRunContinued, h.events()[len(h.events())-1].Type)
+
+	// The next run picks up where this one stopped.
+	h2 := newHarness(t)
+	next.Budget.MaxSteps = 102
+	res, err := h2.run(next)
+	require.NoError(t, err)
+	require.Equal(t, warden.StatusBudgetExhausted, res.Status)
+	require.Equal(t, 102, res.Steps)
+	require.Equal(t, 102, res.ToolCalls["executed"])
+	require.NotContains(t, types(h2.events()), warden.EventRunStarted, "a continued run is not a new run")
 }
