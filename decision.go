@@ -142,4 +142,13 @@ type Obligations struct {
 	// RedactArgs names top-level argument keys shown as "[redacted]" to
 	// approvers and in the transcript.
 	RedactArgs []string `json:"redact_args,omitempty"`
+	// Hosts are the host:port pairs the call may reach, through the
+	// worker's egress proxy only; empty means no network at all.
+	Hosts []string `json:"hosts,omitempty"`
+	// MemoryBytes caps the tool's address space (RLIMIT_AS); zero means
+	// the tool kind's default.
+	MemoryBytes uint64 `json:"memory_bytes,omitempty"`
+	// Processes caps the processes of the tool's sandbox (isolated mode);
+	// zero means the sandbox default.
+	Processes uint64 `json:"processes,omitempty"`
 }

@@ -11,12 +11,19 @@
 // tool such as `sh`, or a Go tool that re-execs the worker binary again —
 // goes through the same init, so every tool gets the same walls.
 //
-// The first mode is "process": a new session and process group, rlimits
-// (CPU, address space, file size, open files, no core dumps), no inherited
-// file descriptors beyond stdin, stdout and stderr, and an environment
-// reduced to a fixed base plus what the caller lists. It does not confine
-// file system or network access. Later modes add namespaces, Landlock and
-// seccomp behind the same API; policies see the mode (Runner.Mode).
+// Two modes. ModeIsolated, the default, adds new user, mount, PID,
+// network, IPC and UTS namespaces (root inside maps to an unprivileged host
+// uid), pivot_root into a curated read-only view with the workspace
+// writable, a size-capped tmpfs /tmp and a fresh /proc, no capabilities,
+// no_new_privs, Landlock and a seccomp deny-list; the init stays PID 1 of
+// the namespace, so the deadline kills the whole tree. New refuses it where
+// the host cannot isolate (see Check) rather than downgrading. ModeProcess
+// is the degraded mode an operator chooses explicitly: a new session and
+// process group, rlimits (CPU, address space, file size, open files, no
+// core dumps), no inherited file descriptors beyond stdin, stdout and
+// stderr, and an environment reduced to a fixed base plus what the caller
+// lists; it does not confine file system or network access. Policies see
+// the mode (Runner.Mode). docs/sandbox.md describes the walls.
 //
 // Programs that call sandbox.New must call Init first thing in main (and in
 // TestMain), because the re-executed binary is the program itself:

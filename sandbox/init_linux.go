@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -21,6 +23,9 @@ func Init() {
 	if len(os.Args) != 2 || os.Args[1] != initArg {
 		return
 	}
+	// Capabilities, no_new_privs, Landlock and seccomp are per thread: the
+	// init applies them on this thread and forks or execs from it.
+	runtime.LockOSThread()
 	os.Exit(initMain())
 }
 
@@ -49,13 +54,24 @@ func initMain() int {
 	if err := json.Unmarshal(data, &cfg); err != nil {
 		return fail(stageSetup, 125, fmt.Errorf("decode config: %w", err))
 	}
-	if cfg.Probe {
+	if cfg.Protocol != initProtocol {
+		return fail(stageSetup, 125, fmt.Errorf("this init speaks protocol %d, the worker %d: build the init and the worker together", initProtocol, cfg.Protocol))
+	}
+	if cfg.Isolate != nil {
+		if err := buildView(cfg.Isolate); err != nil {
+			return fail(stageSetup, 125, err)
+		}
+	}
+	if cfg.Probe && cfg.Isolate == nil {
 		return 0
 	}
-	if len(cfg.Argv) == 0 {
+	if len(cfg.Argv) == 0 && !cfg.Probe {
 		return fail(stageSetup, 125, errors.New("empty argv"))
 	}
-	path, err := lookPath(cfg.Argv[0], cfg.Env)
+	if cfg.Isolate != nil {
+		return runIsolated(cfg, fail, status)
+	}
+	path, err := programPath(cfg)
 	if err != nil {
 		return fail(stageExec, 127, err)
 	}
@@ -78,6 +94,16 @@ func initMain() int {
 		code = 127
 	}
 	return fail(stageExec, code, fmt.Errorf("exec %q: %w", cfg.Argv[0], err))
+}
+
+// programPath resolves Argv[0]: SelfExe is the worker's executable the
+// worker handed over (a dedicated init is not the worker binary), anything
+// else goes through lookPath.
+func programPath(cfg initConfig) (string, error) {
+	if cfg.Argv[0] == SelfExe && cfg.ExeFD > 0 {
+		return "/proc/self/fd/" + strconv.Itoa(cfg.ExeFD), nil
+	}
+	return lookPath(cfg.Argv[0], cfg.Env)
 }
 
 // lookPath resolves file like a shell would, but only in the PATH of the
@@ -133,4 +159,72 @@ func closeOnExecFrom(first int) error {
 		}
 	}
 	return nil
+}
+
+// runIsolated finishes an isolated run: it applies the rlimits, locks the
+// thread down, forks the program (PID 2 of the run's PID namespace; the
+// init stays PID 1 and reaps orphans), waits for it and reports how it
+// ended on the status pipe. When the init exits, the kernel kills every
+// other process of the namespace.
+func runIsolated(cfg initConfig, fail func(string, int, error) int, status *os.File) int {
+	if err := closeOnExecFrom(3); err != nil {
+		return fail(stageSetup, 125, fmt.Errorf("close inherited descriptors: %w", err))
+	}
+	if err := lockDown(cfg.Isolate, cfg.ExeFD); err != nil {
+		return fail(stageSetup, 125, err)
+	}
+	if cfg.Probe {
+		return 0
+	}
+	path, err := programPath(cfg)
+	if err != nil {
+		return fail(stageExec, 127, err)
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return fail(stageSetup, 125, err)
+	}
+	attr := &syscall.ProcAttr{
+		Dir:   dir,
+		Env:   cfg.Env,
+		Files: []uintptr{0, 1, 2},
+		Sys:   &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
+	}
+	// The rlimits bind the init too, so they come last: the Go runtime of
+	// the init allocates nothing large after this point.
+	for _, rl := range cfg.Rlimits {
+		lim := unix.Rlimit{Cur: rl.Cur, Max: rl.Max}
+		if err := unix.Setrlimit(rl.Resource, &lim); err != nil {
+			return fail(stageSetup, 125, fmt.Errorf("set %s to %d: %w", rl.Name, rl.Cur, err))
+		}
+	}
+	pid, err := syscall.ForkExec(path, cfg.Argv, attr)
+	if err != nil {
+		code := 126
+		if errors.Is(err, syscall.ENOENT) {
+			code = 127
+		}
+		return fail(stageExec, code, fmt.Errorf("exec %q: %w", cfg.Argv[0], err))
+	}
+	for {
+		var ws unix.WaitStatus
+		got, err := unix.Wait4(-1, &ws, 0, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fail(stageSetup, 125, fmt.Errorf("wait: %w", err))
+		}
+		if got != pid {
+			continue // an orphan the init reaped
+		}
+		st := initStatus{Stage: stageExited, ExitCode: ws.ExitStatus()}
+		if ws.Signaled() {
+			st.Signal = int(ws.Signal())
+			st.ExitCode = 128 + st.Signal
+		}
+		msg, _ := json.Marshal(st)
+		status.Write(msg)
+		return 0
+	}
 }

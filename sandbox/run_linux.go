@@ -24,6 +24,11 @@ var errTimeout = errors.New("sandbox timeout")
 // pipes that a process which escaped the group may still hold.
 const waitDelay = time.Second
 
+// openExecutable opens the running executable, for SelfExe.
+func openExecutable() (*os.File, error) {
+	return os.Open("/proc/self/exe")
+}
+
 func defaultSelfPath() string {
 	if _, err := os.Stat(SelfExe); err == nil {
 		return SelfExe
@@ -37,7 +42,7 @@ func defaultSelfPath() string {
 
 // rlimitsFor lists the rlimits the init applies: each non-zero limit, and
 // never a core dump.
-func rlimitsFor(l Limits) []rlimit {
+func rlimitsFor(l Limits, isolated bool) []rlimit {
 	rl := []rlimit{{Name: "RLIMIT_CORE", Resource: unix.RLIMIT_CORE}}
 	if l.CPUSeconds > 0 {
 		// The soft limit sends SIGXCPU; the hard limit a second later SIGKILL,
@@ -53,6 +58,10 @@ func rlimitsFor(l Limits) []rlimit {
 	if l.OpenFiles > 0 {
 		rl = append(rl, rlimit{Name: "RLIMIT_NOFILE", Resource: unix.RLIMIT_NOFILE, Cur: l.OpenFiles, Max: l.OpenFiles})
 	}
+	if isolated && l.Processes > 0 {
+		// Counted per user namespace: the run's own processes only.
+		rl = append(rl, rlimit{Name: "RLIMIT_NPROC", Resource: unix.RLIMIT_NPROC, Cur: l.Processes, Max: l.Processes})
+	}
 	return rl
 }
 
@@ -65,12 +74,13 @@ func (r *Runner) probe() error {
 	if err != nil {
 		return err
 	}
-	res, err := r.run(ctx, runParams{
+	p := runParams{
 		dir:    os.TempDir(),
 		env:    env,
 		limits: Limits{}.withDefaults(),
 		config: initConfig{Probe: true, Env: env},
-	})
+	}
+	res, err := r.run(ctx, p)
 	if err != nil {
 		return fmt.Errorf("%w: self-test of %s: %s", ErrSandbox, r.selfPath, strings.TrimPrefix(err.Error(), ErrSandbox.Error()+": "))
 	}
@@ -159,6 +169,23 @@ func (r *Runner) run(ctx context.Context, p runParams) (Result, error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, fmt.Errorf("%w: run not started: %w", ErrSandbox, err)
 	}
+	p.config.Protocol = initProtocol
+	extra := []*os.File{r.exe} // fd 5
+	p.config.ExeFD = 5
+	initPath := r.selfPath
+	if r.init != nil {
+		extra = append(extra, r.init) // fd 6
+		initPath = "/proc/self/fd/6"
+	}
+	if r.iso != nil {
+		plan, files, err := r.iso.prepare(p.dir, p.binds, p.limits, 5+len(extra))
+		if err != nil {
+			return Result{}, err
+		}
+		defer closeFiles(files...)
+		p.config.Isolate = plan
+		extra = append(extra, files...)
+	}
 	config, err := json.Marshal(p.config)
 	if err != nil {
 		return Result{}, fmt.Errorf("%w: encode init config: %w", ErrSandbox, err)
@@ -183,21 +210,28 @@ func (r *Runner) run(ctx context.Context, p runParams) (Result, error) {
 		reaped   bool
 		killedBy error
 	)
-	cmd := exec.CommandContext(runCtx, r.selfPath, initArg)
+	cmd := exec.CommandContext(runCtx, initPath, initArg)
 	cmd.Args[0] = "warden-sandbox"
 	cmd.Dir = p.dir
+	if r.iso != nil {
+		// The init enters the workspace after building its view.
+		cmd.Dir = "/"
+	}
 	cmd.Env = p.env
 	if p.stdin != nil {
 		cmd.Stdin = bytes.NewReader(p.stdin)
 	}
 	cmd.Stdout = pp.stdoutW
 	cmd.Stderr = pp.stderrW
-	cmd.ExtraFiles = []*os.File{pp.configR, pp.statusW} // fds 3 and 4
+	cmd.ExtraFiles = append([]*os.File{pp.configR, pp.statusW}, extra...) // fds 3, 4, 5 (exe), then the init and mounts
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Setsid: true,
 		// Kill the init (and so the target) if the worker thread that
 		// started it dies; see go.dev/issue/27505.
 		Pdeathsig: syscall.SIGKILL,
+	}
+	if r.iso != nil {
+		cmd.SysProcAttr = r.iso.sysProcAttr()
 	}
 	cmd.Cancel = func() error {
 		killMu.Lock()
@@ -299,6 +333,16 @@ func (r *Runner) run(ctx context.Context, p runParams) (Result, error) {
 	var st initStatus
 	if err := json.Unmarshal(status[1:], &st); err != nil {
 		return res, fmt.Errorf("%w: malformed init status %q: %w", ErrSandbox, status[1:], err)
+	}
+	if st.Stage == stageExited {
+		res.ExitCode = st.ExitCode
+		if st.Signal > 0 {
+			res.Signal = unix.SignalName(syscall.Signal(st.Signal))
+			if res.Signal == "" {
+				res.Signal = syscall.Signal(st.Signal).String()
+			}
+		}
+		return res, nil
 	}
 	if st.Stage != stageExec {
 		return res, fmt.Errorf("%w: init: %s", ErrSandbox, st.Error)

@@ -12,15 +12,43 @@ import (
 
 // Modes a Runner can run in.
 const (
-	// ModeProcess isolates with a new session and process group, rlimits,
-	// a scrubbed environment and closed file descriptors. It does not
-	// confine file system or network access.
+	// ModeIsolated is the default where the host supports it: everything
+	// ModeProcess does, plus new user, mount, PID, network, IPC and UTS
+	// namespaces (mapped to an unprivileged host uid, never host root), a
+	// read-only root with curated binds, the workspace writable, a
+	// size-capped tmpfs /tmp and a fresh /proc, no capabilities,
+	// no_new_privs, Landlock (at least MinLandlockABI) and a seccomp
+	// deny-list. The deadline kills the namespace's PID 1, so the whole tree.
+	ModeIsolated = "isolated"
+	// ModeProcess is a degraded mode an operator must choose explicitly: a
+	// new session and process group, rlimits, a scrubbed environment and
+	// closed file descriptors. It does not confine file system or network
+	// access; policies see it (PolicyInput.SandboxMode) and should refuse
+	// risky tools there.
 	ModeProcess = "process"
 )
 
-// SelfExe is an Argv[0] that names the sandbox's own executable (the
-// Runner's SelfPath binary) as the kernel sees it, so a Go tool can re-exec
-// the worker binary even where its host path is not visible.
+// MinLandlockABI is the lowest Landlock ABI isolated mode accepts (3 adds
+// LANDLOCK_ACCESS_FS_TRUNCATE); below it New refuses the mode.
+const MinLandlockABI = 3
+
+// Defaults of isolated mode.
+const (
+	// DefaultTmpBytes caps the tmpfs mounted on /tmp.
+	DefaultTmpBytes = 64 << 20
+	// DefaultProcesses is RLIMIT_NPROC in isolated mode, where it counts
+	// the processes of the sandbox's own user namespace only.
+	DefaultProcesses = 256
+	// DefaultHostID is the host uid and gid the sandbox's root maps to when
+	// the worker runs as host root.
+	DefaultHostID = 65534
+)
+
+// SelfExe is an Argv[0] that names the executable of the process that
+// created the Runner (the worker binary), so a Go tool can re-exec the
+// worker binary even where its host path is not visible and when a
+// dedicated init binary (Options.SelfPath) runs the sandbox: the Runner
+// holds the executable open and hands it to the init.
 const SelfExe = "/proc/self/exe"
 
 // Defaults applied to zero Limits fields.
@@ -51,6 +79,14 @@ type Limits struct {
 	FileSize uint64
 	// OpenFiles is RLIMIT_NOFILE.
 	OpenFiles uint64
+	// Processes is RLIMIT_NPROC. Isolated mode only, where it counts the
+	// processes of the run's own user namespace; zero means
+	// DefaultProcesses there. Process mode ignores it (there it would count
+	// every process of the worker's uid on the host).
+	Processes uint64
+	// TmpBytes caps the tmpfs on /tmp in isolated mode; zero means
+	// DefaultTmpBytes.
+	TmpBytes uint64
 	// MaxOutputBytes caps stdout and stderr each; the rest is read and
 	// discarded, and the Truncated flags are set.
 	MaxOutputBytes int
@@ -63,13 +99,19 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxOutputBytes <= 0 {
 		l.MaxOutputBytes = DefaultMaxOutputBytes
 	}
+	if l.Processes == 0 {
+		l.Processes = DefaultProcesses
+	}
+	if l.TmpBytes == 0 {
+		l.TmpBytes = DefaultTmpBytes
+	}
 	return l
 }
 
 // Bind grants the program access to a host path outside Dir, such as a
-// ledger file's directory. Process mode does not confine file access, so a
-// Bind only declares intent there; modes with a mount namespace bind-mount
-// the path (read-only unless Writable) and let Landlock allow it.
+// ledger file. Process mode does not confine file access, so a Bind only
+// declares intent there; isolated mode bind-mounts the path at the same
+// place (read-only unless Writable) and lets Landlock allow it.
 type Bind struct {
 	// Path is an absolute host path that exists.
 	Path     string
@@ -115,13 +157,23 @@ type Result struct {
 
 // Options configure a Runner.
 type Options struct {
-	// Mode is the isolation mode; empty means ModeProcess, the only mode
-	// so far. An unknown mode is an error, never a silent downgrade.
+	// Mode is the isolation mode: ModeIsolated or ModeProcess. Empty means
+	// ModeIsolated, and New fails (never downgrades silently) where the host
+	// cannot isolate; ModeProcess must be chosen explicitly. An unknown mode
+	// is an error.
 	Mode string
+	// HostUID and HostGID are the unprivileged host ids the sandbox's root
+	// maps to in isolated mode when the worker runs as host root (zero
+	// means DefaultHostID). A worker that is not root maps its own ids.
+	HostUID, HostGID int
 	// SelfPath is the binary re-executed as the sandbox init; it must call
 	// Init first thing in main. Empty means the running executable,
 	// through /proc/self/exe, so a binary replaced on disk during a deploy
-	// still re-executes the code that is running.
+	// still re-executes the code that is running. A dedicated init built
+	// from ./sandbox/cmd/warden-sandbox-init starts in a fraction of the
+	// time of a large worker binary (it links only this package); it must
+	// come from the same build as the worker (New's self-test checks the
+	// protocol).
 	SelfPath string
 }
 
@@ -129,6 +181,13 @@ type Options struct {
 type Runner struct {
 	mode     string
 	selfPath string
+	iso      *isolation
+	// exe is the running executable, handed to the init for SelfExe.
+	exe *os.File
+	// init is the dedicated init binary, executed through its descriptor
+	// (the sandbox's unprivileged uid may not traverse its directory); nil
+	// when the init is the running executable.
+	init *os.File
 }
 
 // New checks opts and the platform and returns a Runner. It starts the init
@@ -137,10 +196,10 @@ type Runner struct {
 func New(opts Options) (*Runner, error) {
 	mode := opts.Mode
 	if mode == "" {
-		mode = ModeProcess
+		mode = ModeIsolated
 	}
-	if mode != ModeProcess {
-		return nil, fmt.Errorf("%w: unknown mode %q (supported: %q)", ErrSandbox, opts.Mode, ModeProcess)
+	if mode != ModeProcess && mode != ModeIsolated {
+		return nil, fmt.Errorf("%w: unknown mode %q (supported: %q, %q)", ErrSandbox, opts.Mode, ModeIsolated, ModeProcess)
 	}
 	self := opts.SelfPath
 	if self == "" {
@@ -156,7 +215,24 @@ func New(opts Options) (*Runner, error) {
 	if _, err := os.Stat(self); err != nil {
 		return nil, fmt.Errorf("%w: self path: %w", ErrSandbox, err)
 	}
-	r := &Runner{mode: mode, selfPath: self}
+	exe, err := openExecutable()
+	if err != nil {
+		return nil, fmt.Errorf("%w: open the running executable: %w", ErrSandbox, err)
+	}
+	r := &Runner{mode: mode, selfPath: self, exe: exe}
+	if self != SelfExe {
+		if r.init, err = os.Open(self); err != nil {
+			return nil, fmt.Errorf("%w: self path: %w", ErrSandbox, err)
+		}
+	}
+	if mode == ModeIsolated {
+		iso, err := newIsolation(opts)
+		if err != nil {
+			return nil, fmt.Errorf("%w: mode %s is not available on this host (choose mode %q explicitly to run degraded): %w",
+				ErrSandbox, ModeIsolated, ModeProcess, err)
+		}
+		r.iso = iso
+	}
 	if err := r.probe(); err != nil {
 		return nil, err
 	}
@@ -174,8 +250,8 @@ func (r *Runner) Mode() string { return r.mode }
 // Result describes what is known and the outcome must be treated as
 // unknown).
 func (r *Runner) Run(ctx context.Context, spec Spec) (Result, error) {
-	if len(spec.Argv) == 0 {
-		return Result{}, fmt.Errorf("%w: empty argv", ErrSandbox)
+	if err := spec.Validate(); err != nil {
+		return Result{}, err
 	}
 	dir, err := checkDir(spec.Dir)
 	if err != nil {
@@ -186,21 +262,58 @@ func (r *Runner) Run(ctx context.Context, spec Spec) (Result, error) {
 		return Result{}, err
 	}
 	for _, b := range spec.Binds {
-		if !filepath.IsAbs(b.Path) {
-			return Result{}, fmt.Errorf("%w: bind path must be absolute, got %q", ErrSandbox, b.Path)
-		}
 		if _, err := os.Stat(b.Path); err != nil {
 			return Result{}, fmt.Errorf("%w: bind: %w", ErrSandbox, err)
 		}
 	}
 	lim := spec.Limits.withDefaults()
-	return r.run(ctx, runParams{
+	p := runParams{
 		dir:    dir,
 		env:    env,
 		stdin:  spec.Stdin,
 		limits: lim,
-		config: initConfig{Argv: spec.Argv, Env: env, Rlimits: rlimitsFor(lim)},
-	})
+		binds:  spec.Binds,
+		config: initConfig{Argv: spec.Argv, Env: env, Rlimits: rlimitsFor(lim, r.iso != nil)},
+	}
+	return r.run(ctx, p)
+}
+
+// Validate checks what Run can check without touching the host: a
+// program, a workspace, KEY=VALUE environment entries and absolute, clean
+// bind paths without NUL bytes. Run calls it; every error wraps ErrSandbox.
+func (s Spec) Validate() error {
+	if len(s.Argv) == 0 {
+		return fmt.Errorf("%w: empty argv", ErrSandbox)
+	}
+	for _, a := range s.Argv {
+		if strings.ContainsRune(a, 0) {
+			return fmt.Errorf("%w: argv entry contains a NUL byte", ErrSandbox)
+		}
+	}
+	if s.Argv[0] == "" {
+		return fmt.Errorf("%w: empty program name", ErrSandbox)
+	}
+	if s.Dir == "" {
+		return fmt.Errorf("%w: workspace dir is required", ErrSandbox)
+	}
+	if strings.ContainsRune(s.Dir, 0) {
+		return fmt.Errorf("%w: workspace dir contains a NUL byte", ErrSandbox)
+	}
+	if _, err := buildEnv("/", s.Env); err != nil {
+		return err
+	}
+	for _, b := range s.Binds {
+		if !filepath.IsAbs(b.Path) || strings.ContainsRune(b.Path, 0) {
+			return fmt.Errorf("%w: bind path must be absolute, got %q", ErrSandbox, b.Path)
+		}
+		if filepath.Clean(b.Path) != b.Path || b.Path == "/" {
+			return fmt.Errorf("%w: bind path must be clean and not the root, got %q", ErrSandbox, b.Path)
+		}
+	}
+	if s.Limits.Timeout < 0 || s.Limits.MaxOutputBytes < 0 {
+		return fmt.Errorf("%w: negative limit", ErrSandbox)
+	}
+	return nil
 }
 
 func checkDir(dir string) (string, error) {
@@ -252,6 +365,7 @@ type runParams struct {
 	env    []string
 	stdin  []byte
 	limits Limits
+	binds  []Bind
 	config initConfig
 }
 
@@ -260,9 +374,21 @@ type initConfig struct {
 	Argv    []string `json:"argv"`
 	Env     []string `json:"env"`
 	Rlimits []rlimit `json:"rlimits,omitempty"`
-	// Probe asks the init to acknowledge and exit 0 without exec.
+	// Probe asks the init to acknowledge and exit 0 without exec (after
+	// building the isolation, when Isolate is set).
 	Probe bool `json:"probe,omitempty"`
+	// Isolate is set in isolated mode: the init builds the walls, forks the
+	// program as PID 2 of the namespace and reports how it ended.
+	Isolate *isolatePlan `json:"isolate,omitempty"`
+	// ExeFD is the descriptor of the worker's executable, run for SelfExe.
+	ExeFD int `json:"exe_fd,omitempty"`
+	// Protocol is initProtocol of the worker; an init of another build
+	// refuses to run.
+	Protocol int `json:"protocol"`
 }
+
+// initProtocol versions the config the worker sends the init.
+const initProtocol = 2
 
 // rlimit is one resource limit the init applies before exec.
 type rlimit struct {
@@ -279,6 +405,8 @@ type initStatus struct {
 	Stage    string `json:"stage"`
 	Error    string `json:"error"`
 	ExitCode int    `json:"exit_code"`
+	// Signal is the signal number that ended the program (stage "exited").
+	Signal int `json:"signal,omitempty"`
 }
 
 // Protocol between Run and the init.
@@ -293,8 +421,9 @@ const (
 	// the re-executed binary is a sandbox init.
 	ackByte = 'W'
 
-	stageSetup = "setup"
-	stageExec  = "exec"
+	stageSetup  = "setup"
+	stageExec   = "exec"
+	stageExited = "exited"
 
 	maxConfigBytes = 16 << 20
 	maxStatusBytes = 64 << 10

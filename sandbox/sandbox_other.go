@@ -4,12 +4,29 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"runtime"
 )
 
 // Init returns immediately: the sandbox runs only on Linux.
 func Init() {}
+
+// Check reports that this OS has none of the sandbox's primitives.
+func Check() HostReport {
+	return HostReport{OS: runtime.GOOS, Arch: runtime.GOARCH, MinLandlockABI: MinLandlockABI,
+		CgroupControllers: []string{}, CgroupV1Controllers: []string{}, Problems: []string{"only Linux is supported"}}
+}
+
+// LandlockABI is 0: Landlock is a Linux LSM.
+func LandlockABI() int { return 0 }
+
+type isolation struct{}
+
+type isolatePlan struct{}
+
+func newIsolation(Options) (*isolation, error) { return nil, errors.New("only Linux is supported") }
 
 func defaultSelfPath() string {
 	self, err := os.Executable()
@@ -19,7 +36,7 @@ func defaultSelfPath() string {
 	return self
 }
 
-func rlimitsFor(Limits) []rlimit { return nil }
+func rlimitsFor(Limits, bool) []rlimit { return nil }
 
 func (r *Runner) probe() error {
 	return fmt.Errorf("%w: only Linux is supported", ErrSandbox)
@@ -28,3 +45,5 @@ func (r *Runner) probe() error {
 func (r *Runner) run(context.Context, runParams) (Result, error) {
 	return Result{}, fmt.Errorf("%w: only Linux is supported", ErrSandbox)
 }
+
+func openExecutable() (*os.File, error) { return nil, errors.New("only Linux is supported") }

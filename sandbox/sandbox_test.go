@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -24,7 +23,14 @@ import (
 // TestMain makes the test binary the sandbox init: Runner re-executes it.
 func TestMain(m *testing.M) {
 	sandbox.Init()
-	os.Exit(m.Run())
+	if len(os.Args) > 2 && os.Args[1] == attackArg {
+		os.Exit(attackMain(os.Args[2], os.Args[3:]))
+	}
+	code := m.Run()
+	if initBinary.path != "" {
+		os.RemoveAll(filepath.Dir(initBinary.path))
+	}
+	os.Exit(code)
 }
 
 func newRunner(t testing.TB) *sandbox.Runner {
@@ -51,7 +57,48 @@ func TestNewRejectsUnknownMode(t *testing.T) {
 	require.ErrorContains(t, err, `unknown mode "gvisor"`)
 
 	r := newRunner(t)
-	require.Equal(t, sandbox.ModeProcess, r.Mode())
+	require.Equal(t, sandbox.ModeIsolated, r.Mode())
+	p, err := sandbox.New(sandbox.Options{Mode: sandbox.ModeProcess})
+	require.NoError(t, err)
+	require.Equal(t, sandbox.ModeProcess, p.Mode())
+}
+
+func TestCheckReportsThisHost(t *testing.T) {
+	t.Parallel()
+	rep := sandbox.Check()
+	require.True(t, rep.UserNamespaces, rep.UserNamespacesError)
+	require.GreaterOrEqual(t, rep.LandlockABI, sandbox.MinLandlockABI)
+	require.True(t, rep.Seccomp)
+	require.Equal(t, sandbox.ModeIsolated, rep.Mode)
+	require.Empty(t, rep.Problems)
+}
+
+// TestProcessMode runs the degraded mode's guarantees: limits, scrubbed
+// environment, deadline of the process group.
+func TestProcessMode(t *testing.T) {
+	t.Setenv("WARDEN_TEST_SECRET", "hunter2")
+	r, err := sandbox.New(sandbox.Options{Mode: sandbox.ModeProcess})
+	require.NoError(t, err)
+	dir := t.TempDir()
+	res, err := r.Run(context.Background(), sandbox.Spec{Argv: []string{"sh", "-c", "env; ulimit -n; pwd"}, Dir: dir, Limits: sandbox.Limits{OpenFiles: 19}})
+	require.NoError(t, err)
+	require.NotContains(t, string(res.Stdout), "hunter2")
+	require.Contains(t, string(res.Stdout), "19\n")
+	real, err := filepath.EvalSymlinks(dir)
+	require.NoError(t, err)
+	require.Contains(t, string(res.Stdout), real+"\n")
+
+	res, err = r.Run(context.Background(), sandbox.Spec{
+		Argv: []string{"sh", "-c", "sleep 100 & echo $! > child.pid; sleep 100"}, Dir: dir,
+		Limits: sandbox.Limits{Timeout: 500 * time.Millisecond},
+	})
+	require.NoError(t, err)
+	require.True(t, res.TimedOut)
+	raw, err := os.ReadFile(filepath.Join(dir, "child.pid"))
+	require.NoError(t, err)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	require.NoError(t, err)
+	requireGone(t, pid)
 }
 
 func TestNewFailsClosedWhenSelfIsNotAnInit(t *testing.T) {
@@ -133,11 +180,10 @@ func TestMissingWorkspaceIsAnError(t *testing.T) {
 
 func TestTimeoutKillsTheProcessTree(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
+	m := marker()
 	start := time.Now()
 	res := run(t, sandbox.Spec{
-		Argv:   []string{"sh", "-c", "sleep 100 & echo $! > child.pid; sleep 100"},
-		Dir:    dir,
+		Argv:   []string{"sh", "-c", "sleep " + m + " & sleep " + m},
 		Limits: sandbox.Limits{Timeout: time.Second},
 	})
 	elapsed := time.Since(start)
@@ -145,33 +191,22 @@ func TestTimeoutKillsTheProcessTree(t *testing.T) {
 	require.Equal(t, "SIGKILL", res.Signal)
 	require.NotZero(t, res.ExitCode)
 	require.Less(t, elapsed, 5*time.Second)
-
-	raw, err := os.ReadFile(filepath.Join(dir, "child.pid"))
-	require.NoError(t, err)
-	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
-	require.NoError(t, err)
-	requireGone(t, pid)
+	requireNoProcessWith(t, m)
 }
 
 func TestBackgroundChildDoesNotOutliveTheRun(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
+	m := marker()
 	start := time.Now()
 	// The shell exits at once; its background child keeps stdout open.
 	res := run(t, sandbox.Spec{
-		Argv: []string{"sh", "-c", "sleep 100 & echo $! > child.pid; echo started"},
-		Dir:  dir,
+		Argv: []string{"sh", "-c", "sleep " + m + " & echo started"},
 	})
 	require.Less(t, time.Since(start), 5*time.Second)
 	require.False(t, res.TimedOut)
 	require.Equal(t, 0, res.ExitCode)
 	require.Equal(t, "started\n", string(res.Stdout))
-
-	raw, err := os.ReadFile(filepath.Join(dir, "child.pid"))
-	require.NoError(t, err)
-	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
-	require.NoError(t, err)
-	requireGone(t, pid)
+	requireNoProcessWith(t, m)
 }
 
 // requireGone waits until pid no longer exists or is a zombie awaiting its
@@ -331,32 +366,6 @@ func TestConcurrentRuns(t *testing.T) {
 	}
 	for range 8 {
 		require.NoError(t, <-errs)
-	}
-}
-
-// BenchmarkRunTrue measures a sandboxed /bin/true; compare with
-// BenchmarkExecTrue (plain os/exec) for the sandbox's overhead.
-func BenchmarkRunTrue(b *testing.B) {
-	r := newRunner(b)
-	dir := b.TempDir()
-	ctx := context.Background()
-	for b.Loop() {
-		res, err := r.Run(ctx, sandbox.Spec{Argv: []string{"/bin/true"}, Dir: dir})
-		if err != nil || res.ExitCode != 0 {
-			b.Fatal(err, res.ExitCode)
-		}
-	}
-}
-
-// BenchmarkExecTrue is the baseline: /bin/true through plain os/exec.
-func BenchmarkExecTrue(b *testing.B) {
-	dir := b.TempDir()
-	for b.Loop() {
-		cmd := exec.Command("/bin/true")
-		cmd.Dir = dir
-		if err := cmd.Run(); err != nil {
-			b.Fatal(err)
-		}
 	}
 }
 

@@ -1,7 +1,8 @@
 package tools
 
 import (
-	"path/filepath"
+	"fmt"
+	"os"
 
 	"github.com/wardenhq/warden"
 	"github.com/wardenhq/warden/sandbox"
@@ -13,6 +14,7 @@ const (
 	ToolReadFile    = "read_file"
 	ToolWriteFile   = "write_file"
 	ToolIssueRefund = "issue_refund"
+	ToolHTTPGet     = "http_get"
 )
 
 // Config keys of issue_refund.
@@ -28,6 +30,7 @@ func init() {
 		ToolReadFile:    wrapRun(readFile),
 		ToolWriteFile:   wrapRun(writeFile),
 		ToolIssueRefund: wrapRun(issueRefund),
+		ToolHTTPGet:     wrapRun(httpGet),
 	} {
 		if err := addGoTool(name, entry); err != nil {
 			panic(err)
@@ -36,6 +39,20 @@ func init() {
 }
 
 func registerBuiltins(r *Registry) error {
+	if err := registerBuiltinTools(r); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, name := range []string{ToolReadFile, ToolWriteFile, ToolIssueRefund, ToolHTTPGet} {
+		if t, ok := r.tools[name]; ok {
+			t.builtin = true
+		}
+	}
+	return nil
+}
+
+func registerBuiltinTools(r *Registry) error {
 	if err := Register(r, Def[ShellArgs]{
 		Name: ToolShell,
 		Description: "Run a program in the workspace and return its output. argv is executed directly, " +
@@ -67,6 +84,18 @@ func registerBuiltins(r *Registry) error {
 		return err
 	}
 
+	if err := Register(r, Def[HTTPGetArgs]{
+		Name: ToolHTTPGet,
+		Description: "Fetch an http or https URL with GET and return the status, a few headers and the body. " +
+			"Only hosts the policy grants for the call are reachable.",
+		Risk:       warden.RiskMedium,
+		Idempotent: true,
+		Effects:    []string{"network"},
+		Run:        httpGet,
+	}); err != nil {
+		return err
+	}
+
 	refund := Def[RefundArgs]{
 		Name: ToolIssueRefund,
 		Description: "Refund an amount to the customer of an order. Moves money: the refund is recorded " +
@@ -87,7 +116,15 @@ func registerBuiltins(r *Registry) error {
 		return err
 	}
 	if r.opts.LedgerPath != "" {
-		t.binds = []sandbox.Bind{{Path: filepath.Dir(r.opts.LedgerPath), Writable: true}}
+		// Only the ledger file is bound into the sandbox, never its
+		// directory (the worker's data dir, with the audit database and
+		// every run's workspace). It is created empty so it can be bound.
+		f, err := os.OpenFile(r.opts.LedgerPath, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return fmt.Errorf("ledger: %w", err)
+		}
+		f.Close()
+		t.binds = []sandbox.Bind{{Path: r.opts.LedgerPath, Writable: true}}
 	}
 	return r.add(t)
 }

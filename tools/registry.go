@@ -42,6 +42,22 @@ type Options struct {
 	// entry, simulating a slow payment provider (crash tests kill the
 	// worker during it). cmd/ sets it from WARDEN_REFUND_DELAY.
 	RefundDelay time.Duration
+	// Egress opens the network grants of calls whose obligations list
+	// hosts. Nil means such calls fail (closed): no tool gets a network.
+	Egress Egress
+	// ToolBinary is an absolute path to a binary built from
+	// ./tools/cmd/warden-tools (same commit as the worker) that runs the
+	// built-in Go tools: it starts much faster than a large worker binary.
+	// Empty means the built-ins re-execute the worker binary, like Go
+	// tools registered by the worker always do.
+	ToolBinary string
+}
+
+// Egress opens a per-call network grant: a directory holding the Unix
+// socket of an HTTP CONNECT proxy that reaches exactly hosts.
+// *egress.Proxy implements it.
+type Egress interface {
+	Grant(ctx context.Context, call string, hosts []string) (dir string, closeGrant func(), err error)
 }
 
 // Env is what a Go tool's Run gets besides its arguments. It reaches the
@@ -107,6 +123,8 @@ type tool struct {
 	goTool bool
 	run    goToolEntry
 	config map[string]string
+	// builtin marks the built-in Go tools Options.ToolBinary can run.
+	builtin bool
 	// binds are host paths outside the workspace the tool needs.
 	binds []sandbox.Bind
 }
@@ -128,6 +146,14 @@ func NewRegistry(opts Options) (*Registry, error) {
 		opts.LedgerPath = abs
 		if fi, err := os.Stat(filepath.Dir(abs)); err != nil || !fi.IsDir() {
 			return nil, fmt.Errorf("ledger path %s: its directory must exist", abs)
+		}
+	}
+	if opts.ToolBinary != "" {
+		if !filepath.IsAbs(opts.ToolBinary) {
+			return nil, fmt.Errorf("tool binary %s: must be an absolute path", opts.ToolBinary)
+		}
+		if fi, err := os.Stat(opts.ToolBinary); err != nil || !fi.Mode().IsRegular() {
+			return nil, fmt.Errorf("tool binary %s: not a regular file", opts.ToolBinary)
 		}
 	}
 	if opts.RefundDelay < 0 {

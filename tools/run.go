@@ -1,13 +1,17 @@
 package tools
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/egress"
 	"github.com/wardenhq/warden/sandbox"
 )
 
@@ -39,9 +43,21 @@ type RunInput struct {
 	// IdempotencyKey identifies the call; required by non-idempotent Go
 	// tools that have side effects (issue_refund).
 	IdempotencyKey string
-	// Obligations are the policy's constraints: timeout and output cap.
+	// Obligations are the policy's constraints: timeout, output cap,
+	// memory, processes and the hosts the call may reach.
 	Obligations warden.Obligations
+	// Call names the call in egress logs; empty means IdempotencyKey.
+	Call string
 }
+
+// Environment of a tool whose call was granted hosts.
+const (
+	// EnvEgressSocket is the path of the egress proxy's Unix socket inside
+	// the sandbox (HTTP CONNECT host:port, see egress.DialVia).
+	EnvEgressSocket = "WARDEN_EGRESS_SOCKET"
+	// EnvEgressHosts lists the granted host:port pairs, comma-separated.
+	EnvEgressHosts = "WARDEN_EGRESS_HOSTS"
+)
 
 // Run validates the call's arguments again (never trusting the caller),
 // runs the tool in the sandbox sb and reports what came out, as the model
@@ -83,6 +99,10 @@ func (r *Registry) Run(ctx context.Context, sb *sandbox.Runner, in RunInput) (wa
 	}
 	if t.goTool {
 		spec.Argv = []string{sandbox.SelfExe, toolArg, t.spec.Name}
+		if t.builtin && r.opts.ToolBinary != "" {
+			spec.Argv[0] = r.opts.ToolBinary
+			spec.Binds = append(slices.Clone(spec.Binds), sandbox.Bind{Path: r.opts.ToolBinary})
+		}
 		spec.Stdin = in.Args
 		if len(spec.Stdin) == 0 {
 			spec.Stdin = []byte("{}")
@@ -97,6 +117,27 @@ func (r *Registry) Run(ctx context.Context, sb *sandbox.Runner, in RunInput) (wa
 		}
 		spec.Argv = argv
 		spec.Limits.AddressSpace = ProcessAddressSpace
+	}
+	if in.Obligations.MemoryBytes > 0 {
+		spec.Limits.AddressSpace = in.Obligations.MemoryBytes
+	}
+	spec.Limits.Processes = in.Obligations.Processes
+	if len(in.Obligations.Hosts) > 0 {
+		// Network only through the egress proxy, to exactly the granted
+		// pairs: its socket's directory is bound into the sandbox.
+		if r.opts.Egress == nil {
+			return warden.ToolOutput{}, fmt.Errorf("run tool %s: %w: the policy grants hosts %v but the worker has no egress proxy",
+				t.spec.Name, sandbox.ErrSandbox, in.Obligations.Hosts)
+		}
+		dir, closeGrant, err := r.opts.Egress.Grant(ctx, cmp.Or(in.Call, in.IdempotencyKey, t.spec.Name), in.Obligations.Hosts)
+		if err != nil {
+			return warden.ToolOutput{}, fmt.Errorf("run tool %s: %w: egress: %w", t.spec.Name, sandbox.ErrSandbox, err)
+		}
+		defer closeGrant()
+		spec.Binds = append(slices.Clone(spec.Binds), sandbox.Bind{Path: dir})
+		spec.Env = append(spec.Env,
+			EnvEgressSocket+"="+filepath.Join(dir, egress.SocketName),
+			EnvEgressHosts+"="+strings.Join(in.Obligations.Hosts, ","))
 	}
 	res, err := sb.Run(ctx, spec)
 	if err != nil {

@@ -21,7 +21,11 @@ import (
 // TestMain makes the test binary both the sandbox init and the Go tool child.
 func TestMain(m *testing.M) {
 	tools.Reexec()
-	os.Exit(m.Run())
+	code := m.Run()
+	if toolBinary.path != "" {
+		os.RemoveAll(filepath.Dir(toolBinary.path))
+	}
+	os.Exit(code)
 }
 
 // envReport is what the custom Go tool echo_env returns.
@@ -256,7 +260,7 @@ func TestSpecsFilterAndOrder(t *testing.T) {
 		}
 		return out
 	}
-	require.Equal(t, []string{"echo_env", "issue_refund", "read_file", "shell", "write_file"}, names(r.Specs(nil)))
+	require.Equal(t, []string{"echo_env", "http_get", "issue_refund", "read_file", "shell", "write_file"}, names(r.Specs(nil)))
 	require.Equal(t, []string{"read_file", "shell"}, names(r.Specs([]string{"shell", "nope", "read_file"})))
 	require.Empty(t, r.Specs([]string{"nope"}))
 

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wardenhq/warden/sandbox"
+)
+
+// sandboxCheck is what `warden sandbox check` reports.
+type sandboxCheck struct {
+	sandbox.HostReport
+	// Configured is the mode asked for (--sandbox-mode, WARDEN_SANDBOX_MODE);
+	// empty means the default, isolated.
+	Configured string `json:"configured_mode"`
+	// WorkerMode is the mode `warden worker` would run tools in, empty when
+	// it would refuse to start (WorkerError says why).
+	WorkerMode  string `json:"worker_mode"`
+	WorkerError string `json:"worker_error,omitempty"`
+	Degraded    bool   `json:"degraded"`
+}
+
+func newSandboxCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "sandbox",
+		Short: "Inspect the tool sandbox on this host",
+	}
+	cmd.AddCommand(newSandboxCheckCmd())
+	return cmd
+}
+
+func newSandboxCheckCmd() *cobra.Command {
+	var mode string
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "Report namespaces, Landlock, seccomp and cgroups on this host, and the mode the worker would run tools in",
+		Long: "check probes this host the way the worker does: it starts a child in new user, mount, PID, network,\n" +
+			"IPC and UTS namespaces, reads the Landlock ABI, checks seccomp and the cgroup v2 controllers, then builds\n" +
+			"the sandbox in the configured mode and runs its self-test. It exits non-zero when the worker would refuse to start.",
+		Args: cobra.NoArgs,
+	}
+	out := outputFlag(cmd.Flags())
+	cmd.Flags().StringVar(&mode, "sandbox-mode", env("SANDBOX_MODE", ""), "tool isolation mode to check: isolated (default) or process (degraded) (WARDEN_SANDBOX_MODE)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := out.validate(); err != nil {
+			return err
+		}
+		c := sandboxCheck{HostReport: sandbox.Check(), Configured: mode}
+		r, err := sandbox.New(sandbox.Options{Mode: mode})
+		if err != nil {
+			c.WorkerError = err.Error()
+		} else {
+			c.WorkerMode = r.Mode()
+			c.Degraded = r.Mode() != sandbox.ModeIsolated
+		}
+		yes := func(b bool) string {
+			if b {
+				return "yes"
+			}
+			return "no"
+		}
+		rows := [][]string{
+			{"os/arch", c.OS + "/" + c.Arch, ""},
+			{"running as root", yes(c.Root), map[bool]string{true: fmt.Sprintf("sandbox root maps to host uid %d", sandbox.DefaultHostID), false: "sandbox root maps to this uid"}[c.Root]},
+			{"user+mount+pid+net+ipc+uts namespaces", yes(c.UserNamespaces), c.UserNamespacesError},
+			{"landlock ABI", strconv.Itoa(c.LandlockABI), fmt.Sprintf("minimum %d", c.MinLandlockABI)},
+			{"seccomp", yes(c.Seccomp), map[bool]string{true: "deny-list for " + c.Arch, false: "no deny-list for " + c.Arch}[c.SeccompDenyList]},
+			{"cgroup v2", yes(c.CgroupV2), "controllers: " + strings.Join(c.CgroupControllers, " ")},
+			{"cgroup v1", yes(len(c.CgroupV1Controllers) > 0), "controllers: " + strings.Join(c.CgroupV1Controllers, " ") + " (not used: limits are rlimits)"},
+			{"host supports", map[bool]string{true: sandbox.ModeIsolated, false: "process only"}[c.Mode == sandbox.ModeIsolated], strings.Join(c.Problems, "; ")},
+		}
+		worker := []string{"worker mode", c.WorkerMode, ""}
+		switch {
+		case c.WorkerError != "":
+			worker[1], worker[2] = "REFUSES TO START", c.WorkerError
+		case c.Degraded:
+			worker[2] = "DEGRADED: no file system or network confinement; policies see sandbox_mode=" + c.WorkerMode
+		}
+		rows = append(rows, worker)
+		var table []any
+		if out.format == "table" {
+			table = toAny(rows)
+		}
+		if err := out.print(cmd.OutOrStdout(), c, table, []string{"CHECK", "RESULT", "NOTE"}, func(i int) []string {
+			return rows[i]
+		}); err != nil {
+			return err
+		}
+		if c.WorkerError != "" {
+			return fmt.Errorf("the worker would refuse to start in sandbox mode %q", mode)
+		}
+		return nil
+	}
+	return cmd
+}
