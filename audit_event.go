@@ -29,6 +29,9 @@ const (
 	EventToolFailed         EventType = "tool_failed"
 	EventToolOutcomeUnknown EventType = "tool_outcome_unknown"
 	EventRunFinished        EventType = "run_finished"
+	// EventEgressConnection records a network connection a tool opened (or
+	// was refused) through the worker's egress proxy.
+	EventEgressConnection EventType = "egress_connection"
 )
 
 // AuditEvent is one row of the append-only action log.
@@ -60,6 +63,25 @@ type AuditEvent struct {
 	OutputTokens   int             `json:"output_tokens,omitempty"`
 	Message        string          `json:"message,omitempty"`
 	OccurredAt     time.Time       `json:"occurred_at"`
+	// Redactions lists the redaction rules that fired on this event's args,
+	// result or message before it was stored (never the redacted values).
+	Redactions []Redaction `json:"redactions,omitempty"`
+	// PrevHash is the Hash of the previous event of the same tenant and
+	// workflow ("" for the first). The store sets it on append.
+	PrevHash string `json:"prev_hash,omitempty"`
+	// Hash is the hex SHA-256 of the event's canonical encoding, which
+	// includes PrevHash (see docs/audit.md). The store sets it on append.
+	Hash string `json:"hash,omitempty"`
+}
+
+// Redaction records that a rule replaced matches in one field of an event.
+type Redaction struct {
+	// Field is "args", "result" or "message".
+	Field string `json:"field"`
+	// Rule names the rule that fired (for example "email" or "aws_access_key").
+	Rule string `json:"rule"`
+	// Count is how many matches the rule replaced in the field.
+	Count int `json:"count"`
 }
 
 // EventID derives an event's ID from what makes it unique: the run, the
@@ -81,7 +103,22 @@ type AuditFilter struct {
 	Tool       string
 	Decision   string
 	Type       EventType
-	Since      time.Time
+	// Actor matches the event's actor exactly (a requester, an approver,
+	// "model", "policy", "sandbox" or "system").
+	Actor string
+	// Approver selects approval_decided events decided by this approver.
+	Approver string
+	// Risk matches the decision's risk level.
+	Risk Risk
+	// Since and Until bound OccurredAt: Since inclusive, Until exclusive.
+	Since time.Time
+	Until time.Time
+	// Text matches events whose args, result or message contain it
+	// (case-insensitive substring).
+	Text string
+	// AfterSeq returns only events with a larger Seq: the pagination cursor
+	// (pass the last Seq of the previous page).
+	AfterSeq int64
 	// Limit caps the rows returned; zero means the store's default.
 	Limit int
 }

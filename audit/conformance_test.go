@@ -26,6 +26,9 @@ type backend struct {
 	count func(t testing.TB, loc, sql string) int64
 	// truncate says whether the database has TRUNCATE.
 	truncate bool
+	// superuser runs sql as the database's owner would, bypassing the
+	// append-only triggers (to tamper).
+	superuser func(t testing.TB, loc, sql string)
 }
 
 // openAt opens a store at loc and closes it when the test ends.
@@ -65,7 +68,12 @@ func runConformance(t *testing.T, b backend) {
 		want := full
 		want.Seq = got[0].Seq
 		want.OccurredAt = full.OccurredAt.UTC().Truncate(time.Microsecond)
+		want.Hash = got[0].Hash
 		require.Equal(t, canonical(t, want), canonical(t, got[0]))
+		require.Empty(t, got[0].PrevHash, "first of its chain")
+		wantHash, err := EventHash(got[0])
+		require.NoError(t, err)
+		require.Equal(t, wantHash, got[0].Hash)
 		require.Equal(t, time.UTC, got[0].OccurredAt.Location())
 
 		m := got[1]
@@ -75,7 +83,9 @@ func runConformance(t *testing.T, b backend) {
 		require.Equal(t, time.UTC, m.OccurredAt.Location())
 		require.False(t, m.OccurredAt.Before(before), "zero OccurredAt is set to now")
 		require.False(t, m.OccurredAt.After(after), "zero OccurredAt is set to now")
-		m.Seq, m.OccurredAt = 0, time.Time{}
+		require.NotEmpty(t, m.Hash)
+		require.Equal(t, got[0].Hash, m.PrevHash, "same workflow, same chain")
+		m.Seq, m.OccurredAt, m.Hash, m.PrevHash = 0, time.Time{}, "", ""
 		require.Equal(t, minimal, m)
 	})
 
@@ -88,6 +98,8 @@ func runConformance(t *testing.T, b backend) {
 			json.RawMessage(`"text"`),
 			json.RawMessage(`[1,2,{"nested":[true,false]}]`),
 			json.RawMessage(` { "unicode" : "é ✓ \u00e9 \\u0000", "n" : 1.5e3 } `),
+			// Values jsonb rewrites: the hash must survive the round trip.
+			json.RawMessage(`{"big":123456789012345678901234567890,"tiny":1e-7,"neg0":-0.0,"frac":2.50,"ctl":"\u0001\t\n<>&\u2028","emoji":"\ud83d\ude00","dup":1,"dup":2}`),
 		}
 		for i, raw := range cases {
 			e := warden.AuditEvent{ID: fmt.Sprint("evt-json-", i), Type: warden.EventToolExecuted, Tenant: "acme", WorkflowID: "wf-json", Args: raw, Result: raw}
@@ -100,6 +112,9 @@ func runConformance(t *testing.T, b backend) {
 			require.JSONEq(t, string(raw), string(got[i].Args))
 			require.JSONEq(t, string(raw), string(got[i].Result))
 		}
+		report, err := Verify(ctx, s, VerifyOptions{WorkflowID: "wf-json"})
+		require.NoError(t, err)
+		require.True(t, report.OK(), "%v", report.Breaks)
 		for _, reasons := range [][]string{{}, {""}, {"a", "b, with comma", `"quoted"`}} {
 			id := fmt.Sprintf("evt-reasons-%d", len(reasons))
 			require.NoError(t, s.Append(ctx, warden.AuditEvent{ID: id, Type: warden.EventPolicyDecided, Tenant: "acme", WorkflowID: "wf-reasons", Reasons: reasons}))
@@ -345,12 +360,137 @@ func runConformance(t *testing.T, b backend) {
 		after, err := s.Query(ctx, warden.AuditFilter{})
 		require.NoError(t, err)
 		require.Equal(t, before, after)
-		// Inserting through any client is still allowed.
+		// Inserting through any client is still possible, but such a row
+		// has no hash and verify reports it.
 		require.NoError(t, b.exec(t, loc, "INSERT INTO audit_events (event_id, event_type, tenant, workflow_id, occurred_at) "+
 			"VALUES ('evt-raw', 'run_started', 'acme', 'wf-raw', '2026-01-02T03:04:05.000000Z')"))
 		ok, err := s.Has(ctx, "evt-raw")
 		require.NoError(t, err)
 		require.True(t, ok)
+		report, err := Verify(ctx, s, VerifyOptions{})
+		require.NoError(t, err)
+		require.False(t, report.OK())
+		require.Equal(t, "evt-raw", report.Breaks[0].EventID)
+		require.Contains(t, report.Breaks[0].Problem, "no hash")
+
+		require.NoError(t, s.Append(ctx, sampleEvents(1)...))
+		_, err = s.Seal(ctx, "")
+		require.NoError(t, err)
+		for _, stmt := range []string{"UPDATE audit_seals SET event_count = 0", "DELETE FROM audit_seals"} {
+			require.ErrorContains(t, b.exec(t, loc, stmt), "append-only", stmt)
+		}
+	})
+
+	t.Run("ChainLinksEachWorkflow", func(t *testing.T) {
+		t.Parallel()
+		s, _ := b.fresh(t)
+		ctx := t.Context()
+		a, c := sampleEvents(3), sampleEvents(2)
+		for i := range c {
+			c[i].ID, c[i].WorkflowID = fmt.Sprint("other-", i), "wf-other"
+		}
+		require.NoError(t, s.Append(ctx, a[0], c[0]))
+		require.NoError(t, s.Append(ctx, a[1], a[2], c[1]))
+		got, err := s.Query(ctx, warden.AuditFilter{WorkflowID: "wf-sample"})
+		require.NoError(t, err)
+		require.Len(t, got, 3)
+		require.Empty(t, got[0].PrevHash)
+		require.Equal(t, got[0].Hash, got[1].PrevHash)
+		require.Equal(t, got[1].Hash, got[2].PrevHash)
+		other, err := s.Query(ctx, warden.AuditFilter{WorkflowID: "wf-other"})
+		require.NoError(t, err)
+		require.Empty(t, other[0].PrevHash, "another workflow has its own chain")
+		require.Equal(t, other[0].Hash, other[1].PrevHash)
+
+		// A retry (same IDs, even with drifted content) changes nothing.
+		retried := sampleEvents(3)
+		retried[1].Message = "drifted"
+		require.NoError(t, s.Append(ctx, retried...))
+		again, err := s.Query(ctx, warden.AuditFilter{WorkflowID: "wf-sample"})
+		require.NoError(t, err)
+		require.Equal(t, got, again)
+		report, err := Verify(ctx, s, VerifyOptions{})
+		require.NoError(t, err)
+		require.True(t, report.OK(), "%v", report.Breaks)
+		require.EqualValues(t, 5, report.Events)
+		require.Equal(t, 2, report.Chains)
+	})
+
+	t.Run("ConcurrentAppendsToOneChainStayLinear", func(t *testing.T) {
+		t.Parallel()
+		s, _ := b.fresh(t)
+		ctx := t.Context()
+		const writers, perWriter = 8, 15
+		var wg sync.WaitGroup
+		errs := make(chan error, writers*(perWriter*2+1))
+		for w := range writers {
+			wg.Go(func() {
+				for n := range perWriter {
+					e := warden.AuditEvent{ID: fmt.Sprintf("race-%d-%d", w, n), Type: warden.EventApprovalDecided,
+						Tenant: "acme", WorkflowID: fmt.Sprint("wf-race-", n%3), Step: n}
+					errs <- s.Append(ctx, e)
+					errs <- s.Append(ctx, e) // a retry racing the others
+				}
+				if w%2 == 0 {
+					_, err := s.Seal(ctx, "acme")
+					errs <- err
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			require.NoError(t, err)
+		}
+		_, err := s.Seal(ctx, "")
+		require.NoError(t, err)
+		report, err := Verify(ctx, s, VerifyOptions{})
+		require.NoError(t, err)
+		require.True(t, report.OK(), "%v", report.Breaks)
+		require.EqualValues(t, writers*perWriter, report.Events)
+		require.Zero(t, report.Unsealed)
+	})
+
+	t.Run("Seals", func(t *testing.T) {
+		t.Parallel()
+		s, _ := b.fresh(t)
+		ctx := t.Context()
+		seals, err := s.Seal(ctx, "")
+		require.NoError(t, err)
+		require.Empty(t, seals, "nothing to seal")
+		require.NoError(t, s.Append(ctx, sampleEvents(3)...))
+		require.NoError(t, s.Append(ctx, warden.AuditEvent{ID: "g1", Type: warden.EventRunStarted, Tenant: "globex", WorkflowID: "wf-g"}))
+		seals, err = s.Seal(ctx, "")
+		require.NoError(t, err)
+		require.Len(t, seals, 2)
+		acme := seals[0]
+		require.Equal(t, "acme", acme.Tenant)
+		require.EqualValues(t, 1, acme.Index)
+		require.EqualValues(t, 3, acme.EventCount)
+		require.Len(t, acme.Heads, 1)
+		again, err := s.Seal(ctx, "acme")
+		require.NoError(t, err)
+		require.Empty(t, again, "no new events, no seal")
+
+		require.NoError(t, s.Append(ctx, warden.AuditEvent{ID: "a-new", Type: warden.EventRunStarted, Tenant: "acme", WorkflowID: "wf-new"}))
+		report, err := Verify(ctx, s, VerifyOptions{})
+		require.NoError(t, err)
+		require.True(t, report.OK(), "%v", report.Breaks)
+		require.EqualValues(t, 1, report.Unsealed)
+		next, err := s.Seal(ctx, "acme")
+		require.NoError(t, err)
+		require.Len(t, next, 1)
+		require.EqualValues(t, 2, next[0].Index)
+		require.Equal(t, acme.Hash, next[0].PrevHash)
+		require.Equal(t, acme.ToSeq, next[0].FromSeq)
+		stored, err := s.Seals(ctx, "acme")
+		require.NoError(t, err)
+		require.Equal(t, []Seal{acme, next[0]}, stored)
+		report, err = Verify(ctx, s, VerifyOptions{Tenant: "acme"})
+		require.NoError(t, err)
+		require.True(t, report.OK(), "%v", report.Breaks)
+		require.Equal(t, 2, report.Seals)
+		require.Zero(t, report.Unsealed)
 	})
 
 	t.Run("ConcurrentAppends", func(t *testing.T) {

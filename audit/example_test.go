@@ -57,3 +57,35 @@ func Example() {
 	// Output:
 	// 1 policy_decided shell require_approval high [shell is high risk]
 }
+
+func ExampleVerify() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "warden-audit-verify")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	store, err := audit.Open(ctx, "", filepath.Join(dir, "audit.db"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+
+	for i, typ := range []warden.EventType{warden.EventRunStarted, warden.EventRunFinished} {
+		e := warden.AuditEvent{ID: fmt.Sprint("evt-", i), Type: typ, Tenant: "acme", WorkflowID: "wf-1"}
+		if err := store.Append(ctx, e); err != nil {
+			log.Fatal(err)
+		}
+	}
+	// Seal the tenant: deleting the whole run would now be detected too.
+	if _, err := store.Seal(ctx, "acme"); err != nil {
+		log.Fatal(err)
+	}
+	report, err := audit.Verify(ctx, store, audit.VerifyOptions{Tenant: "acme"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(report.OK(), report.Events, report.Chains, report.Seals)
+	// Output:
+	// true 2 1 1
+}

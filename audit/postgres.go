@@ -2,12 +2,14 @@ package audit
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -21,6 +23,14 @@ import (
 // schema the connection's search_path selects.
 type Postgres struct {
 	pool *pgxpool.Pool
+	// schema is the store's schema; it scopes the advisory lock keys.
+	schema string
+	// queue feeds appends to the group-commit goroutines.
+	queue      chan appendRequest
+	committers sync.WaitGroup
+	// mu guards closed (and the queue against sends after Close).
+	mu     sync.RWMutex
+	closed bool
 }
 
 const (
@@ -57,10 +67,13 @@ func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres audit store: check the database URL and that Postgres is running: %w", err)
 	}
-	p := &Postgres{pool: pool}
+	p := &Postgres{pool: pool, queue: make(chan appendRequest)}
 	if err := p.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres audit store: %w", err)
+	}
+	for range pgCommitters {
+		p.committers.Go(p.commit)
 	}
 	return p, nil
 }
@@ -85,6 +98,13 @@ func (p *Postgres) migrate(ctx context.Context) error {
 	if schema == nil {
 		conn.Release()
 		return errors.New("migrate: search_path names no existing schema: create the schema or fix search_path in the database URL")
+	}
+	p.schema = *schema
+	if p.migrated(ctx, conn, migrations) {
+		// Nothing to do: roles without DDL rights (writer, auditor) open
+		// the store too.
+		conn.Release()
+		return nil
 	}
 	key := migrationLockKey(*schema)
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", key); err != nil {
@@ -138,6 +158,32 @@ func (p *Postgres) migrate(ctx context.Context) error {
 	return nil
 }
 
+// migrated reports whether every migration is recorded as applied.
+func (p *Postgres) migrated(ctx context.Context, conn *pgxpool.Conn, migrations []migration) bool {
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT to_regclass('schema_migrations') IS NOT NULL").Scan(&exists); err != nil || !exists {
+		return false
+	}
+	rows, err := conn.Query(ctx, "SELECT version FROM schema_migrations")
+	if err != nil {
+		return false
+	}
+	versions, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return false
+	}
+	applied := map[int64]bool{}
+	for _, v := range versions {
+		applied[v] = true
+	}
+	for _, m := range migrations {
+		if !applied[m.version] {
+			return false
+		}
+	}
+	return true
+}
+
 // migrationLockKey is the advisory lock key of schema's migrations.
 func migrationLockKey(schema string) int64 {
 	h := fnv.New64a()
@@ -145,7 +191,12 @@ func migrationLockKey(schema string) int64 {
 	return int64(h.Sum64())
 }
 
-// Append implements Store.
+// Append implements Store. Concurrent appends are group-committed: a few
+// committer goroutines each take the appends waiting in a queue and write
+// them in one transaction (each chain still linked under its lock), so 50
+// runs appending at once cost a handful of commits, not 50. Append
+// returns when its events are committed; a batch that fails is retried
+// one append at a time, so one caller's failure is never another's.
 func (p *Postgres) Append(ctx context.Context, events ...warden.AuditEvent) error {
 	if len(events) == 0 {
 		return nil
@@ -154,8 +205,90 @@ func (p *Postgres) Append(ctx context.Context, events ...warden.AuditEvent) erro
 	if err != nil {
 		return fmt.Errorf("append audit events: %w", err)
 	}
+	req := appendRequest{ctx: ctx, events: events, done: make(chan error, 1)}
+	p.mu.RLock()
+	if p.closed {
+		p.mu.RUnlock()
+		return errors.New("append audit events: store is closed")
+	}
+	select {
+	case p.queue <- req:
+		p.mu.RUnlock()
+	case <-ctx.Done():
+		p.mu.RUnlock()
+		return fmt.Errorf("append audit events: %w", ctx.Err())
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		// The write may still commit; a retry of the same events is a no-op.
+		return fmt.Errorf("append audit events: %w", ctx.Err())
+	}
+}
+
+// appendRequest is one Append waiting for a committer.
+type appendRequest struct {
+	ctx    context.Context
+	events []warden.AuditEvent
+	done   chan error
+}
+
+const (
+	// pgCommitters is how many group-commit transactions run at once.
+	pgCommitters = 4
+	// pgMaxGroup caps the events one group commit takes.
+	pgMaxGroup = 2000
+	// pgAppendTimeout bounds one group commit (a caller's own context
+	// only bounds its wait).
+	pgAppendTimeout = 30 * time.Second
+)
+
+// commit serves the queue until it is closed.
+func (p *Postgres) commit() {
+	for req := range p.queue {
+		group := []appendRequest{req}
+		n := len(req.events)
+	drain:
+		for n < pgMaxGroup {
+			select {
+			case r, ok := <-p.queue:
+				if !ok {
+					break drain
+				}
+				group = append(group, r)
+				n += len(r.events)
+			default:
+				break drain
+			}
+		}
+		if len(group) == 1 {
+			req.done <- p.insertWithRetry(req.ctx, req.events)
+			continue
+		}
+		merged := make([]warden.AuditEvent, 0, n)
+		for _, r := range group {
+			merged = append(merged, r.events...)
+		}
+		if err := p.insertWithRetry(context.Background(), merged); err == nil {
+			for _, r := range group {
+				r.done <- nil
+			}
+			continue
+		}
+		for _, r := range group {
+			r.done <- p.insertWithRetry(r.ctx, r.events)
+		}
+	}
+}
+
+// insertWithRetry inserts events, retrying deadlocks and serialization
+// failures (safe: the insert is idempotent).
+func (p *Postgres) insertWithRetry(ctx context.Context, events []warden.AuditEvent) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pgAppendTimeout)
+	defer cancel()
 	for attempt := 1; ; attempt++ {
-		err = p.insert(ctx, events)
+		err := p.insert(ctx, events)
 		if err == nil {
 			return nil
 		}
@@ -172,15 +305,65 @@ func (p *Postgres) Append(ctx context.Context, events ...warden.AuditEvent) erro
 	}
 }
 
-// insert writes events in one transaction: a single multi-row statement for
-// up to pgRowsPerStatement events (one round trip), an explicit transaction
-// beyond.
+// insert links events into their chains and writes them in one
+// transaction. One batch (one round trip) takes the locks and reads what
+// linking needs: a shared lock per tenant (a seal takes it exclusively, so
+// it sees no append in flight), an exclusive lock per chain (taken in key
+// order), each chain's head and which IDs are already stored.
 func (p *Postgres) insert(ctx context.Context, events []warden.AuditEvent) error {
-	if len(events) <= pgRowsPerStatement {
-		return pgInsertChunk(ctx, p.pool, events)
+	keys := chainKeys(events)
+	ids := make([]string, len(events))
+	for i, e := range events {
+		ids[i] = e.ID
 	}
 	return pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-		for chunk := range chunks(events, pgRowsPerStatement) {
+		// Four statements whatever the number of chains; each runs after
+		// the previous one, so the heads are read under the locks.
+		tenants := tenantsOf(keys)
+		tenantLocks := make([]int64, len(tenants))
+		for i, t := range tenants {
+			tenantLocks[i] = p.lockKey("seal", t)
+		}
+		chainLocks := make([]int64, len(keys))
+		chainTenants := make([]string, len(keys))
+		chainWorkflows := make([]string, len(keys))
+		for i, k := range keys {
+			chainLocks[i] = p.lockKey("chain", k.tenant, k.workflowID)
+			chainTenants[i], chainWorkflows[i] = k.tenant, k.workflowID
+		}
+		batch := &pgx.Batch{}
+		batch.Queue("SELECT count(pg_advisory_xact_lock_shared(k)) FROM unnest($1::bigint[]) WITH ORDINALITY AS t(k, i)", tenantLocks)
+		batch.Queue("SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) WITH ORDINALITY AS t(k, i)", chainLocks)
+		heads := make(map[chainKey]string, len(keys))
+		batch.Queue(`SELECT c.tenant, c.workflow_id, coalesce((SELECT e.hash FROM audit_events e
+			WHERE e.tenant = c.tenant AND e.workflow_id = c.workflow_id ORDER BY e.seq DESC LIMIT 1), '')
+			FROM unnest($1::text[], $2::text[]) AS c(tenant, workflow_id)`, chainTenants, chainWorkflows).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var k chainKey
+				var h string
+				if err := rows.Scan(&k.tenant, &k.workflowID, &h); err != nil {
+					return err
+				}
+				heads[k] = h
+			}
+			return rows.Err()
+		})
+		existing := map[string]bool{}
+		batch.Queue("SELECT event_id FROM audit_events WHERE event_id = ANY($1)", ids).Query(func(rows pgx.Rows) error {
+			found, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			for _, id := range found {
+				existing[id] = true
+			}
+			return err
+		})
+		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+			return err
+		}
+		fresh, err := link(events, heads, existing)
+		if err != nil {
+			return err
+		}
+		for chunk := range chunks(fresh, pgRowsPerStatement) {
 			if err := pgInsertChunk(ctx, tx, chunk); err != nil {
 				return err
 			}
@@ -189,12 +372,22 @@ func (p *Postgres) insert(ctx context.Context, events []warden.AuditEvent) error
 	})
 }
 
-// pgExecer is what pgInsertChunk runs on: the pool or a transaction.
-type pgExecer interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+// errIDInOtherChain is returned (and retried) when an event's ID was
+// written concurrently under another tenant or workflow.
+var errIDInOtherChain = errors.New("event ID written concurrently in another chain")
+
+// lockKey is the advisory lock key of a seal or chain in this schema.
+func (p *Postgres) lockKey(kind string, parts ...string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("warden/audit/" + kind + "\x00" + p.schema))
+	for _, part := range parts {
+		h.Write([]byte{0})
+		h.Write([]byte(part))
+	}
+	return int64(h.Sum64())
 }
 
-func pgInsertChunk(ctx context.Context, db pgExecer, events []warden.AuditEvent) error {
+func pgInsertChunk(ctx context.Context, tx pgx.Tx, events []warden.AuditEvent) error {
 	var b strings.Builder
 	b.WriteString("INSERT INTO audit_events (" + columns + ") VALUES ")
 	args := make([]any, 0, len(events)*columnCount)
@@ -217,8 +410,14 @@ func pgInsertChunk(ctx context.Context, db pgExecer, events []warden.AuditEvent)
 		args = append(args, values...)
 	}
 	b.WriteString(" ON CONFLICT (event_id) DO NOTHING")
-	_, err := db.Exec(ctx, b.String(), args...)
-	return err
+	tag, err := tx.Exec(ctx, b.String(), args...)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() != int64(len(events)) {
+		return errIDInOtherChain
+	}
+	return nil
 }
 
 // chunks yields s in consecutive pieces of at most n elements.
@@ -241,7 +440,7 @@ func retryable(err error) bool {
 	if errors.As(err, &pgErr) {
 		return pgErr.Code == "40P01" || pgErr.Code == "40001"
 	}
-	return false
+	return errors.Is(err, errIDInOtherChain)
 }
 
 // Query implements Store.
@@ -252,7 +451,7 @@ func (p *Postgres) Query(ctx context.Context, f warden.AuditFilter) ([]warden.Au
 	}
 	where, args := whereClause(f, limit,
 		func(n int) string { return "$" + strconv.Itoa(n) },
-		func(t time.Time) any { return t })
+		func(t time.Time) any { return t }, "ILIKE", func(c string) string { return c + "::text" })
 	rows, err := p.pool.Query(ctx, "SELECT "+selectColumns+" FROM audit_events"+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query audit events: %w", err)
@@ -291,8 +490,147 @@ func (p *Postgres) Has(ctx context.Context, eventID string) (bool, error) {
 	return ok, nil
 }
 
+// Seal implements Store.
+func (p *Postgres) Seal(ctx context.Context, tenant string) ([]Seal, error) {
+	tenants := []string{tenant}
+	if tenant == "" {
+		// A loose index scan: one index probe per tenant, not a scan of
+		// every row.
+		rows, err := p.pool.Query(ctx, `WITH RECURSIVE t(tenant) AS (
+			SELECT min(tenant) FROM audit_events
+			UNION ALL
+			SELECT (SELECT min(e.tenant) FROM audit_events e WHERE e.tenant > t.tenant) FROM t WHERE t.tenant IS NOT NULL)
+			SELECT tenant FROM t WHERE tenant IS NOT NULL`)
+		if err != nil {
+			return nil, fmt.Errorf("seal: list tenants: %w", err)
+		}
+		if tenants, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+			return nil, fmt.Errorf("seal: list tenants: %w", err)
+		}
+	}
+	var out []Seal
+	for _, t := range tenants {
+		var (
+			s  Seal
+			ok bool
+		)
+		err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+			var err error
+			s, ok, err = p.sealTenant(ctx, tx, t)
+			return err
+		})
+		if err != nil {
+			return out, fmt.Errorf("seal tenant %s: %w", t, err)
+		}
+		if ok {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// sealTenant writes tenant's next seal in tx, holding the tenant's seal
+// lock exclusively so that no append of the tenant is in flight.
+func (p *Postgres) sealTenant(ctx context.Context, tx pgx.Tx, tenant string) (Seal, bool, error) {
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", p.lockKey("seal", tenant)); err != nil {
+		return Seal{}, false, err
+	}
+	prev, err := p.lastSeal(ctx, tx, tenant)
+	if err != nil {
+		return Seal{}, false, err
+	}
+	var from int64
+	if prev != nil {
+		from = prev.ToSeq
+	}
+	var (
+		to    *int64
+		count int64
+	)
+	if err := tx.QueryRow(ctx, "SELECT max(seq), count(*) FROM audit_events WHERE tenant = $1 AND seq > $2",
+		tenant, from).Scan(&to, &count); err != nil {
+		return Seal{}, false, err
+	}
+	if to == nil {
+		return Seal{}, false, nil
+	}
+	rows, err := tx.Query(ctx, `SELECT DISTINCT ON (workflow_id) workflow_id, hash, seq FROM audit_events
+		WHERE tenant = $1 AND seq > $2 AND seq <= $3 ORDER BY workflow_id, seq DESC`, tenant, from, *to)
+	if err != nil {
+		return Seal{}, false, err
+	}
+	heads, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (ChainHead, error) {
+		var h ChainHead
+		err := row.Scan(&h.WorkflowID, &h.Hash, &h.Seq)
+		return h, err
+	})
+	if err != nil {
+		return Seal{}, false, err
+	}
+	s, err := newSeal(tenant, prev, *to, count, heads, time.Now())
+	if err != nil {
+		return Seal{}, false, err
+	}
+	headsJSON, err := json.Marshal(s.Heads)
+	if err != nil {
+		return Seal{}, false, err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO audit_seals (tenant, seal_index, kind, from_seq, to_seq, event_count, heads, sealed_at, prev_hash, hash)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		s.Tenant, s.Index, s.Kind, s.FromSeq, s.ToSeq, s.EventCount, string(headsJSON), s.SealedAt, s.PrevHash, s.Hash)
+	return s, err == nil, err
+}
+
+const sealColumns = "tenant, seal_index, kind, from_seq, to_seq, event_count, heads, sealed_at, prev_hash, hash"
+
+func scanSeal(row pgx.Row) (Seal, error) {
+	var (
+		s     Seal
+		heads []byte
+	)
+	if err := row.Scan(&s.Tenant, &s.Index, &s.Kind, &s.FromSeq, &s.ToSeq, &s.EventCount, &heads, &s.SealedAt, &s.PrevHash, &s.Hash); err != nil {
+		return Seal{}, err
+	}
+	s.SealedAt = s.SealedAt.UTC()
+	if err := json.Unmarshal(heads, &s.Heads); err != nil {
+		return Seal{}, fmt.Errorf("decode heads of seal %s #%d: %w", s.Tenant, s.Index, err)
+	}
+	return s, nil
+}
+
+func (p *Postgres) lastSeal(ctx context.Context, tx pgx.Tx, tenant string) (*Seal, error) {
+	s, err := scanSeal(tx.QueryRow(ctx, "SELECT "+sealColumns+" FROM audit_seals WHERE tenant = $1 ORDER BY seal_index DESC LIMIT 1", tenant))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// Seals implements Store.
+func (p *Postgres) Seals(ctx context.Context, tenant string) ([]Seal, error) {
+	rows, err := p.pool.Query(ctx, "SELECT "+sealColumns+" FROM audit_seals WHERE $1 = '' OR tenant = $1 ORDER BY tenant, seal_index", tenant)
+	if err != nil {
+		return nil, fmt.Errorf("read seals: %w", err)
+	}
+	seals, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Seal, error) { return scanSeal(row) })
+	if err != nil {
+		return nil, fmt.Errorf("read seals: %w", err)
+	}
+	return seals, nil
+}
+
 // Close implements Store.
 func (p *Postgres) Close() error {
+	p.mu.Lock()
+	if !p.closed {
+		p.closed = true
+		close(p.queue)
+	}
+	p.mu.Unlock()
+	p.committers.Wait()
 	p.pool.Close()
 	return nil
 }

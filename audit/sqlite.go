@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -71,7 +72,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 		return nil, fmt.Errorf("open sqlite audit store %s: %w", abs, err)
 	}
 	s.insert, err = db.PrepareContext(ctx, "INSERT INTO audit_events ("+columns+") VALUES "+
-		"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING")
+		"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite audit store %s: prepare insert: %w", abs, err)
@@ -140,14 +141,39 @@ func (s *SQLite) Append(ctx context.Context, events ...warden.AuditEvent) error 
 	return nil
 }
 
+// insertAll links events into their chains and inserts them in one
+// immediate transaction, which holds the database's write lock from BEGIN:
+// heads read inside it cannot move.
 func (s *SQLite) insertAll(ctx context.Context, events []warden.AuditEvent) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	stmt := tx.StmtContext(ctx, s.insert)
+	heads := map[chainKey]string{}
+	for _, k := range chainKeys(events) {
+		var h string
+		err := tx.QueryRowContext(ctx, "SELECT hash FROM audit_events WHERE tenant = ? AND workflow_id = ? ORDER BY seq DESC LIMIT 1",
+			k.tenant, k.workflowID).Scan(&h)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("read chain head: %w", err)
+		}
+		heads[k] = h
+	}
+	existing := map[string]bool{}
 	for _, e := range events {
+		var ok bool
+		if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM audit_events WHERE event_id = ?)", e.ID).Scan(&ok); err != nil {
+			return fmt.Errorf("look up %s: %w", e.ID, err)
+		}
+		existing[e.ID] = ok
+	}
+	fresh, err := link(events, heads, existing)
+	if err != nil {
+		return err
+	}
+	stmt := tx.StmtContext(ctx, s.insert)
+	for _, e := range fresh {
 		values, err := insertValues(e, e.OccurredAt.Format(sqliteTimeLayout))
 		if err != nil {
 			return err
@@ -159,6 +185,149 @@ func (s *SQLite) insertAll(ctx context.Context, events []warden.AuditEvent) erro
 	return tx.Commit()
 }
 
+// Seal implements Store.
+func (s *SQLite) Seal(ctx context.Context, tenant string) ([]Seal, error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	tenants := []string{tenant}
+	if tenant == "" {
+		var err error
+		if tenants, err = s.tenants(ctx); err != nil {
+			return nil, fmt.Errorf("seal: %w", err)
+		}
+	}
+	var out []Seal
+	for _, t := range tenants {
+		seal, ok, err := s.sealTenant(ctx, t)
+		if err != nil {
+			return out, fmt.Errorf("seal tenant %s: %w", t, err)
+		}
+		if ok {
+			out = append(out, seal)
+		}
+	}
+	return out, nil
+}
+
+func (s *SQLite) tenants(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT DISTINCT tenant FROM audit_events ORDER BY tenant")
+	if err != nil {
+		return nil, fmt.Errorf("list tenants: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+func (s *SQLite) sealTenant(ctx context.Context, tenant string) (Seal, bool, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Seal{}, false, err
+	}
+	defer tx.Rollback()
+	var prev *Seal
+	seals, err := querySeals(ctx, tx, " WHERE tenant = ? ORDER BY seal_index DESC LIMIT 1", tenant)
+	if err != nil {
+		return Seal{}, false, err
+	}
+	var from int64
+	if len(seals) == 1 {
+		prev = &seals[0]
+		from = prev.ToSeq
+	}
+	var (
+		to    sql.NullInt64
+		count int64
+	)
+	if err := tx.QueryRowContext(ctx, "SELECT max(seq), count(*) FROM audit_events WHERE tenant = ? AND seq > ?", tenant, from).Scan(&to, &count); err != nil {
+		return Seal{}, false, err
+	}
+	if !to.Valid {
+		return Seal{}, false, nil
+	}
+	// SQLite returns the bare columns of the row holding max(seq).
+	rows, err := tx.QueryContext(ctx, `SELECT workflow_id, hash, max(seq) FROM audit_events
+		WHERE tenant = ? AND seq > ? AND seq <= ? GROUP BY workflow_id ORDER BY workflow_id`, tenant, from, to.Int64)
+	if err != nil {
+		return Seal{}, false, err
+	}
+	var heads []ChainHead
+	for rows.Next() {
+		var h ChainHead
+		if err := rows.Scan(&h.WorkflowID, &h.Hash, &h.Seq); err != nil {
+			rows.Close()
+			return Seal{}, false, err
+		}
+		heads = append(heads, h)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return Seal{}, false, err
+	}
+	seal, err := newSeal(tenant, prev, to.Int64, count, heads, time.Now())
+	if err != nil {
+		return Seal{}, false, err
+	}
+	headsJSON, err := json.Marshal(seal.Heads)
+	if err != nil {
+		return Seal{}, false, err
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO audit_seals ("+sealColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		seal.Tenant, seal.Index, seal.Kind, seal.FromSeq, seal.ToSeq, seal.EventCount, string(headsJSON),
+		seal.SealedAt.Format(sqliteTimeLayout), seal.PrevHash, seal.Hash); err != nil {
+		return Seal{}, false, err
+	}
+	return seal, true, tx.Commit()
+}
+
+// sqlQueryer is a *sql.DB or *sql.Tx.
+type sqlQueryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func querySeals(ctx context.Context, db sqlQueryer, where string, args ...any) ([]Seal, error) {
+	rows, err := db.QueryContext(ctx, "SELECT "+sealColumns+" FROM audit_seals"+where, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Seal
+	for rows.Next() {
+		var (
+			seal          Seal
+			heads, sealed string
+		)
+		if err := rows.Scan(&seal.Tenant, &seal.Index, &seal.Kind, &seal.FromSeq, &seal.ToSeq, &seal.EventCount,
+			&heads, &sealed, &seal.PrevHash, &seal.Hash); err != nil {
+			return nil, err
+		}
+		if seal.SealedAt, err = time.Parse(time.RFC3339Nano, sealed); err != nil {
+			return nil, fmt.Errorf("sealed_at of seal %s #%d: %w", seal.Tenant, seal.Index, err)
+		}
+		if err := json.Unmarshal([]byte(heads), &seal.Heads); err != nil {
+			return nil, fmt.Errorf("heads of seal %s #%d: %w", seal.Tenant, seal.Index, err)
+		}
+		out = append(out, seal)
+	}
+	return out, rows.Err()
+}
+
+// Seals implements Store.
+func (s *SQLite) Seals(ctx context.Context, tenant string) ([]Seal, error) {
+	seals, err := querySeals(ctx, s.db, " WHERE ? = '' OR tenant = ? ORDER BY tenant, seal_index", tenant, tenant)
+	if err != nil {
+		return nil, fmt.Errorf("read seals: %w", err)
+	}
+	return seals, nil
+}
+
 // Query implements Store.
 func (s *SQLite) Query(ctx context.Context, f warden.AuditFilter) ([]warden.AuditEvent, error) {
 	limit, err := queryLimit(f.Limit)
@@ -167,7 +336,7 @@ func (s *SQLite) Query(ctx context.Context, f warden.AuditFilter) ([]warden.Audi
 	}
 	where, args := whereClause(f, limit,
 		func(int) string { return "?" },
-		func(t time.Time) any { return t.Format(sqliteTimeLayout) })
+		func(t time.Time) any { return t.Format(sqliteTimeLayout) }, "LIKE", func(c string) string { return c })
 	rows, err := s.db.QueryContext(ctx, "SELECT "+selectColumns+" FROM audit_events"+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query audit events: %w", err)

@@ -2,10 +2,12 @@ package audit
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -16,7 +18,12 @@ import (
 // Store is the action log. *Postgres and *SQLite implement it.
 type Store interface {
 	// Append writes events in one transaction, idempotently: an event whose
-	// ID already exists is skipped. The store assigns Seq (insertion
+	// ID already exists is skipped. Each new event is linked into its
+	// chain (tenant, workflow): the store sets PrevHash to the chain's
+	// head and Hash to EventHash, under a per-chain lock, so concurrent
+	// appends to one chain stay linear and a retried event leaves the
+	// chain unchanged. Args and result are stored in canonical JSON
+	// (CanonicalJSON). The store assigns Seq (insertion
 	// order; a Seq set by the caller is ignored). A missing ID, Type,
 	// Tenant or WorkflowID is an error wrapping ErrInvalidEvent that names
 	// the field, and nothing of the batch is written. OccurredAt is stored
@@ -28,6 +35,13 @@ type Store interface {
 	Query(ctx context.Context, f warden.AuditFilter) ([]warden.AuditEvent, error)
 	// Has reports whether an event with this ID exists.
 	Has(ctx context.Context, eventID string) (bool, error)
+	// Seal appends a seal for tenant (every tenant when empty) covering the
+	// events appended since its previous seal, and returns the seals
+	// written; a tenant with no new events gets none.
+	Seal(ctx context.Context, tenant string) ([]Seal, error)
+	// Seals returns the seals of tenant (every tenant when empty), by
+	// tenant and index.
+	Seals(ctx context.Context, tenant string) ([]Seal, error)
 	// Close releases the store's connections.
 	Close() error
 }
@@ -76,6 +90,17 @@ func prepare(events []warden.AuditEvent) ([]warden.AuditEvent, error) {
 		} else {
 			e.OccurredAt = e.OccurredAt.UTC().Truncate(timePrecision)
 		}
+		var err error
+		if e.Args, err = canonicalOptional(e.Args); err != nil {
+			return nil, fmt.Errorf("%w: event %d (%q): args: %w", ErrInvalidEvent, i, e.ID, err)
+		}
+		if e.Result, err = canonicalOptional(e.Result); err != nil {
+			return nil, fmt.Errorf("%w: event %d (%q): result: %w", ErrInvalidEvent, i, e.ID, err)
+		}
+		if len(e.Redactions) == 0 {
+			e.Redactions = nil
+		}
+		e.Seq, e.PrevHash, e.Hash = 0, "", ""
 		out[i] = e
 	}
 	return out, nil
@@ -119,6 +144,70 @@ func validate(e warden.AuditEvent) error {
 	return validateJSON("result", e.Result)
 }
 
+// canonicalOptional canonicalizes an optional JSON column.
+func canonicalOptional(raw json.RawMessage) (json.RawMessage, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	return CanonicalJSON(raw)
+}
+
+// chainKey names one hash chain.
+type chainKey struct{ tenant, workflowID string }
+
+// chainKeys returns the distinct chains of events, sorted (the order locks
+// are taken in, so concurrent appends cannot deadlock).
+func chainKeys(events []warden.AuditEvent) []chainKey {
+	seen := map[chainKey]bool{}
+	var keys []chainKey
+	for _, e := range events {
+		k := chainKey{e.Tenant, e.WorkflowID}
+		if !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b chainKey) int {
+		return cmp.Or(strings.Compare(a.tenant, b.tenant), strings.Compare(a.workflowID, b.workflowID))
+	})
+	return keys
+}
+
+// tenantsOf returns the distinct tenants of keys, sorted.
+func tenantsOf(keys []chainKey) []string {
+	var out []string
+	for _, k := range keys {
+		if len(out) == 0 || out[len(out)-1] != k.tenant {
+			out = append(out, k.tenant)
+		}
+	}
+	return out
+}
+
+// link returns the events to insert: those whose ID is neither stored
+// (existing) nor earlier in the batch, each with PrevHash set to its
+// chain's head (heads, updated as it goes) and Hash computed.
+func link(events []warden.AuditEvent, heads map[chainKey]string, existing map[string]bool) ([]warden.AuditEvent, error) {
+	out := make([]warden.AuditEvent, 0, len(events))
+	seen := make(map[string]bool, len(events))
+	for _, e := range events {
+		if existing[e.ID] || seen[e.ID] {
+			continue
+		}
+		seen[e.ID] = true
+		k := chainKey{e.Tenant, e.WorkflowID}
+		e.PrevHash = heads[k]
+		h, err := EventHash(e)
+		if err != nil {
+			return nil, err
+		}
+		e.Hash = h
+		heads[k] = h
+		out = append(out, e)
+	}
+	return out, nil
+}
+
 func storableText(s string) bool {
 	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }
@@ -152,6 +241,9 @@ func jsonHasNUL(raw json.RawMessage) bool {
 	}
 }
 
+// likeEscaper escapes LIKE wildcards so Text matches literally.
+var likeEscaper = strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`)
+
 // queryLimit resolves a filter's Limit.
 func queryLimit(limit int) (int, error) {
 	switch {
@@ -168,10 +260,10 @@ func queryLimit(limit int) (int, error) {
 // (without seq) and select (with seq first).
 const columns = "event_id, event_type, tenant, workflow_id, run_id, step, call_id, actor, tool, " +
 	"args, result, decision, risk, reasons, policy_revision, request_id, model, " +
-	"input_tokens, output_tokens, message, occurred_at"
+	"input_tokens, output_tokens, message, occurred_at, redactions, prev_hash, hash"
 
 // columnCount is the number of columns in columns.
-const columnCount = 21
+const columnCount = 24
 
 // selectColumns is what Query reads.
 const selectColumns = "seq, " + columns
@@ -183,10 +275,19 @@ func insertValues(e warden.AuditEvent, occurredAt any) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	var redactions any
+	if len(e.Redactions) > 0 {
+		b, err := json.Marshal(e.Redactions)
+		if err != nil {
+			return nil, fmt.Errorf("encode redactions: %w", err)
+		}
+		redactions = string(b)
+	}
 	return []any{
 		e.ID, string(e.Type), e.Tenant, e.WorkflowID, e.RunID, e.Step, e.CallID, e.Actor, e.Tool,
 		jsonValue(e.Args), jsonValue(e.Result), e.Decision, string(e.Risk), reasons,
 		e.PolicyRevision, e.RequestID, e.Model, e.InputTokens, e.OutputTokens, e.Message, occurredAt,
+		redactions, e.PrevHash, e.Hash,
 	}, nil
 }
 
@@ -215,6 +316,7 @@ type scanned struct {
 	typ, risk    string
 	args, result []byte
 	reasons      []byte
+	redactions   []byte
 }
 
 // dest returns Scan destinations in selectColumns order; occurredAt is the
@@ -225,6 +327,7 @@ func (s *scanned) dest(occurredAt any) []any {
 		&e.Seq, &e.ID, &s.typ, &e.Tenant, &e.WorkflowID, &e.RunID, &e.Step, &e.CallID, &e.Actor, &e.Tool,
 		&s.args, &s.result, &e.Decision, &s.risk, &s.reasons,
 		&e.PolicyRevision, &e.RequestID, &e.Model, &e.InputTokens, &e.OutputTokens, &e.Message, occurredAt,
+		&s.redactions, &e.PrevHash, &e.Hash,
 	}
 }
 
@@ -233,11 +336,28 @@ func (s *scanned) finish() (warden.AuditEvent, error) {
 	e := s.event
 	e.Type = warden.EventType(s.typ)
 	e.Risk = warden.Risk(s.risk)
+	// Re-encoding gives back the canonical bytes that were hashed (jsonb
+	// rewrites spacing and key order); a value that cannot be re-encoded is
+	// kept as read and fails verification.
 	if len(s.args) > 0 {
 		e.Args = json.RawMessage(s.args)
+		if c, err := CanonicalJSON(s.args); err == nil {
+			e.Args = c
+		}
 	}
 	if len(s.result) > 0 {
 		e.Result = json.RawMessage(s.result)
+		if c, err := CanonicalJSON(s.result); err == nil {
+			e.Result = c
+		}
+	}
+	if len(s.redactions) > 0 {
+		if err := json.Unmarshal(s.redactions, &e.Redactions); err != nil {
+			return warden.AuditEvent{}, fmt.Errorf("decode redactions of event %s: %w", e.ID, err)
+		}
+		if len(e.Redactions) == 0 {
+			e.Redactions = nil
+		}
 	}
 	if len(s.reasons) > 0 {
 		if err := json.Unmarshal(s.reasons, &e.Reasons); err != nil {
@@ -252,7 +372,7 @@ func (s *scanned) finish() (warden.AuditEvent, error) {
 
 // whereClause renders f's conditions (and the LIMIT) with the backend's
 // placeholder style; since is the backend's encoding of f.Since.
-func whereClause(f warden.AuditFilter, limit int, placeholder func(n int) string, since func(time.Time) any) (string, []any) {
+func whereClause(f warden.AuditFilter, limit int, placeholder func(n int) string, since func(time.Time) any, likeOp string, textColumn func(string) string) (string, []any) {
 	var (
 		conds []string
 		args  []any
@@ -276,8 +396,32 @@ func whereClause(f warden.AuditFilter, limit int, placeholder func(n int) string
 	if f.Type != "" {
 		add("event_type = ", string(f.Type))
 	}
+	if f.Actor != "" {
+		add("actor = ", f.Actor)
+	}
+	if f.Approver != "" {
+		add("event_type = 'approval_decided' AND actor = ", f.Approver)
+	}
+	if f.Risk != "" {
+		add("risk = ", string(f.Risk))
+	}
 	if !f.Since.IsZero() {
 		add("occurred_at >= ", since(f.Since.UTC().Truncate(timePrecision)))
+	}
+	if !f.Until.IsZero() {
+		add("occurred_at < ", since(f.Until.UTC().Truncate(timePrecision)))
+	}
+	if f.AfterSeq > 0 {
+		add("seq > ", f.AfterSeq)
+	}
+	if f.Text != "" {
+		pattern := "%" + likeEscaper.Replace(f.Text) + "%"
+		var parts []string
+		for _, col := range []string{textColumn("args"), textColumn("result"), "message"} {
+			args = append(args, pattern)
+			parts = append(parts, col+" "+likeOp+" "+placeholder(len(args))+` ESCAPE '\'`)
+		}
+		conds = append(conds, "("+strings.Join(parts, " OR ")+")")
 	}
 	var b strings.Builder
 	if len(conds) > 0 {

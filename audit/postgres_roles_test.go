@@ -1,0 +1,180 @@
+package audit
+
+import (
+	"context"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/internal/testenv"
+)
+
+// loginRole creates a login role that is a member of group and returns dsn
+// rewritten to connect as it; the role is dropped when the test ends.
+func loginRole(t *testing.T, dsn, group string) (string, string) {
+	t.Helper()
+	name := "warden_test_" + testenv.RandomHex(6)
+	admin := pgConnect(t, dsn)
+	_, err := admin.Exec(t.Context(), "CREATE ROLE "+name+" LOGIN IN ROLE "+group)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, dsn)
+		require.NoError(t, err)
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, "DROP ROLE IF EXISTS "+name)
+		require.NoError(t, err)
+	})
+	u, err := url.Parse(dsn)
+	require.NoError(t, err)
+	u.User = url.User(name)
+	return u.String(), name
+}
+
+// rolesFixture is a migrated schema with events and seals of two tenants.
+func rolesFixture(t *testing.T) string {
+	t.Helper()
+	dsn := testenv.PostgresSchema(t)
+	owner := postgresBackend.openAt(t, dsn)
+	ctx := t.Context()
+	for _, tenant := range []string{"acme", "globex"} {
+		for i := range 3 {
+			require.NoError(t, owner.Append(ctx, warden.AuditEvent{ID: tenant + "-" + string(rune('0'+i)), Type: warden.EventToolExecuted,
+				Tenant: tenant, WorkflowID: "wf-" + tenant, Step: i, Args: []byte(`{"order":"1234"}`)}))
+		}
+	}
+	_, err := owner.Seal(ctx, "")
+	require.NoError(t, err)
+	return dsn
+}
+
+func TestPostgresWriterRole(t *testing.T) {
+	t.Parallel()
+	dsn := rolesFixture(t)
+	writerDSN, _ := loginRole(t, dsn, "warden_audit_writer")
+	ctx := t.Context()
+
+	// The worker's role opens the migrated store, appends (linking the
+	// chain), seals and verifies.
+	w, err := OpenPostgres(ctx, writerDSN)
+	require.NoError(t, err)
+	defer w.Close()
+	require.NoError(t, w.Append(ctx, warden.AuditEvent{ID: "acme-3", Type: warden.EventRunFinished, Tenant: "acme", WorkflowID: "wf-acme"}))
+	seals, err := w.Seal(ctx, "acme")
+	require.NoError(t, err)
+	require.Len(t, seals, 1)
+	report, err := Verify(ctx, w, VerifyOptions{})
+	require.NoError(t, err)
+	require.True(t, report.OK(), "%v", report.Breaks)
+	require.EqualValues(t, 7, report.Events)
+
+	// Changing anything is refused by privilege, before any trigger.
+	conn := pgConnect(t, writerDSN)
+	for _, stmt := range []string{
+		"UPDATE audit_events SET message = 'x'",
+		"DELETE FROM audit_events",
+		"TRUNCATE audit_events",
+		"UPDATE audit_seals SET event_count = 0",
+		"DELETE FROM audit_seals",
+		"INSERT INTO audit_tenant_access VALUES ('me', '*')",
+		"ALTER TABLE audit_events DISABLE TRIGGER USER",
+	} {
+		_, err := conn.Exec(ctx, stmt)
+		require.Error(t, err, stmt)
+		require.Regexp(t, "permission denied|must be owner", err.Error(), stmt)
+	}
+}
+
+func TestPostgresAuditorRoleSeesOnlyItsTenants(t *testing.T) {
+	t.Parallel()
+	dsn := rolesFixture(t)
+	ctx := t.Context()
+	acmeDSN, acmeRole := loginRole(t, dsn, "warden_audit_auditor")
+	allDSN, allRole := loginRole(t, dsn, "warden_audit_auditor")
+	noneDSN, _ := loginRole(t, dsn, "warden_audit_auditor")
+	admin := pgConnect(t, dsn)
+	_, err := admin.Exec(ctx, "INSERT INTO audit_tenant_access VALUES ($1, 'acme'), ($2, '*')", acmeRole, allRole)
+	require.NoError(t, err)
+
+	tenants := func(s Store) map[string]int {
+		t.Helper()
+		got, err := s.Query(ctx, warden.AuditFilter{})
+		require.NoError(t, err)
+		out := map[string]int{}
+		for _, e := range got {
+			out[e.Tenant]++
+		}
+		return out
+	}
+
+	acme, err := OpenPostgres(ctx, acmeDSN)
+	require.NoError(t, err)
+	defer acme.Close()
+	require.Equal(t, map[string]int{"acme": 3}, tenants(acme))
+	seals, err := acme.Seals(ctx, "")
+	require.NoError(t, err)
+	require.Len(t, seals, 1)
+	require.Equal(t, "acme", seals[0].Tenant)
+	// Its tenant verifies completely, seals included.
+	report, err := Verify(ctx, acme, VerifyOptions{Tenant: "acme"})
+	require.NoError(t, err)
+	require.True(t, report.OK(), "%v", report.Breaks)
+	require.Equal(t, 1, report.Seals)
+	// Asking for another tenant finds nothing, not an error.
+	got, err := acme.Query(ctx, warden.AuditFilter{Tenant: "globex"})
+	require.NoError(t, err)
+	require.Empty(t, got)
+	// An auditor writes nothing.
+	require.ErrorContains(t, acme.Append(ctx, warden.AuditEvent{ID: "x", Type: warden.EventRunStarted, Tenant: "acme", WorkflowID: "wf-x"}), "permission denied")
+	conn := pgConnect(t, acmeDSN)
+	for _, stmt := range []string{
+		"UPDATE audit_events SET message = 'x'", "DELETE FROM audit_events", "TRUNCATE audit_events",
+		"INSERT INTO audit_tenant_access VALUES ('me', '*')",
+	} {
+		_, err := conn.Exec(ctx, stmt)
+		require.ErrorContains(t, err, "permission denied", stmt)
+	}
+	// The documented views apply its row-level security too.
+	var approvals, calls int
+	require.NoError(t, conn.QueryRow(ctx, "SELECT (SELECT count(*) FROM audit_approvals), (SELECT count(DISTINCT tenant) FROM audit_tool_calls)").Scan(&approvals, &calls))
+	require.Zero(t, approvals)
+	require.Zero(t, calls)
+	// It sees its own grant only.
+	var grants int
+	require.NoError(t, conn.QueryRow(ctx, "SELECT count(*) FROM audit_tenant_access").Scan(&grants))
+	require.Equal(t, 1, grants)
+
+	all, err := OpenPostgres(ctx, allDSN)
+	require.NoError(t, err)
+	defer all.Close()
+	require.Equal(t, map[string]int{"acme": 3, "globex": 3}, tenants(all))
+
+	none, err := OpenPostgres(ctx, noneDSN)
+	require.NoError(t, err)
+	defer none.Close()
+	require.Empty(t, tenants(none))
+}
+
+func TestPostgresRolesMigrationIsIdempotentAcrossSchemas(t *testing.T) {
+	t.Parallel()
+	// Roles are global: many schemas migrating at once must all succeed.
+	errs := make(chan error, 4)
+	for range 4 {
+		dsn := testenv.PostgresSchema(t)
+		go func() {
+			s, err := OpenPostgres(t.Context(), dsn)
+			if err == nil {
+				s.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range 4 {
+		require.NoError(t, <-errs)
+	}
+}

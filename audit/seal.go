@@ -1,0 +1,99 @@
+package audit
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Seal kinds.
+const (
+	// SealKindCheckpoint is a periodic seal over the chain heads.
+	SealKindCheckpoint = "checkpoint"
+)
+
+// Seal is one checkpoint of a tenant's seal chain: it commits to the head
+// of every chain (workflow) of the tenant that gained events with Seq in
+// (FromSeq, ToSeq], and to how many events that range holds, so deleting
+// a whole run or the tail of one is detected even though each run's own
+// chain would still link.
+type Seal struct {
+	Tenant string `json:"tenant"`
+	// Index is the seal's position in the tenant's seal chain, from 1.
+	Index int64  `json:"seal_index"`
+	Kind  string `json:"kind"`
+	// FromSeq (exclusive) and ToSeq (inclusive) bound the events covered.
+	FromSeq    int64       `json:"from_seq"`
+	ToSeq      int64       `json:"to_seq"`
+	EventCount int64       `json:"event_count"`
+	Heads      []ChainHead `json:"heads"`
+	SealedAt   time.Time   `json:"sealed_at"`
+	// PrevHash is the previous seal's Hash ("" for the first).
+	PrevHash string `json:"prev_hash"`
+	// Hash is the hex SHA-256 of the seal's canonical encoding (SealHash).
+	Hash string `json:"hash"`
+}
+
+// ChainHead is the last event of one workflow's chain at a seal.
+type ChainHead struct {
+	WorkflowID string `json:"workflow_id"`
+	// Hash is that event's Hash.
+	Hash string `json:"hash"`
+	// Seq is that event's Seq.
+	Seq int64 `json:"seq"`
+}
+
+// SealHash returns the hex SHA-256 of s's canonical encoding: the canonical
+// JSON of its fields without hash, heads sorted by workflow ID, sealed_at
+// as in events, plus "v".
+func SealHash(s Seal) (string, error) {
+	heads := slices.Clone(s.Heads)
+	if heads == nil {
+		heads = []ChainHead{}
+	}
+	slices.SortFunc(heads, func(a, b ChainHead) int { return strings.Compare(a.WorkflowID, b.WorkflowID) })
+	raw, err := json.Marshal(struct {
+		V          int         `json:"v"`
+		Tenant     string      `json:"tenant"`
+		Index      int64       `json:"seal_index"`
+		Kind       string      `json:"kind"`
+		FromSeq    int64       `json:"from_seq"`
+		ToSeq      int64       `json:"to_seq"`
+		EventCount int64       `json:"event_count"`
+		Heads      []ChainHead `json:"heads"`
+		SealedAt   string      `json:"sealed_at"`
+		PrevHash   string      `json:"prev_hash"`
+	}{HashVersion, s.Tenant, s.Index, s.Kind, s.FromSeq, s.ToSeq, s.EventCount, heads,
+		s.SealedAt.UTC().Format(canonicalTime), s.PrevHash})
+	if err != nil {
+		return "", fmt.Errorf("encode seal: %w", err)
+	}
+	c, err := CanonicalJSON(raw)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(c)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// newSeal builds the seal after prev (nil for a tenant's first) over the
+// heads and count of (prev.ToSeq, toSeq].
+func newSeal(tenant string, prev *Seal, toSeq, count int64, heads []ChainHead, now time.Time) (Seal, error) {
+	s := Seal{Tenant: tenant, Index: 1, Kind: SealKindCheckpoint, ToSeq: toSeq, EventCount: count,
+		Heads: heads, SealedAt: now.UTC().Truncate(timePrecision)}
+	if prev != nil {
+		s.Index, s.FromSeq, s.PrevHash = prev.Index+1, prev.ToSeq, prev.Hash
+	}
+	slices.SortFunc(s.Heads, func(a, b ChainHead) int { return cmp.Compare(a.WorkflowID, b.WorkflowID) })
+	h, err := SealHash(s)
+	if err != nil {
+		return Seal{}, err
+	}
+	s.Hash = h
+	return s, nil
+}

@@ -1,0 +1,346 @@
+package audit
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	"github.com/wardenhq/warden"
+)
+
+// VerifyOptions selects what Verify checks. Zero fields do not filter.
+type VerifyOptions struct {
+	Tenant     string
+	WorkflowID string
+	// Since checks only events that occurred at or after it: the first
+	// event of each chain in range is then allowed to link to an earlier,
+	// unchecked event, and seals are checked for their own chain only.
+	Since time.Time
+}
+
+// Break is one place where the log does not verify.
+type Break struct {
+	Tenant     string `json:"tenant"`
+	WorkflowID string `json:"workflow_id,omitempty"`
+	// Seq and EventID name the event at fault (zero for a seal problem).
+	Seq     int64  `json:"seq,omitempty"`
+	EventID string `json:"event_id,omitempty"`
+	// SealIndex names the seal at fault (zero for an event problem).
+	SealIndex int64 `json:"seal_index,omitempty"`
+	// Problem says what is wrong.
+	Problem string `json:"problem"`
+}
+
+func (b Break) String() string {
+	if b.SealIndex > 0 {
+		return fmt.Sprintf("tenant %s seal #%d: %s", b.Tenant, b.SealIndex, b.Problem)
+	}
+	return fmt.Sprintf("tenant %s workflow %s seq %d event %s: %s", b.Tenant, b.WorkflowID, b.Seq, b.EventID, b.Problem)
+}
+
+// VerifyReport is what Verify found.
+type VerifyReport struct {
+	Events int64 `json:"events"`
+	Chains int   `json:"chains"`
+	Seals  int   `json:"seals"`
+	// Unsealed counts checked events no seal covers yet (appended after
+	// their tenant's last seal): their chains link, but deleting them
+	// whole would not be detected until the next seal.
+	Unsealed int64 `json:"unsealed"`
+	// Breaks lists the problems in the order found (at most
+	// maxBreaks); Breaks[0] is the first broken link.
+	Breaks []Break `json:"breaks"`
+}
+
+// OK reports whether nothing is broken.
+func (r VerifyReport) OK() bool { return len(r.Breaks) == 0 }
+
+// maxBreaks caps the problems one report lists.
+const maxBreaks = 100
+
+// ErrTampered is returned by callers (the CLI) when a report has breaks.
+var ErrTampered = errors.New("audit log does not verify")
+
+// Verify checks the events and seals opts selects: every event's hash
+// against its content, every link to the previous event of its chain, the
+// seal chain of each tenant, and (without Since or WorkflowID) that each
+// seal's heads still exist and its event count still holds.
+func Verify(ctx context.Context, store Store, opts VerifyOptions) (VerifyReport, error) {
+	v := newVerifier(!opts.Since.IsZero())
+	f := warden.AuditFilter{Tenant: opts.Tenant, WorkflowID: opts.WorkflowID, Since: opts.Since, Limit: MaxQueryLimit}
+	for {
+		page, err := store.Query(ctx, f)
+		if err != nil {
+			return VerifyReport{}, fmt.Errorf("verify: %w", err)
+		}
+		for _, e := range page {
+			v.event(e)
+		}
+		if len(page) < MaxQueryLimit {
+			break
+		}
+		f.AfterSeq = page[len(page)-1].Seq
+	}
+	seals, err := store.Seals(ctx, opts.Tenant)
+	if err != nil {
+		return VerifyReport{}, fmt.Errorf("verify: %w", err)
+	}
+	v.seals(seals, opts.WorkflowID, opts.Since.IsZero() && opts.WorkflowID == "")
+	return v.report(), nil
+}
+
+// ExportHeader is the first line of an export (`warden audit export`).
+type ExportHeader struct {
+	// Version is always 1.
+	Version int    `json:"warden_export"`
+	Tenant  string `json:"tenant,omitempty"`
+	// Since and Until are the time range exported (empty: unbounded).
+	Since string `json:"since,omitempty"`
+	Until string `json:"until,omitempty"`
+	// Complete is true when the export holds every event of its tenant(s),
+	// so seal heads and counts can be checked too.
+	Complete   bool      `json:"complete"`
+	ExportedAt time.Time `json:"exported_at"`
+}
+
+// VerifyFile checks an export read from r: lines of events (AuditEvent
+// JSON, as `warden audit -o jsonl` prints them), seals (Seal JSON) and an
+// optional ExportHeader. Events must be in Seq order. A chain that starts
+// mid-way (a time-ranged export) is accepted; seal heads and counts are
+// checked only for a complete export.
+func VerifyFile(r io.Reader) (VerifyReport, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 64<<20)
+	var (
+		header *ExportHeader
+		seals  []Seal
+		events []warden.AuditEvent
+	)
+	for line := 1; sc.Scan(); line++ {
+		raw := sc.Bytes()
+		if len(raw) == 0 {
+			continue
+		}
+		var probe struct {
+			EventID *string `json:"event_id"`
+			Seal    *int64  `json:"seal_index"`
+			Export  *int    `json:"warden_export"`
+		}
+		if err := json.Unmarshal(raw, &probe); err != nil {
+			return VerifyReport{}, fmt.Errorf("verify file: line %d: %w", line, err)
+		}
+		var err error
+		switch {
+		case probe.Export != nil:
+			header = &ExportHeader{}
+			err = json.Unmarshal(raw, header)
+		case probe.EventID != nil:
+			var e warden.AuditEvent
+			if err = json.Unmarshal(raw, &e); err == nil {
+				events = append(events, e)
+			}
+		case probe.Seal != nil:
+			var s Seal
+			if err = json.Unmarshal(raw, &s); err == nil {
+				seals = append(seals, s)
+			}
+		default:
+			err = errors.New("neither an event, a seal nor an export header")
+		}
+		if err != nil {
+			return VerifyReport{}, fmt.Errorf("verify file: line %d: %w", line, err)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return VerifyReport{}, fmt.Errorf("verify file: %w", err)
+	}
+	complete := header != nil && header.Complete
+	v := newVerifier(!complete)
+	for i, e := range events {
+		if i > 0 && e.Seq <= events[i-1].Seq {
+			v.add(Break{Tenant: e.Tenant, WorkflowID: e.WorkflowID, Seq: e.Seq, EventID: e.ID,
+				Problem: fmt.Sprintf("out of order in the file: seq %d follows seq %d", e.Seq, events[i-1].Seq)})
+		}
+		// JSON text in the file may differ in spacing from the stored
+		// canonical form; the hash is over the canonical form.
+		if c, err := canonicalOptional(e.Args); err == nil {
+			e.Args = c
+		}
+		if c, err := canonicalOptional(e.Result); err == nil {
+			e.Result = c
+		}
+		v.event(e)
+	}
+	sort.SliceStable(seals, func(i, j int) bool {
+		if seals[i].Tenant != seals[j].Tenant {
+			return seals[i].Tenant < seals[j].Tenant
+		}
+		return seals[i].Index < seals[j].Index
+	})
+	v.seals(seals, "", complete)
+	return v.report(), nil
+}
+
+// verifier accumulates what Verify and VerifyFile check.
+type verifier struct {
+	// partial allows a chain's first checked event to link to an event
+	// outside the checked range.
+	partial bool
+	chains  map[chainKey]*chainState
+	// hashes maps every checked event's hash to its seq.
+	hashes map[[32]byte]int64
+	// seqs holds each tenant's checked seqs, ascending.
+	seqs   map[string][]int64
+	events int64
+	breaks []Break
+	nseals int
+	// sealedTo is each tenant's last seal's ToSeq.
+	sealedTo map[string]int64
+}
+
+type chainState struct {
+	hash string
+	seq  int64
+}
+
+func newVerifier(partial bool) *verifier {
+	return &verifier{partial: partial, chains: map[chainKey]*chainState{}, hashes: map[[32]byte]int64{},
+		seqs: map[string][]int64{}, sealedTo: map[string]int64{}}
+}
+
+func (v *verifier) add(b Break) {
+	if len(v.breaks) < maxBreaks {
+		v.breaks = append(v.breaks, b)
+	}
+}
+
+// event checks one event, given in seq order.
+func (v *verifier) event(e warden.AuditEvent) {
+	v.events++
+	v.seqs[e.Tenant] = append(v.seqs[e.Tenant], e.Seq)
+	fail := func(format string, args ...any) {
+		v.add(Break{Tenant: e.Tenant, WorkflowID: e.WorkflowID, Seq: e.Seq, EventID: e.ID, Problem: fmt.Sprintf(format, args...)})
+	}
+	k := chainKey{e.Tenant, e.WorkflowID}
+	prev := v.chains[k]
+	v.chains[k] = &chainState{hash: e.Hash, seq: e.Seq}
+	if e.Hash == "" {
+		fail("no hash: the row was not written by Warden's chained append (inserted directly, or before the hash chain existed)")
+		return
+	}
+	want, err := EventHash(e)
+	switch {
+	case err != nil:
+		fail("cannot encode the event: %v", err)
+	case want != e.Hash:
+		fail("content does not match its hash: a field of this row was changed (stored hash %s, content hashes to %s)", short(e.Hash), short(want))
+	}
+	if key, ok := hashKey(e.Hash); ok {
+		if other, dup := v.hashes[key]; dup {
+			fail("hash %s is also the hash of seq %d: a copied or forged row", short(e.Hash), other)
+		}
+		v.hashes[key] = e.Seq
+	}
+	switch {
+	case prev == nil && e.PrevHash != "" && !v.partial:
+		fail("first event of its chain, but prev_hash is %s: the events before it were deleted", short(e.PrevHash))
+	case prev != nil && e.PrevHash != prev.hash:
+		if prev.hash != "" && e.PrevHash == "" {
+			fail("starts a new chain although seq %d of the same workflow precedes it: forged or reordered row", prev.seq)
+		} else {
+			fail("prev_hash %s does not match the previous event of the chain (seq %d, hash %s): an event between them was deleted or inserted, or rows were reordered",
+				short(e.PrevHash), prev.seq, short(prev.hash))
+		}
+	}
+}
+
+// seals checks the seal chains; with full it also checks each seal's heads
+// and event count against the checked events, and with workflow only the
+// heads of that workflow.
+func (v *verifier) seals(seals []Seal, workflow string, full bool) {
+	var prev *Seal
+	for i := range seals {
+		s := &seals[i]
+		v.nseals++
+		fail := func(format string, args ...any) {
+			v.add(Break{Tenant: s.Tenant, SealIndex: s.Index, Problem: fmt.Sprintf(format, args...)})
+		}
+		if prev != nil && prev.Tenant != s.Tenant {
+			prev = nil
+		}
+		wantIndex, wantPrev, wantFrom := int64(1), "", int64(0)
+		if prev != nil {
+			wantIndex, wantPrev, wantFrom = prev.Index+1, prev.Hash, prev.ToSeq
+		}
+		if h, err := SealHash(*s); err != nil || h != s.Hash {
+			fail("content does not match its hash: the seal was changed")
+		}
+		switch {
+		case s.Index != wantIndex:
+			fail("expected seal #%d here: a seal was deleted or inserted", wantIndex)
+		case s.PrevHash != wantPrev:
+			fail("prev_hash %s does not match seal #%d's hash %s", short(s.PrevHash), wantIndex-1, short(wantPrev))
+		case s.FromSeq != wantFrom:
+			fail("covers from seq %d, but the previous seal ended at %d", s.FromSeq, wantFrom)
+		}
+		v.sealedTo[s.Tenant] = s.ToSeq
+		prev = s
+		for _, h := range s.Heads {
+			if !full && (workflow == "" || h.WorkflowID != workflow) {
+				continue
+			}
+			key, ok := hashKey(h.Hash)
+			seq, found := v.hashes[key]
+			if !ok || !found || seq != h.Seq {
+				fail("head of workflow %s (seq %d, hash %s) is missing: the run or its last events were deleted", h.WorkflowID, h.Seq, short(h.Hash))
+			}
+		}
+		if full {
+			seqs := v.seqs[s.Tenant]
+			lo := sort.Search(len(seqs), func(i int) bool { return seqs[i] > s.FromSeq })
+			hi := sort.Search(len(seqs), func(i int) bool { return seqs[i] > s.ToSeq })
+			if n := int64(hi - lo); n != s.EventCount {
+				fail("covers %d events (seq %d to %d), but %d are there: events were deleted or inserted", s.EventCount, s.FromSeq+1, s.ToSeq, n)
+			}
+		}
+	}
+}
+
+func (v *verifier) report() VerifyReport {
+	r := VerifyReport{Events: v.events, Chains: len(v.chains), Seals: v.nseals, Breaks: v.breaks}
+	for tenant, seqs := range v.seqs {
+		to := v.sealedTo[tenant]
+		r.Unsealed += int64(len(seqs) - sort.Search(len(seqs), func(i int) bool { return seqs[i] > to }))
+	}
+	if r.Breaks == nil {
+		r.Breaks = []Break{}
+	}
+	return r
+}
+
+func hashKey(h string) ([32]byte, bool) {
+	var k [32]byte
+	b, err := hex.DecodeString(h)
+	if err != nil || len(b) != 32 {
+		return k, false
+	}
+	copy(k[:], b)
+	return k, true
+}
+
+// short abbreviates a hash for messages.
+func short(h string) string {
+	if h == "" {
+		return `""`
+	}
+	if len(h) > 12 {
+		return h[:12] + "…"
+	}
+	return h
+}
