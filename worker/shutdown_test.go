@@ -1,0 +1,116 @@
+package worker_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/audit"
+	"github.com/wardenhq/warden/internal/testenv"
+	"github.com/wardenhq/warden/tools"
+)
+
+// TestSIGTERMDuringToolRunLosesNothing sends SIGTERM to `warden worker`
+// while the approved, non-idempotent refund is running (after its ledger
+// write, during the simulated payment-provider latency). The worker stops
+// polling but lets the activity finish (WARDEN_STOP_TIMEOUT), exits 0, and a
+// new worker finishes the run: the refund ran once and completed normally
+// (no "outcome unknown"), and the audit holds each event once.
+func TestSIGTERMDuringToolRunLosesNothing(t *testing.T) {
+	bin := buildWarden(t)
+	srv := testenv.DevServer(t)
+	dsn := testenv.PostgresSchema(t)
+	dataDir := t.TempDir()
+	queue := "sigterm-" + testenv.RandomHex(4)
+	const delay = 4 * time.Second
+	env := append(os.Environ(),
+		"WARDEN_TEMPORAL_ADDRESS="+srv.Address,
+		"WARDEN_TASK_QUEUE="+queue,
+		"WARDEN_DATABASE_URL="+dsn,
+		"WARDEN_DATA_DIR="+dataDir,
+		"WARDEN_REFUND_DELAY="+delay.String(),
+		"WARDEN_STOP_TIMEOUT=30s",
+	)
+	startWorker := func() *exec.Cmd {
+		cmd := exec.Command(bin, "worker")
+		cmd.Env = env
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		require.NoError(t, cmd.Start())
+		return cmd
+	}
+	first := startWorker()
+	exited := make(chan error, 1)
+	go func() { exited <- first.Wait() }()
+	t.Cleanup(func() { _ = first.Process.Kill() })
+
+	ctx := context.Background()
+	c := warden.NewClient(srv.Client(), queue)
+	id := "sigterm-" + testenv.RandomHex(4)
+	_, err := c.Start(ctx, refundRequest(), warden.StartOptions{ID: id})
+	require.NoError(t, err)
+	var pending []warden.ApprovalRequest
+	require.Eventually(t, func() bool {
+		pending, err = c.PendingApprovals(ctx, id)
+		return err == nil && len(pending) == 1
+	}, 90*time.Second, 200*time.Millisecond)
+	_, err = c.Decide(ctx, id, warden.ApprovalDecision{RequestID: pending[0].RequestID, Decision: "approve", Approver: "alice"})
+	require.NoError(t, err)
+
+	ledgerPath := filepath.Join(dataDir, "refunds.jsonl")
+	require.Eventually(t, func() bool {
+		entries, err := tools.ReadLedger(ledgerPath)
+		return err == nil && len(entries) == 1
+	}, 60*time.Second, 20*time.Millisecond, "the refund never reached the ledger")
+	termAt := time.Now()
+	require.NoError(t, first.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-exited:
+		require.NoError(t, err, "the worker exits 0 on SIGTERM")
+	case <-time.After(45 * time.Second):
+		t.Fatal("the worker did not exit within its stop timeout")
+	}
+	stopped := time.Since(termAt)
+	t.Logf("worker exited %s after SIGTERM (tool delay %s)", stopped.Round(time.Millisecond), delay)
+	require.Greater(t, stopped, delay/2, "the worker waited for the in-flight tool instead of cancelling it")
+
+	second := startWorker()
+	t.Cleanup(func() { _ = second.Process.Signal(syscall.SIGTERM); _, _ = second.Process.Wait() })
+	waitCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	res, err := c.Result(waitCtx, id)
+	require.NoError(t, err)
+	require.Equal(t, warden.StatusCompleted, res.Status)
+	require.Equal(t, 1, res.ToolCalls["executed"], "the tool finished normally: %+v", res)
+	require.Zero(t, res.ToolCalls["outcome_unknown"])
+
+	entries, err := tools.ReadLedger(ledgerPath)
+	require.NoError(t, err)
+	require.Len(t, entries, 1, "the refund ran exactly once")
+
+	store, err := audit.OpenPostgres(ctx, dsn)
+	require.NoError(t, err)
+	defer store.Close()
+	evs, err := store.Query(ctx, warden.AuditFilter{WorkflowID: id})
+	require.NoError(t, err)
+	seen := map[string]bool{}
+	count := map[warden.EventType]int{}
+	for _, e := range evs {
+		key := fmt.Sprintf("%s/%d/%s/%s", e.Type, e.Step, e.CallID, e.Actor)
+		require.False(t, seen[key], "duplicate audit event %s", key)
+		seen[key] = true
+		count[e.Type]++
+	}
+	require.Equal(t, 1, count[warden.EventToolStarted])
+	require.Equal(t, 1, count[warden.EventToolExecuted])
+	require.Zero(t, count[warden.EventToolOutcomeUnknown])
+	require.Zero(t, count[warden.EventToolFailed])
+	require.Equal(t, 1, count[warden.EventRunFinished])
+}
