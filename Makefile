@@ -18,8 +18,10 @@ TEST_TIMEOUT ?= 30m
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-build: ## Build ./bin/warden
+build: ## Build ./bin/warden and its sandbox helpers (warden-sandbox-init, warden-tools)
 	$(GO) build -o bin/warden ./cmd/warden
+	$(GO) build -o bin/warden-sandbox-init ./sandbox/cmd/warden-sandbox-init
+	$(GO) build -o bin/warden-tools ./tools/cmd/warden-tools
 
 temporal-cli: ## Build the Temporal CLI v1.5.1 once per machine (~13 min cold)
 	@if [ -x "$(TEMPORAL_CLI)" ] && "$(TEMPORAL_CLI)" --version 2>/dev/null | grep -q "Server 1.29.1"; then \

@@ -389,6 +389,7 @@ func (a *Activities) Execute(ctx context.Context, in ExecuteInput) (ExecuteOutpu
 		Args:           call.Args,
 		Workspace:      workspace,
 		IdempotencyKey: IdempotencyKey(in.Run.WorkflowID, in.Step, call.ID),
+		Call:           CallRef{Run: in.Run, Step: in.Step, CallID: call.ID}.String(),
 		Obligations:    dec.Obligations,
 	})
 	stop()
@@ -591,6 +592,29 @@ func (a *Activities) Record(ctx context.Context, in RecordInput) error {
 		return fmt.Errorf("record: %w", err)
 	}
 	return nil
+}
+
+// CallRef names one tool call of a run, for logs and audit rows written
+// outside the activity (the egress proxy's connection log).
+type CallRef struct {
+	Run    RunRef `json:"run"`
+	Step   int    `json:"step"`
+	CallID string `json:"call_id"`
+}
+
+// String encodes the reference (JSON).
+func (c CallRef) String() string {
+	b, _ := json.Marshal(c)
+	return string(b)
+}
+
+// ParseCallRef decodes CallRef.String.
+func ParseCallRef(s string) (CallRef, bool) {
+	var c CallRef
+	if err := json.Unmarshal([]byte(s), &c); err != nil || c.Run.WorkflowID == "" || c.Run.Tenant == "" {
+		return CallRef{}, false
+	}
+	return c, true
 }
 
 // IdempotencyKey is the key a non-idempotent tool receives, stable across

@@ -75,5 +75,7 @@ type ToolRun struct {
 	Args           json.RawMessage
 	Workspace      string
 	IdempotencyKey string
-	Obligations    warden.Obligations
+	// Call names the call in egress logs (CallRef.String).
+	Call        string
+	Obligations warden.Obligations
 }

@@ -8,7 +8,10 @@ import (
 	"path/filepath"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/egress"
 )
 
 // Config configures a worker. Zero fields take the defaults documented on
@@ -43,8 +46,28 @@ type Config struct {
 	ModelsFile string
 	// ScenarioFile adds scripted-model scenarios from a JSON file.
 	ScenarioFile string
-	// SandboxMode is the tool isolation mode. Default "process".
+	// SandboxMode is the tool isolation mode: "isolated" (the default:
+	// namespaces, Landlock, seccomp; Build fails where the host cannot
+	// isolate) or "process" (degraded, chosen explicitly; policies see it).
 	SandboxMode string
+	// SandboxHostUID and SandboxHostGID are the unprivileged host ids the
+	// sandbox's root maps to when the worker runs as root. Default 65534.
+	SandboxHostUID, SandboxHostGID int
+	// SandboxInit is the dedicated sandbox init binary (built from
+	// ./sandbox/cmd/warden-sandbox-init with the worker). Empty means
+	// warden-sandbox-init next to the worker's executable when it exists,
+	// else the worker re-executes itself (slower: every tool run pays the
+	// whole binary's package initialization).
+	SandboxInit string
+	// ToolBinary runs the built-in Go tools (built from
+	// ./tools/cmd/warden-tools with the worker). Empty means warden-tools
+	// next to the worker's executable when it exists, else the built-ins
+	// re-execute the worker binary.
+	ToolBinary string
+	// EgressLog receives every connection a tool opened (or was refused)
+	// through the egress proxy, for the audit log. Nil logs them with
+	// Logger at info level.
+	EgressLog func(egress.Connection)
 	// LedgerPath is the demo issue_refund tool's ledger. Default <DataDir>/refunds.jsonl.
 	LedgerPath string
 	// RefundDelay makes issue_refund wait after writing its ledger entry,
@@ -54,12 +77,36 @@ type Config struct {
 	// the escalation time the policy sets. Empty means escalations are only
 	// audited.
 	EscalationWebhook string
+	// AuditSealInterval is how often the worker seals the audit log (a
+	// per-tenant checkpoint over the run chains that makes deleting a
+	// whole run detectable; docs/audit.md). It also seals once when it
+	// stops. Default 1m; negative seals only at stop.
+	AuditSealInterval time.Duration
 	// Logger receives the worker's logs. Default slog.Default().
 	Logger *slog.Logger
+
+	// Operations (docs/configuration.md).
+
+	// MetricsAddress is the host:port of the Prometheus /metrics endpoint
+	// (and /healthz). Empty means no metrics server; cmd/warden passes
+	// WARDEN_METRICS_ADDRESS.
+	MetricsAddress string
+	// StopTimeout is how long a stopping worker lets in-flight activities
+	// finish before cancelling them (Temporal's WorkerStopTimeout). Default
+	// 30s; the container runtime's grace period must be longer.
+	StopTimeout time.Duration
+	// TracerProvider receives Warden's spans (model calls, tool runs, audit
+	// writes) and the Temporal SDK's workflow and activity spans. Nil means
+	// no tracing (cmd/warden sets an OTLP exporter when
+	// OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set).
+	TracerProvider trace.TracerProvider
 }
 
 // DefaultTemporalAddress is where a local dev server listens.
 const DefaultTemporalAddress = "127.0.0.1:7233"
+
+// DefaultStopTimeout is how long a stopping worker waits for in-flight activities.
+const DefaultStopTimeout = 30 * time.Second
 
 // WithDefaults returns c with zero fields set to their defaults.
 func (c Config) WithDefaults() Config {
@@ -67,14 +114,18 @@ func (c Config) WithDefaults() Config {
 	c.Namespace = cmp.Or(c.Namespace, "default")
 	c.TaskQueue = cmp.Or(c.TaskQueue, warden.DefaultTaskQueue)
 	c.DataDir = cmp.Or(c.DataDir, ".warden")
-	c.SandboxMode = cmp.Or(c.SandboxMode, "process")
+	c.SandboxMode = cmp.Or(c.SandboxMode, "isolated")
 	c.LedgerPath = cmp.Or(c.LedgerPath, filepath.Join(c.DataDir, "refunds.jsonl"))
 	if c.ModelBaseURL == "" {
 		c.ModelName = cmp.Or(c.ModelName, "scripted/demo")
 	}
+	if c.AuditSealInterval == 0 {
+		c.AuditSealInterval = time.Minute
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	c.StopTimeout = cmp.Or(c.StopTimeout, DefaultStopTimeout)
 	return c
 }
 

@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/wardenhq/warden"
 	"github.com/wardenhq/warden/activities"
 	"github.com/wardenhq/warden/audit"
+	"github.com/wardenhq/warden/egress"
 	"github.com/wardenhq/warden/llm"
 	"github.com/wardenhq/warden/policies"
+	"github.com/wardenhq/warden/redact"
 	"github.com/wardenhq/warden/sandbox"
 	"github.com/wardenhq/warden/tools"
 )
@@ -25,6 +28,7 @@ var (
 	_ activities.Policy      = (*policies.Engine)(nil)
 	_ activities.Audit       = (audit.Store)(nil)
 	_ activities.Tools       = toolBox{}
+	_ tools.Egress           = (*egress.Proxy)(nil)
 )
 
 // Deps are the built dependencies of a worker.
@@ -74,19 +78,45 @@ func Build(ctx context.Context, cfg Config) (_ *Deps, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit store: %w", err)
 	}
-	d.Audit = store
 	d.closers = append(d.closers, func() { _ = store.Close() })
+	// Secrets and personal data are redacted before any backend sees them,
+	// with rules from policy data (data.warden.redaction).
+	redaction, err := policies.RedactionConfig(policies.Options{Dir: cfg.PolicyDir})
+	if err != nil {
+		return nil, fmt.Errorf("audit redaction: %w", err)
+	}
+	redactor, err := redact.FromConfig(redaction)
+	if err != nil {
+		return nil, fmt.Errorf("audit redaction: %w", err)
+	}
+	store = audit.WithRedactor(store, redactor)
+	d.Audit = store
+	stopSealing := audit.SealEvery(store, cfg.AuditSealInterval, func(err error) { cfg.Logger.Warn("audit seal", "error", err) })
+	d.closers = append(d.closers, stopSealing)
 
 	engine, err := policies.New(ctx, policies.Options{Dir: cfg.PolicyDir})
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
 
-	sb, err := sandbox.New(sandbox.Options{Mode: cfg.SandboxMode})
+	sb, err := sandbox.New(sandbox.Options{Mode: cfg.SandboxMode, HostUID: cfg.SandboxHostUID, HostGID: cfg.SandboxHostGID,
+		SelfPath: besideWorker(cfg.SandboxInit, "warden-sandbox-init")})
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
-	reg, err := tools.NewRegistry(tools.Options{LedgerPath: ledger, RefundDelay: cfg.RefundDelay})
+	egressLog := cfg.EgressLog
+	if egressLog == nil {
+		egressLog = func(c egress.Connection) {
+			cfg.Logger.Info("egress", "call", c.Call, "target", c.Target, "allowed", c.Allowed, "reason", c.Reason,
+				"bytes_up", c.BytesUp, "bytes_down", c.BytesDown, "duration", c.End.Sub(c.Start))
+			if err := auditEgress(d.Audit, c); err != nil {
+				cfg.Logger.Error("audit egress connection", "call", c.Call, "target", c.Target, "error", err)
+			}
+		}
+	}
+	proxy := egress.New(egress.Options{Log: egressLog})
+	reg, err := tools.NewRegistry(tools.Options{LedgerPath: ledger, RefundDelay: cfg.RefundDelay, Egress: proxy,
+		ToolBinary: besideWorker(cfg.ToolBinary, "warden-tools")})
 	if err != nil {
 		return nil, fmt.Errorf("tools: %w", err)
 	}
@@ -144,6 +174,23 @@ func Build(ctx context.Context, cfg Config) (_ *Deps, err error) {
 	return d, nil
 }
 
+// besideWorker returns configured, or the file name next to the running
+// executable when it exists there, or "" (the worker binary itself).
+func besideWorker(configured, name string) string {
+	if configured != "" {
+		return configured
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	p := filepath.Join(filepath.Dir(self), name)
+	if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+		return p
+	}
+	return ""
+}
+
 // toolBox adapts the tool registry and the sandbox to activities.Tools.
 type toolBox struct {
 	reg *tools.Registry
@@ -160,6 +207,36 @@ func (t toolBox) Run(ctx context.Context, in activities.ToolRun) (warden.ToolOut
 	}
 	return t.reg.Run(ctx, t.sb, tools.RunInput{
 		Tool: in.Tool, Args: in.Args, Workspace: in.Workspace,
-		IdempotencyKey: in.IdempotencyKey, Obligations: in.Obligations,
+		IdempotencyKey: in.IdempotencyKey, Obligations: in.Obligations, Call: in.Call,
+	})
+}
+
+// auditEgress writes one egress_connection audit event for a connection
+// the proxy opened or refused.
+func auditEgress(store audit.Store, c egress.Connection) error {
+	ref, ok := activities.ParseCallRef(c.Call)
+	if !ok {
+		return fmt.Errorf("connection without a call reference (%q)", c.Call)
+	}
+	verdict := warden.VerdictAllow
+	if !c.Allowed {
+		verdict = warden.VerdictDeny
+	}
+	result, _ := json.Marshal(c)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return store.Append(ctx, warden.AuditEvent{
+		ID:         warden.EventID(ref.Run.WorkflowID, ref.Run.RunID, ref.Step, ref.CallID, warden.EventEgressConnection, fmt.Sprintf("%s@%d", c.Target, c.Start.UnixNano())),
+		Type:       warden.EventEgressConnection,
+		Tenant:     ref.Run.Tenant,
+		WorkflowID: ref.Run.WorkflowID,
+		RunID:      ref.Run.RunID,
+		Step:       ref.Step,
+		CallID:     ref.CallID,
+		Actor:      "sandbox",
+		Decision:   verdict,
+		Result:     result,
+		Message:    fmt.Sprintf("%s %s (%s; %d bytes up, %d down)", map[bool]string{true: "connected to", false: "refused"}[c.Allowed], c.Target, c.Reason, c.BytesUp, c.BytesDown),
+		OccurredAt: c.Start.UTC(),
 	})
 }

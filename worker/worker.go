@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/sandbox"
 	"github.com/wardenhq/warden/workflows"
 )
 
@@ -31,8 +32,19 @@ func Run(ctx context.Context, cfg Config, ready func(*Deps)) error {
 		log.Warn("no model endpoint configured: using the in-process SCRIPTED model (set WARDEN_MODEL_BASE_URL for a real one)",
 			"base_url", deps.ModelBaseURL, "scenarios", deps.Scripted.Names())
 	}
+	if mode := deps.Activities.SandboxMode; mode != sandbox.ModeIsolated {
+		log.Warn("SANDBOX DEGRADED: tools run in mode "+mode+", without namespaces, Landlock or seccomp: no file system or network confinement; policies see sandbox_mode and the default policy refuses high-risk tools",
+			"sandbox_mode", mode, "host", "run `warden sandbox check`")
+	}
 	log.Info("worker dependencies ready",
 		"audit", auditKind(cfg), "policy", policyKind(cfg), "sandbox_mode", deps.Activities.SandboxMode, "model", cfg.ModelName)
+	// Observability: metrics and spans around the activities' dependencies,
+	// the /metrics server, Temporal's tracing interceptor (worker/observe.go).
+	obs, err := observe(cfg, deps)
+	if err != nil {
+		return err
+	}
+	defer obs.close()
 
 	tc, err := Dial(ctx, cfg)
 	if err != nil {
@@ -43,7 +55,9 @@ func Run(ctx context.Context, cfg Config, ready func(*Deps)) error {
 		return err
 	}
 	deps.Activities.History = historyReader{tc: tc}
-	w := sdkworker.New(tc, cfg.TaskQueue, sdkworker.Options{})
+	// WorkerStopTimeout: on stop, in-flight activities get this long to
+	// finish before their context is cancelled (graceful shutdown).
+	w := sdkworker.New(tc, cfg.TaskQueue, sdkworker.Options{WorkerStopTimeout: cfg.StopTimeout, Interceptors: obs.interceptors})
 	Register(w, deps)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker on task queue %s: %w", cfg.TaskQueue, err)

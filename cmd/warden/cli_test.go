@@ -125,6 +125,10 @@ func TestCLIRunApproveAudit(t *testing.T) {
 	require.Equal(t, []string{"run_started", "model_called", "tool_requested", "policy_decided", "approval_requested",
 		"approval_decided", "tool_started", "tool_executed", "model_called", "approval_identities", "run_finished"}, types)
 
+	out, err = cli(t, "audit", "verify", "--data-dir", dataDir)
+	require.NoError(t, err, "a real run's trail verifies")
+	require.Contains(t, out, "OK")
+
 	table, err = cli(t, "audit", "--data-dir", dataDir, "--workflow", id, "--type", "approval_decided")
 	require.NoError(t, err)
 	require.Contains(t, table, "alice")

