@@ -41,12 +41,19 @@ type stack struct {
 
 func startStack(t *testing.T) *stack {
 	t.Helper()
+	return startStackWith(t, "")
+}
+
+// startStackWith is startStack with a user policy directory.
+func startStackWith(t *testing.T, policyDir string) *stack {
+	t.Helper()
 	srv := testenv.DevServer(t)
 	cfg := worker.Config{
 		TemporalAddress: srv.Address,
 		TaskQueue:       "it-" + testenv.RandomHex(4),
 		DatabaseURL:     testenv.PostgresSchema(t),
 		DataDir:         t.TempDir(),
+		PolicyDir:       policyDir,
 		Logger:          slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -274,5 +281,56 @@ func TestEditAndOutOfOrderApprovalsOnDevServer(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, os.WriteFile("../workflows/testdata/"+file, b, 0o644))
 		}
+	}
+}
+
+// TestEscalationAndQuorumOnDevServer runs a policy that escalates after
+// two seconds and needs two approvers, on the real server, and records its
+// history for the replay test (WARDEN_UPDATE_HISTORY).
+func TestEscalationAndQuorumOnDevServer(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "quorum.rego"), []byte(`package warden.authz
+
+decision := {
+	"allow": true,
+	"require_approval": true,
+	"reasons": ["test policy: two approvers, escalation after 2s"],
+	"risk": "high",
+	"approvers": {"users": ["alice", "bob", "carol"]},
+	"quorum": 2,
+	"obligations": {"timeout_seconds": 30, "max_output_bytes": 65536, "escalate_after_seconds": 2},
+}
+`), 0o644))
+	s := startStackWith(t, dir)
+	ctx := context.Background()
+	id := "it-quorum-" + testenv.RandomHex(4)
+	_, err := s.client.Start(ctx, refundRequest(), warden.StartOptions{ID: id})
+	require.NoError(t, err)
+	p := s.waitPending(t, id)
+	store, err := audit.OpenPostgres(ctx, s.cfg.DatabaseURL)
+	require.NoError(t, err)
+	defer store.Close()
+	require.Eventually(t, func() bool {
+		evs, err := store.Query(ctx, warden.AuditFilter{WorkflowID: id, Type: warden.EventApprovalEscalated})
+		return err == nil && len(evs) == 1
+	}, 30*time.Second, 250*time.Millisecond, "the request was escalated after 2s")
+	first, err := s.client.Decide(ctx, id, warden.ApprovalDecision{RequestID: p.RequestID, Decision: "approve", Approver: "alice"})
+	require.NoError(t, err)
+	require.Equal(t, warden.ApprovalStatusPending, first.Status)
+	second, err := s.client.Decide(ctx, id, warden.ApprovalDecision{RequestID: p.RequestID, Decision: "approve", Approver: "carol"})
+	require.NoError(t, err)
+	require.Equal(t, warden.ApprovalStatusApproved, second.Status)
+	res, err := s.client.Result(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.ToolCalls["executed"])
+
+	replayer := sdkworker.NewWorkflowReplayer()
+	replayer.RegisterWorkflowWithOptions(workflows.AgentRun, workflow.RegisterOptions{Name: warden.WorkflowAgentRun})
+	hist := history(t, s.srv.Client(), id)
+	require.NoError(t, replayer.ReplayWorkflowHistory(nil, hist))
+	if os.Getenv("WARDEN_UPDATE_HISTORY") != "" {
+		b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(hist)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile("../workflows/testdata/agent_run_escalated_quorum.json", b, 0o644))
 	}
 }

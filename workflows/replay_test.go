@@ -18,10 +18,11 @@ import (
 //
 // The histories are recorded on the real dev server by the worker
 // integration tests (`WARDEN_UPDATE_HISTORY=1 go test -run
-// 'TestApprovalsThroughUpdateAndSignal|TestEditAndOutOfOrder' ./worker/`):
+// 'TestApprovalsThroughUpdateAndSignal|TestEditAndOutOfOrder|TestEscalationAndQuorum' ./worker/`):
 // agent_run_approved.json (approval by Update), agent_run_edited.json
 // (approval with edited args), agent_run_two_calls.json (two pending calls
-// decided out of order, one by Signal). Files ending in _vN.json are
+// decided out of order, one by Signal), agent_run_escalated_quorum.json
+// (escalation timer and activity, two approvers). Files ending in _vN.json are
 // histories of older workflow code and are never regenerated:
 // agent_run_approved_v0.json predates the approval-identities step and
 // proves its workflow.GetVersion gate.
