@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	tlog "go.temporal.io/sdk/log"
 
 	"github.com/wardenhq/warden/bench"
 	"github.com/wardenhq/warden/internal/devserver"
@@ -45,7 +46,7 @@ ratios. Without --address it starts its own tuned dev server.`,
 		defer os.RemoveAll(dir)
 		opts.DataDir = dir
 		if cfg.TemporalAddress == "" {
-			srv, err := devserver.Start(cmd.Context(), devserver.Options{})
+			srv, err := devserver.Start(cmd.Context(), devserver.Options{Logger: tlog.NewStructuredLogger(quietLogger())})
 			if err != nil {
 				return err
 			}
