@@ -12,6 +12,7 @@ import (
 	"github.com/wardenhq/warden"
 	"github.com/wardenhq/warden/internal/devserver"
 	"github.com/wardenhq/warden/internal/testenv"
+	"github.com/wardenhq/warden/internal/teststack"
 	"github.com/wardenhq/warden/tools"
 	"github.com/wardenhq/warden/worker"
 )
@@ -37,18 +38,7 @@ func startStack(t *testing.T) *stack {
 		DataDir:         t.TempDir(),
 		Logger:          slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan struct{})
-	done := make(chan error, 1)
-	go func() { done <- worker.Run(ctx, cfg, func(*worker.Deps) { close(ready) }) }()
-	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("worker: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("worker not ready")
-	}
+	teststack.RunWorker(t, cfg)
 	return &stack{srv: srv, client: warden.NewClient(srv.Client(), cfg.TaskQueue), cfg: cfg}
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/wardenhq/warden"
 	"github.com/wardenhq/warden/internal/testenv"
+	"github.com/wardenhq/warden/internal/teststack"
 	"github.com/wardenhq/warden/worker"
 )
 
@@ -28,25 +29,6 @@ func freeAddress(t *testing.T) string {
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close())
 	return addr
-}
-
-// runWorker runs worker.Run with cfg until the test ends.
-func runWorker(t *testing.T, cfg worker.Config) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready, done := make(chan struct{}), make(chan error, 1)
-	go func() { done <- worker.Run(ctx, cfg, func(*worker.Deps) { close(ready) }) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("worker stopped before polling: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("worker not ready after 60s")
-	}
 }
 
 // scrape reads /metrics into series -> value, a series being the name
@@ -85,7 +67,7 @@ func TestMetricsAfterRunsOnDevServerAndPostgres(t *testing.T) {
 		MetricsAddress:  metricsAddr,
 		Logger:          slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
-	runWorker(t, cfg)
+	teststack.RunWorker(t, cfg)
 	c := warden.NewClient(srv.Client(), cfg.TaskQueue)
 	ctx := context.Background()
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/wardenhq/warden"
 	"github.com/wardenhq/warden/internal/testenv"
+	"github.com/wardenhq/warden/internal/teststack"
 	"github.com/wardenhq/warden/worker"
 )
 
@@ -27,7 +28,7 @@ func TestTracesCoverWorkflowActivitiesModelToolAndAudit(t *testing.T) {
 		TracerProvider:  tp,
 		Logger:          slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
-	runWorker(t, cfg)
+	teststack.RunWorker(t, cfg)
 	c := warden.NewClient(srv.Client(), cfg.TaskQueue)
 	h := start(t, c, "acme", "scripted/echo")
 	res, err := c.Result(context.Background(), h.WorkflowID)

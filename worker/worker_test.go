@@ -21,6 +21,7 @@ import (
 	"github.com/wardenhq/warden/audit"
 	"github.com/wardenhq/warden/internal/devserver"
 	"github.com/wardenhq/warden/internal/testenv"
+	"github.com/wardenhq/warden/internal/teststack"
 	"github.com/wardenhq/warden/tools"
 	"github.com/wardenhq/warden/worker"
 	"github.com/wardenhq/warden/workflows"
@@ -56,21 +57,7 @@ func startStackWith(t *testing.T, policyDir string) *stack {
 		PolicyDir:       policyDir,
 		Logger:          slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan struct{})
-	done := make(chan error, 1)
-	go func() { done <- worker.Run(ctx, cfg, func(*worker.Deps) { close(ready) }) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("worker stopped before polling: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("worker not ready after 60s")
-	}
+	teststack.RunWorker(t, cfg)
 	return &stack{srv: srv, cfg: cfg, client: warden.NewClient(srv.Client(), cfg.TaskQueue)}
 }
 

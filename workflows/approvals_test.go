@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/internal/teststack"
 	"github.com/wardenhq/warden/worker"
 )
 
@@ -24,14 +25,6 @@ import (
 // approver keys for alice and bob, returning the directory and the keys.
 func signedPolicy(t *testing.T) (string, map[string]ed25519.PrivateKey) {
 	t.Helper()
-	dir := t.TempDir()
-	files, err := filepath.Glob("../policies/bundle/*")
-	require.NoError(t, err)
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o644))
-	}
 	keys := map[string]ed25519.PrivateKey{}
 	pubs := map[string]string{}
 	for _, name := range []string{"alice", "bob"} {
@@ -40,10 +33,8 @@ func signedPolicy(t *testing.T) (string, map[string]ed25519.PrivateKey) {
 		keys[name] = priv
 		pubs[name] = base64.StdEncoding.EncodeToString(pub)
 	}
-	require.NoError(t, os.MkdirAll(filepath.Join(dir, "warden", "approver_keys"), 0o755))
 	b, _ := json.Marshal(pubs)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "warden", "approver_keys", "data.json"), b, 0o644))
-	return dir, keys
+	return teststack.PolicyDir(t, map[string]string{"warden/approver_keys/data.json": string(b)}), keys
 }
 
 func sign(t *testing.T, key ed25519.PrivateKey, p warden.ApprovalRequest, d warden.ApprovalDecision) warden.ApprovalDecision {

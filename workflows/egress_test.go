@@ -5,14 +5,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/internal/teststack"
 	"github.com/wardenhq/warden/llm"
 	"github.com/wardenhq/warden/worker"
 )
@@ -28,17 +27,8 @@ func TestEgressIsGrantedByPolicyAndAudited(t *testing.T) {
 	defer site.Close()
 	host := strings.TrimPrefix(site.URL, "http://")
 
-	policyDir := t.TempDir()
-	files, err := filepath.Glob("../policies/bundle/*")
-	require.NoError(t, err)
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(filepath.Join(policyDir, filepath.Base(f)), b, 0o644))
-	}
-	require.NoError(t, os.MkdirAll(filepath.Join(policyDir, "warden", "network"), 0o755))
 	grant, _ := json.Marshal(map[string]any{"allowed_hosts": []string{host}})
-	require.NoError(t, os.WriteFile(filepath.Join(policyDir, "warden", "network", "data.json"), grant, 0o644))
+	policyDir := teststack.PolicyDir(t, map[string]string{"warden/network/data.json": string(grant)})
 
 	h := newHarnessWith(t, worker.Config{PolicyDir: policyDir})
 	require.NoError(t, h.deps.Scripted.Add(llm.Scenario{Name: "fetch", Turns: []llm.Turn{

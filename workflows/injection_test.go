@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/internal/teststack"
 	"github.com/wardenhq/warden/worker"
 )
 
@@ -28,16 +29,7 @@ func TestInjectionCorpus(t *testing.T) {
 	require.NoError(t, json.Unmarshal(b, &corpus))
 	require.GreaterOrEqual(t, len(corpus), 6)
 
-	policyDir := t.TempDir()
-	files, err := filepath.Glob("../policies/bundle/*")
-	require.NoError(t, err)
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(filepath.Join(policyDir, filepath.Base(f)), b, 0o644))
-	}
-	require.NoError(t, os.MkdirAll(filepath.Join(policyDir, "warden", "network"), 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join(policyDir, "warden", "network", "data.json"), []byte(`{"allowed_hosts": ["api.example.com:443"]}`), 0o644))
+	policyDir := teststack.PolicyDir(t, map[string]string{"warden/network/data.json": `{"allowed_hosts": ["api.example.com:443"]}`})
 
 	for _, sc := range corpus {
 		t.Run(sc.Name, func(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/wardenhq/warden"
 	"github.com/wardenhq/warden/activities"
+	"github.com/wardenhq/warden/internal/teststack"
 	"github.com/wardenhq/warden/worker"
 )
 
@@ -73,16 +74,7 @@ func TestMoneyBudgetIsExactAcrossRetries(t *testing.T) {
 // second answers; the audit says so.
 func TestFallbackSkipsFailingAndRefusedModels(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	files, err := filepath.Glob("../policies/bundle/*")
-	require.NoError(t, err)
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o644))
-	}
-	require.NoError(t, os.MkdirAll(filepath.Join(dir, "warden", "model_access"), 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "warden", "model_access", "data.json"), []byte(`{"blocked": ["scripted/echo"]}`), 0o644))
+	dir := teststack.PolicyDir(t, map[string]string{"warden/model_access/data.json": `{"blocked": ["scripted/echo"]}`})
 	h := newHarnessWith(t, worker.Config{PolicyDir: dir})
 	req := request("no_such_scenario")
 	req.Fallbacks = []string{"scripted/echo", "scripted/answer"}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/wardenhq/warden"
 	"github.com/wardenhq/warden/internal/testenv"
+	"github.com/wardenhq/warden/internal/teststack"
 	"github.com/wardenhq/warden/tools"
 	"github.com/wardenhq/warden/worker"
 )
@@ -32,16 +33,7 @@ func startWorker(t *testing.T, cfg worker.Config) []string {
 	cfg.TemporalAddress = srv.Address
 	cfg.TaskQueue = "cli-" + testenv.RandomHex(4)
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan struct{})
-	done := make(chan error, 1)
-	go func() { done <- worker.Run(ctx, cfg, func(*worker.Deps) { close(ready) }) }()
-	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("worker: %v", err)
-	}
+	teststack.RunWorker(t, cfg)
 	return []string{"--address", srv.Address, "--task-queue", cfg.TaskQueue}
 }
 
@@ -175,17 +167,8 @@ func TestCLISignedApprovals(t *testing.T) {
 	_, err := cli(t, "keygen", "--out", filepath.Join(keys, "alice.key"), "--as", "alice")
 	require.Error(t, err, "keygen never overwrites a key")
 
-	policyDir := t.TempDir()
-	files, err := filepath.Glob("../../policies/bundle/*")
-	require.NoError(t, err)
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(filepath.Join(policyDir, filepath.Base(f)), b, 0o644))
-	}
-	require.NoError(t, os.MkdirAll(filepath.Join(policyDir, "warden", "approver_keys"), 0o755))
 	b, _ := json.Marshal(pubs)
-	require.NoError(t, os.WriteFile(filepath.Join(policyDir, "warden", "approver_keys", "data.json"), b, 0o644))
+	policyDir := teststack.PolicyDir(t, map[string]string{"warden/approver_keys/data.json": string(b)})
 
 	conn := startWorker(t, worker.Config{DataDir: t.TempDir(), PolicyDir: policyDir})
 	id := "cli-signed-" + testenv.RandomHex(4)
