@@ -49,6 +49,10 @@ type Continuation struct {
 	BadTurns   int                `json:"bad_turns,omitempty"`
 	// Segments counts the Temporal runs so far.
 	Segments int `json:"segments"`
+	// ConversationRef and ConversationLen: the first ConversationLen
+	// messages are stored under ConversationRef (claim check).
+	ConversationRef string `json:"conversation_ref,omitempty"`
+	ConversationLen int    `json:"conversation_len,omitempty"`
 }
 
 // Budget bounds a run.

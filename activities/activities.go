@@ -12,7 +12,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -46,6 +48,11 @@ type Activities struct {
 	Prices Prices
 	// ModelPolicy checks each model before use; nil allows every model.
 	ModelPolicy ModelPolicy
+	// Payloads keeps conversations by reference; nil sends them inline.
+	Payloads Payloads
+
+	convMu    sync.Mutex
+	convCache map[string][]warden.Message
 }
 
 // RunRef identifies the run an activity works for.
@@ -62,10 +69,14 @@ type PlanInput struct {
 	Step  int    `json:"step"`
 	Model string `json:"model,omitempty"`
 	// Fallbacks are tried in order when Model fails or is refused.
-	Fallbacks       []string         `json:"fallbacks,omitempty"`
-	Messages        []warden.Message `json:"messages"`
-	AllowedTools    []string         `json:"allowed_tools,omitempty"`
-	MaxOutputTokens int              `json:"max_output_tokens,omitempty"`
+	Fallbacks []string `json:"fallbacks,omitempty"`
+	// Messages is the conversation; with ConversationRef, only the part
+	// that follows the referenced one.
+	Messages []warden.Message `json:"messages"`
+	// ConversationRef points at the conversation stored by an earlier Plan.
+	ConversationRef string   `json:"conversation_ref,omitempty"`
+	AllowedTools    []string `json:"allowed_tools,omitempty"`
+	MaxOutputTokens int      `json:"max_output_tokens,omitempty"`
 	// RemainingMicroUSD is what the run may still spend; negative means no money limit.
 	RemainingMicroUSD int64 `json:"remaining_micro_usd"`
 }
@@ -78,6 +89,9 @@ type PlanOutput struct {
 	// usable answer would cost more than what remains.
 	BudgetExhausted bool   `json:"budget_exhausted,omitempty"`
 	Note            string `json:"note,omitempty"`
+	// ConversationRef stores the conversation this call sent (without the
+	// answer), for the next call to build on; empty without Payloads.
+	ConversationRef string `json:"conversation_ref,omitempty"`
 }
 
 // minAffordableOutput is the fewest output tokens worth paying for.
@@ -91,6 +105,21 @@ const minAffordableOutput = 16
 // records one model_called audit event.
 func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanOutput, error) {
 	tools := a.Tools.Specs(in.AllowedTools)
+	convRef := ""
+	if in.ConversationRef != "" {
+		prior, err := a.conversation(ctx, in.ConversationRef)
+		if err != nil {
+			return PlanOutput{}, fmt.Errorf("plan step %d: %w", in.Step, err)
+		}
+		in.Messages = append(slices.Clone(prior), in.Messages...)
+	}
+	if a.Payloads != nil {
+		ref, err := a.storeConversation(ctx, in.ConversationRef, in.Messages)
+		if err != nil {
+			return PlanOutput{}, fmt.Errorf("plan step %d: %w", in.Step, err)
+		}
+		convRef = ref
+	}
 	candidates := append([]string{cmp.Or(in.Model, a.DefaultModel)}, in.Fallbacks...)
 	var notes []string
 	permanent := true
@@ -137,7 +166,7 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanOutput, error)
 		if err := a.recordModelCall(ctx, in, model, resp, notes); err != nil {
 			return PlanOutput{}, err
 		}
-		return PlanOutput{Response: resp, Note: strings.Join(notes, "; ")}, nil
+		return PlanOutput{Response: resp, Note: strings.Join(notes, "; "), ConversationRef: convRef}, nil
 	}
 	err := fmt.Errorf("plan step %d: no model answered: %s", in.Step, strings.Join(notes, "; "))
 	if permanent {
@@ -175,6 +204,87 @@ func (a *Activities) recordModelCall(ctx context.Context, in PlanInput, asked st
 		return fmt.Errorf("plan step %d: audit: %w", in.Step, err)
 	}
 	return nil
+}
+
+// conversationChunk is one stored piece of a conversation: the messages
+// that follow its parent.
+type conversationChunk struct {
+	Parent   string           `json:"parent,omitempty"`
+	Messages []warden.Message `json:"messages"`
+}
+
+// maxCachedConversations bounds the worker's conversation cache.
+const maxCachedConversations = 512
+
+// storeConversation stores full (the conversation that follows parent's,
+// plus parent's) as a chunk pointing at parent, and caches it.
+func (a *Activities) storeConversation(ctx context.Context, parent string, full []warden.Message) (string, error) {
+	prior := 0
+	if parent != "" {
+		p, err := a.conversation(ctx, parent)
+		if err != nil {
+			return "", err
+		}
+		prior = len(p)
+	}
+	b, err := json.Marshal(conversationChunk{Parent: parent, Messages: full[prior:]})
+	if err != nil {
+		return "", fmt.Errorf("store conversation: %w", err)
+	}
+	ref, err := a.Payloads.PutPayload(ctx, b)
+	if err != nil {
+		return "", fmt.Errorf("store conversation: %w", err)
+	}
+	a.cacheConversation(ref, full)
+	return ref, nil
+}
+
+// conversation loads a stored conversation, following its chunks back to
+// the first (or to one the cache holds).
+func (a *Activities) conversation(ctx context.Context, ref string) ([]warden.Message, error) {
+	if a.Payloads == nil {
+		return nil, errors.New("a conversation reference needs a payload store, and none is configured")
+	}
+	var chunks []conversationChunk
+	var base []warden.Message
+	for r := ref; r != ""; {
+		if c, ok := a.cachedConversation(r); ok {
+			base = c
+			break
+		}
+		b, err := a.Payloads.Payload(ctx, r)
+		if err != nil {
+			return nil, fmt.Errorf("load conversation: %w", err)
+		}
+		var c conversationChunk
+		if err := json.Unmarshal(b, &c); err != nil {
+			return nil, fmt.Errorf("load conversation %s: %w", r, err)
+		}
+		chunks = append(chunks, c)
+		r = c.Parent
+	}
+	full := slices.Clone(base)
+	for i := len(chunks) - 1; i >= 0; i-- {
+		full = append(full, chunks[i].Messages...)
+	}
+	a.cacheConversation(ref, full)
+	return full, nil
+}
+
+func (a *Activities) cachedConversation(ref string) ([]warden.Message, bool) {
+	a.convMu.Lock()
+	defer a.convMu.Unlock()
+	c, ok := a.convCache[ref]
+	return c, ok
+}
+
+func (a *Activities) cacheConversation(ref string, msgs []warden.Message) {
+	a.convMu.Lock()
+	defer a.convMu.Unlock()
+	if a.convCache == nil || len(a.convCache) >= maxCachedConversations {
+		a.convCache = map[string][]warden.Message{} // crude bound: start over
+	}
+	a.convCache[ref] = msgs
 }
 
 // estimateInputTokens over-estimates a request's prompt tokens (3 bytes a token).

@@ -12,6 +12,13 @@ type Model interface {
 	Complete(ctx context.Context, req warden.ModelRequest) (warden.ModelResponse, error)
 }
 
+// Payloads stores content by reference (claim check), so big content does
+// not travel through Temporal history. audit.Store implements it.
+type Payloads interface {
+	PutPayload(ctx context.Context, data []byte) (string, error)
+	Payload(ctx context.Context, ref string) ([]byte, error)
+}
+
 // Prices knows what models cost per 1,000 tokens. *llm.Router implements it.
 type Prices interface {
 	Price(model string) (inPer1K, outPer1K float64, ok bool)

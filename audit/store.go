@@ -43,6 +43,11 @@ type Store interface {
 	// tenant and index.
 	Seals(ctx context.Context, tenant string) ([]Seal, error)
 	// Close releases the store's connections.
+	// PutPayload stores bytes under their content address (PayloadRef) and
+	// returns it; Payload reads them back. Payloads are not audit events:
+	// the workflow passes big content (conversations) by reference.
+	PutPayload(ctx context.Context, data []byte) (string, error)
+	Payload(ctx context.Context, ref string) ([]byte, error)
 	Close() error
 }
 

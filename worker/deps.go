@@ -160,6 +160,7 @@ func Build(ctx context.Context, cfg Config) (_ *Deps, err error) {
 	d.Activities = &activities.Activities{
 		Model:         model,
 		Prices:        model,
+		Payloads:      d.Audit,
 		ModelPolicy:   engine,
 		Policy:        engine,
 		Tools:         toolBox{reg: reg, sb: sb},

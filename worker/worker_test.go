@@ -16,6 +16,7 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/wardenhq/warden"
 	"github.com/wardenhq/warden/audit"
@@ -320,4 +321,53 @@ decision := {
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile("../workflows/testdata/agent_run_escalated_quorum.json", b, 0o644))
 	}
+}
+
+// TestLongRunStaysSmall: a 500-step run continues as new every 100 steps
+// and passes its conversation by reference, so every Temporal run's
+// history stays far below the 50 MB / 50K-event limits and no Plan input
+// carries the whole conversation.
+func TestLongRunStaysSmall(t *testing.T) {
+	s := startStack(t)
+	ctx := context.Background()
+	id := "it-long-" + testenv.RandomHex(4)
+	req := refundRequest()
+	req.Model = "scripted/loop"
+	req.Budget = warden.Budget{MaxSteps: 500, MaxTokens: 1 << 40}
+	_, err := s.client.Start(ctx, req, warden.StartOptions{ID: id})
+	require.NoError(t, err)
+	waitCtx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	res, err := s.client.Result(waitCtx, id)
+	require.NoError(t, err)
+	require.Equal(t, warden.StatusBudgetExhausted, res.Status)
+	require.Equal(t, 500, res.Steps)
+	require.Equal(t, 500, res.ToolCalls["executed"])
+
+	// Walk the chain of Temporal runs from the first.
+	desc, err := s.srv.Client().DescribeWorkflowExecution(ctx, id, "")
+	require.NoError(t, err)
+	first := desc.WorkflowExecutionInfo.GetFirstRunId()
+	runs, maxHistory, maxPlanInput := 0, 0, 0
+	for runID := first; runID != ""; runs++ {
+		it := s.srv.Client().GetWorkflowHistory(ctx, id, runID, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		size, next := 0, ""
+		for it.HasNext() {
+			ev, err := it.Next()
+			require.NoError(t, err)
+			size += proto.Size(ev)
+			if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil && a.GetActivityType().GetName() == "Plan" {
+				maxPlanInput = max(maxPlanInput, proto.Size(a.GetInput()))
+			}
+			if a := ev.GetWorkflowExecutionContinuedAsNewEventAttributes(); a != nil {
+				next = a.GetNewExecutionRunId()
+			}
+		}
+		maxHistory = max(maxHistory, size)
+		runID = next
+	}
+	t.Logf("500 steps: %d Temporal runs, largest history %d bytes, largest Plan input %d bytes", runs, maxHistory, maxPlanInput)
+	require.Equal(t, 5, runs, "continued as new every 100 steps")
+	require.Less(t, maxHistory, 4<<20, "each history stays far below 50 MB")
+	require.Less(t, maxPlanInput, 16<<10, "Plan inputs carry a reference, not the conversation")
 }

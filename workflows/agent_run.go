@@ -90,7 +90,11 @@ type run struct {
 	// segmentStart is the step this one started at.
 	segments     int
 	segmentStart int
-	signals      workflow.ReceiveChannel
+	// convRef references the conversation's first convLen messages as the
+	// last Plan stored them (claim check); Plan gets only what follows.
+	convRef string
+	convLen int
+	signals workflow.ReceiveChannel
 	// redact maps call IDs to the argument keys the policy hides from
 	// approvers and the transcript.
 	redact map[string][]string
@@ -128,6 +132,7 @@ func newRun(ctx workflow.Context, req warden.RunRequest) *run {
 	if c := req.Continuation; c != nil {
 		r.state.Step, r.state.Usage = c.Step, c.Usage
 		r.messages, r.taint, r.identities, r.badTurns = c.Messages, c.Taint, c.Identities, c.BadTurns
+		r.convRef, r.convLen = c.ConversationRef, c.ConversationLen
 		for k, v := range c.ToolCalls {
 			r.toolCalls[k] = v
 		}
@@ -161,6 +166,7 @@ func (r *run) continueAsNew(ctx workflow.Context) error {
 	next.Continuation = &warden.Continuation{
 		Step: r.state.Step, Usage: r.state.Usage, ToolCalls: r.toolCalls, Messages: r.messages,
 		Taint: r.taint, Identities: r.identities, BadTurns: r.badTurns, Segments: r.segments + 1,
+		ConversationRef: r.convRef, ConversationLen: r.convLen,
 	}
 	ev := r.event(ctx, r.state.Step, "", warden.EventRunContinued, "")
 	ev.Actor = "system"
@@ -184,9 +190,6 @@ func (r *run) loop(ctx workflow.Context) (warden.RunResult, error) {
 		Summary: "plan: ask the model",
 	})
 	for {
-		if r.state.Step > r.segmentStart && (workflow.GetInfo(ctx).GetContinueAsNewSuggested() || r.state.Step-r.segmentStart >= maxStepsPerSegment) {
-			return warden.RunResult{}, r.continueAsNew(ctx)
-		}
 		if r.state.Step >= r.req.Budget.MaxSteps {
 			return r.finish(ctx, warden.StatusBudgetExhausted, "",
 				fmt.Sprintf("step budget exhausted: %d model calls made (max_steps %d)", r.state.Step, r.req.Budget.MaxSteps))
@@ -203,11 +206,16 @@ func (r *run) loop(ctx workflow.Context) (warden.RunResult, error) {
 					r.state.Usage.CostUSD(), r.req.Budget.MaxCostUSD))
 			}
 		}
+		if r.state.Step > r.segmentStart && (workflow.GetInfo(ctx).GetContinueAsNewSuggested() || r.state.Step-r.segmentStart >= maxStepsPerSegment) {
+			return warden.RunResult{}, r.continueAsNew(ctx)
+		}
 		r.state.Step++
 		step := r.state.Step
 		var plan activities.PlanOutput
+		sent := len(r.messages)
 		err := workflow.ExecuteActivity(planCtx, a.Plan, activities.PlanInput{
-			Run: r.ref, Step: step, Model: r.req.Model, Fallbacks: r.req.Fallbacks, Messages: r.messages,
+			Run: r.ref, Step: step, Model: r.req.Model, Fallbacks: r.req.Fallbacks,
+			Messages: r.messages[r.convLen:], ConversationRef: r.convRef,
 			AllowedTools:      r.req.AllowedTools,
 			MaxOutputTokens:   min(4096, r.req.Budget.MaxTokens-r.state.Usage.Total()),
 			RemainingMicroUSD: remaining,
@@ -221,6 +229,9 @@ func (r *run) loop(ctx workflow.Context) (warden.RunResult, error) {
 		if plan.BudgetExhausted {
 			r.state.Step--
 			return r.finish(ctx, warden.StatusBudgetExhausted, "", plan.Note)
+		}
+		if plan.ConversationRef != "" {
+			r.convRef, r.convLen = plan.ConversationRef, sent
 		}
 		resp := plan.Response
 		r.state.Usage = r.state.Usage.Add(resp.Usage)

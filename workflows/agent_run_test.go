@@ -50,6 +50,13 @@ func newHarnessWith(t *testing.T, cfg worker.Config) *harness {
 	deps, err := worker.Build(context.Background(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(deps.Close)
+	return newEnv(t, deps, dir)
+}
+
+// newEnv is a fresh test environment over existing dependencies (the same
+// audit and payload store), as a continued run would find them.
+func newEnv(t *testing.T, deps *worker.Deps, dir string) *harness {
+	t.Helper()
 	var suite testsuite.WorkflowTestSuite
 	suite.SetLogger(tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
 	env := suite.NewTestWorkflowEnvironment()
