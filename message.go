@@ -26,6 +26,9 @@ type Message struct {
 	ToolCallID string `json:"tool_call_id,omitempty"`
 	// Name is the tool name of a tool message.
 	Name string `json:"name,omitempty"`
+	// ContentRef references a long tool output stored outside the workflow
+	// history; Content then holds a preview (see activities.Preview).
+	ContentRef string `json:"content_ref,omitempty"`
 }
 
 // ModelRequest is one model call.

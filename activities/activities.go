@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -120,6 +121,11 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanOutput, error)
 		}
 		convRef = ref
 	}
+	messages, err := a.expandOutputs(ctx, in.Messages)
+	if err != nil {
+		return PlanOutput{}, fmt.Errorf("plan step %d: %w", in.Step, err)
+	}
+	in.Messages = messages
 	candidates := append([]string{cmp.Or(in.Model, a.DefaultModel)}, in.Fallbacks...)
 	var notes []string
 	permanent := true
@@ -168,7 +174,7 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanOutput, error)
 		}
 		return PlanOutput{Response: resp, Note: strings.Join(notes, "; "), ConversationRef: convRef}, nil
 	}
-	err := fmt.Errorf("plan step %d: no model answered: %s", in.Step, strings.Join(notes, "; "))
+	err = fmt.Errorf("plan step %d: no model answered: %s", in.Step, strings.Join(notes, "; "))
 	if permanent {
 		return PlanOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), warden.ErrTypeModel, err)
 	}
@@ -204,6 +210,33 @@ func (a *Activities) recordModelCall(ctx context.Context, in PlanInput, asked st
 		return fmt.Errorf("plan step %d: audit: %w", in.Step, err)
 	}
 	return nil
+}
+
+// expandOutputs replaces the previews of outputs stored by reference with
+// the outputs, for the model (the stored conversation keeps the previews).
+func (a *Activities) expandOutputs(ctx context.Context, msgs []warden.Message) ([]warden.Message, error) {
+	var out []warden.Message
+	for i, m := range msgs {
+		if m.ContentRef == "" {
+			continue
+		}
+		if a.Payloads == nil {
+			return nil, errors.New("an output reference needs a payload store, and none is configured")
+		}
+		full, err := a.Payloads.Payload(ctx, m.ContentRef)
+		if err != nil {
+			return nil, fmt.Errorf("load tool output: %w", err)
+		}
+		if out == nil {
+			out = slices.Clone(msgs)
+		}
+		out[i].Content = strings.Replace(m.Content, Preview(string(full)), string(full), 1)
+		out[i].ContentRef = ""
+	}
+	if out == nil {
+		return msgs, nil
+	}
+	return out, nil
 }
 
 // conversationChunk is one stored piece of a conversation: the messages
@@ -447,7 +480,27 @@ type ExecuteInput struct {
 
 // ExecuteOutput is the output of Execute.
 type ExecuteOutput struct {
-	Output warden.ToolOutput `json:"output"`
+	// Output.Content is the whole output, or a preview of it when it is
+	// stored by reference (ContentRef).
+	Output     warden.ToolOutput `json:"output"`
+	ContentRef string            `json:"content_ref,omitempty"`
+}
+
+// Outputs longer than inlineOutputLimit bytes travel by reference: the
+// workflow history holds a preview of previewBytes and the reference, and
+// Plan gives the model the whole output.
+const (
+	inlineOutputLimit = 4 << 10
+	previewBytes      = 1 << 10
+)
+
+// Preview is the part of a long output the workflow history keeps.
+func Preview(full string) string {
+	cut := previewBytes
+	for cut > 0 && !utf8.RuneStart(full[cut]) {
+		cut--
+	}
+	return full[:cut] + fmt.Sprintf("\n[... %d more bytes, stored by reference]", len(full)-cut)
 }
 
 // Execute is the enforcement point. It re-validates the arguments, asks the
@@ -532,6 +585,14 @@ func (a *Activities) Execute(ctx context.Context, in ExecuteInput) (ExecuteOutpu
 		// The tool ran; the retry will find tool_started (non-idempotent) or
 		// run an idempotent tool again, and the audit write is retried.
 		return ExecuteOutput{}, fmt.Errorf("execute %s: audit: %w", call.Name, err)
+	}
+	if a.Payloads != nil && len(out.Content) > inlineOutputLimit {
+		ref, err := a.Payloads.PutPayload(ctx, []byte(out.Content))
+		if err != nil {
+			return ExecuteOutput{}, fmt.Errorf("execute %s: store output: %w", call.Name, err)
+		}
+		out.Content = Preview(out.Content)
+		return ExecuteOutput{Output: out, ContentRef: ref}, nil
 	}
 	return ExecuteOutput{Output: out}, nil
 }

@@ -204,3 +204,40 @@ func TestRouterRoutesAndPrices(t *testing.T) {
 	_, err = llm.LoadModels(file)
 	require.ErrorContains(t, err, "bogus")
 }
+
+// TestSlowAndTruncatedResponses: a response slower than the timeout is
+// retried; a truncated body is an error the activity may retry, never a
+// permanent one.
+func TestSlowAndTruncatedResponses(t *testing.T) {
+	t.Parallel()
+	s, err := llm.NewScripted()
+	require.NoError(t, err)
+	msgs := []warden.Message{{Role: "user", Content: "x"}}
+
+	calls := 0
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		if calls == 1 {
+			time.Sleep(500 * time.Millisecond)
+		}
+		s.ServeHTTP(w, r)
+	}))
+	defer slow.Close()
+	c, err := llm.New(llm.Config{BaseURL: slow.URL + "/v1", Model: "scripted/answer", Timeout: 200 * time.Millisecond, RetryBase: time.Millisecond})
+	require.NoError(t, err)
+	resp, err := c.Complete(context.Background(), warden.ModelRequest{Messages: msgs})
+	require.NoError(t, err)
+	require.Contains(t, resp.Content, "42")
+	require.Equal(t, 2, calls, "the timed-out attempt was retried")
+
+	truncated := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"id":"x","choices":[{"index":0,"message":{"role":"assistant","content":"hal`))
+	}))
+	defer truncated.Close()
+	c, err = llm.New(llm.Config{BaseURL: truncated.URL + "/v1", Model: "m"})
+	require.NoError(t, err)
+	_, err = c.Complete(context.Background(), warden.ModelRequest{Messages: msgs})
+	require.Error(t, err)
+	require.NotErrorIs(t, err, warden.ErrModelPermanent)
+}

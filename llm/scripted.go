@@ -13,6 +13,7 @@ import (
 	"path"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -217,7 +218,8 @@ func (s *Scripted) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	msg := chatMessage{Role: "assistant"}
 	if turn.Content != "" && !turn.Empty {
-		msg.Content = ScriptedPrefix + strings.ReplaceAll(turn.Content, "{{tool_results}}", toolResultSummary(req.Messages))
+		content := strings.ReplaceAll(turn.Content, "{{tool_results}}", toolResultSummary(req.Messages))
+		msg.Content = ScriptedPrefix + strings.ReplaceAll(content, "{{tool_result_bytes}}", strconv.Itoa(toolResultBytes(req.Messages)))
 	}
 	for i, c := range turn.ToolCalls {
 		call := chatCall{ID: fmt.Sprintf("call_%d_%d", turnIndex, i), Type: "function"}
@@ -269,6 +271,24 @@ func toolResultSummary(msgs []chatMessage) string {
 		return "(no tool results)"
 	}
 	return strings.Join(lines, "\n")
+}
+
+// toolResultBytes is the total length of the tool results after the last
+// assistant message: proof of what the model really received.
+func toolResultBytes(msgs []chatMessage) int {
+	last := -1
+	for i, m := range msgs {
+		if m.Role == "assistant" {
+			last = i
+		}
+	}
+	n := 0
+	for _, m := range msgs[last+1:] {
+		if m.Role == "tool" {
+			n += len(m.Content)
+		}
+	}
+	return n
 }
 
 // estimateTokens approximates a token count from a byte count (4 bytes a token).

@@ -313,6 +313,8 @@ type callState struct {
 	runIt    bool
 	outcome  string
 	content  string
+	// contentRef references the whole output when content is a preview.
+	contentRef string
 }
 
 // authorize runs the Authorize local activity for call.
@@ -433,7 +435,7 @@ func (r *run) handleCalls(ctx workflow.Context, step int, calls []warden.ToolCal
 	msgs = make([]warden.Message, 0, len(states))
 	for _, cs := range states {
 		r.toolCalls[cs.outcome]++
-		msgs = append(msgs, warden.Message{Role: warden.RoleTool, ToolCallID: cs.call.ID, Name: cs.call.Name, Content: cs.content})
+		msgs = append(msgs, warden.Message{Role: warden.RoleTool, ToolCallID: cs.call.ID, Name: cs.call.Name, Content: cs.content, ContentRef: cs.contentRef})
 	}
 	return msgs, stop, nil
 }
@@ -468,6 +470,7 @@ func (r *run) execute(ctx workflow.Context, step int, cs *callState) error {
 	err := workflow.ExecuteActivity(actCtx, a.Execute, in).Get(ctx, &out)
 	if err == nil {
 		cs.outcome = outcomeExecuted
+		cs.contentRef = out.ContentRef
 		cs.content = out.Output.Content
 		if out.Output.IsError {
 			cs.content = fmt.Sprintf("error (exit code %d):\n%s", out.Output.ExitCode, out.Output.Content)

@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/workflow"
 
@@ -198,4 +201,32 @@ func TestContinueAsNewCarriesTheRun(t *testing.T) {
 		}
 	}
 	require.Equal(t, 1, started, "a continued run is not a new run")
+}
+
+// TestLongToolOutputTravelsByReference: a 20,000-byte output reaches the
+// model whole, while the Execute result in the workflow history carries a
+// preview and a reference; the audit keeps the whole output.
+func TestLongToolOutputTravelsByReference(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	var executeResult int
+	h.env.SetOnActivityCompletedListener(func(info *activity.Info, result converter.EncodedValue, err error) {
+		if info.ActivityType.Name == "Execute" && err == nil {
+			var out activities.ExecuteOutput
+			require.NoError(t, result.Get(&out))
+			b, _ := json.Marshal(out)
+			executeResult = len(b)
+			require.NotEmpty(t, out.ContentRef)
+		}
+	})
+	res, err := h.run(request("big_output"))
+	require.NoError(t, err)
+	require.Equal(t, warden.StatusCompleted, res.Status)
+	var received int
+	_, err = fmt.Sscanf(res.Answer[strings.Index(res.Answer, "Received"):], "Received %d bytes", &received)
+	require.NoError(t, err, res.Answer)
+	require.Greater(t, received, 20000, "the model got the whole output")
+	require.Less(t, executeResult, 2<<10, "the history holds a preview")
+	exec := find(t, h.events(), warden.EventToolExecuted)
+	require.Greater(t, len(exec.Result), 20000, "the audit keeps the whole output")
 }
