@@ -13,7 +13,7 @@ export WARDEN_TEMPORAL_CLI := $(TEMPORAL_CLI)
 TEST_TIMEOUT ?= 30m
 
 .DEFAULT_GOAL := help
-.PHONY: help dev test lint bench build temporal-cli
+.PHONY: help dev test lint bench chaos build temporal-cli
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -39,6 +39,9 @@ dev: temporal-cli build ## Run the local stack: dev server + Web UI, worker, dem
 test: temporal-cli ## Run every test (real dev server, real PostgreSQL on 127.0.0.1:5432)
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+chaos: temporal-cli ## Long chaos run: 100 runs, 30 random worker SIGKILLs (results go to RELIABILITY.md)
+	WARDEN_CHAOS_RUNS=$(or $(RUNS),100) WARDEN_CHAOS_KILLS=$(or $(KILLS),30) $(GO) test -count=1 -v -timeout 60m -run TestWorkerKilledAtRandom ./chaos/
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
