@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -62,7 +63,16 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite audit store %s: %w", abs, err)
 	}
-	if err := db.PingContext(ctx); err != nil {
+	// Switching a new file to WAL takes an exclusive lock and does not wait
+	// on the busy timeout, so openers racing on a fresh file retry briefly.
+	for attempt := 1; ; attempt++ {
+		err = db.PingContext(ctx)
+		if err == nil || attempt == 20 || !strings.Contains(err.Error(), "SQLITE_BUSY") {
+			break
+		}
+		time.Sleep(time.Duration(attempt) * 25 * time.Millisecond)
+	}
+	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite audit store %s: %w", abs, err)
 	}

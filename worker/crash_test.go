@@ -93,6 +93,18 @@ func TestWorkerKilledDuringNonIdempotentTool(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, entries, 1, "the non-idempotent refund ran exactly once")
 
+	count := countEventsOnce(t, dsn, id)
+	require.Equal(t, 1, count[warden.EventToolStarted])
+	require.Equal(t, 1, count[warden.EventToolOutcomeUnknown])
+	require.Zero(t, count[warden.EventToolExecuted])
+	require.Equal(t, 1, count[warden.EventRunFinished])
+}
+
+// countEventsOnce reads a run's audit trail from Postgres, fails on any
+// event recorded twice, and counts the events by type.
+func countEventsOnce(t *testing.T, dsn, id string) map[warden.EventType]int {
+	t.Helper()
+	ctx := context.Background()
 	store, err := audit.OpenPostgres(ctx, dsn)
 	require.NoError(t, err)
 	defer store.Close()
@@ -106,8 +118,5 @@ func TestWorkerKilledDuringNonIdempotentTool(t *testing.T) {
 		seen[key] = true
 		count[e.Type]++
 	}
-	require.Equal(t, 1, count[warden.EventToolStarted])
-	require.Equal(t, 1, count[warden.EventToolOutcomeUnknown])
-	require.Zero(t, count[warden.EventToolExecuted])
-	require.Equal(t, 1, count[warden.EventRunFinished])
+	return count
 }

@@ -2,7 +2,6 @@ package worker_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,7 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wardenhq/warden"
-	"github.com/wardenhq/warden/audit"
 	"github.com/wardenhq/warden/internal/testenv"
 	"github.com/wardenhq/warden/tools"
 )
@@ -95,19 +93,7 @@ func TestSIGTERMDuringToolRunLosesNothing(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, entries, 1, "the refund ran exactly once")
 
-	store, err := audit.OpenPostgres(ctx, dsn)
-	require.NoError(t, err)
-	defer store.Close()
-	evs, err := store.Query(ctx, warden.AuditFilter{WorkflowID: id})
-	require.NoError(t, err)
-	seen := map[string]bool{}
-	count := map[warden.EventType]int{}
-	for _, e := range evs {
-		key := fmt.Sprintf("%s/%d/%s/%s", e.Type, e.Step, e.CallID, e.Actor)
-		require.False(t, seen[key], "duplicate audit event %s", key)
-		seen[key] = true
-		count[e.Type]++
-	}
+	count := countEventsOnce(t, dsn, id)
 	require.Equal(t, 1, count[warden.EventToolStarted])
 	require.Equal(t, 1, count[warden.EventToolExecuted])
 	require.Zero(t, count[warden.EventToolOutcomeUnknown])
