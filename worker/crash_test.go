@@ -27,6 +27,60 @@ func buildWarden(t *testing.T) string {
 	return bin
 }
 
+// processStack runs `warden worker` as its own process, so a test can
+// kill or stop it, on a dev server with a throwaway Postgres schema.
+type processStack struct {
+	bin, dsn, dataDir string
+	env               []string
+	client            *warden.Client
+}
+
+func newProcessStack(t *testing.T, prefix string, extraEnv ...string) *processStack {
+	t.Helper()
+	p := &processStack{bin: buildWarden(t), dsn: testenv.PostgresSchema(t), dataDir: t.TempDir()}
+	srv := testenv.DevServer(t)
+	queue := prefix + "-" + testenv.RandomHex(4)
+	p.env = append(append(os.Environ(),
+		"WARDEN_TEMPORAL_ADDRESS="+srv.Address,
+		"WARDEN_TASK_QUEUE="+queue,
+		"WARDEN_DATABASE_URL="+p.dsn,
+		"WARDEN_DATA_DIR="+p.dataDir,
+	), extraEnv...)
+	p.client = warden.NewClient(srv.Client(), queue)
+	return p
+}
+
+func (p *processStack) startWorker(t *testing.T) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(p.bin, "worker")
+	cmd.Env = p.env
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	require.NoError(t, cmd.Start())
+	return cmd
+}
+
+func (p *processStack) ledgerPath() string { return filepath.Join(p.dataDir, "refunds.jsonl") }
+
+// refundInFlight starts a refund run, approves it, and returns once the
+// refund reached the ledger: the tool is then in its simulated provider delay.
+func (p *processStack) refundInFlight(t *testing.T, id string, poll time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	_, err := p.client.Start(ctx, refundRequest(), warden.StartOptions{ID: id})
+	require.NoError(t, err)
+	var pending []warden.ApprovalRequest
+	require.Eventually(t, func() bool {
+		pending, err = p.client.PendingApprovals(ctx, id)
+		return err == nil && len(pending) == 1
+	}, 90*time.Second, 200*time.Millisecond)
+	_, err = p.client.Decide(ctx, id, warden.ApprovalDecision{RequestID: pending[0].RequestID, Decision: "approve", Approver: "alice"})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		entries, err := tools.ReadLedger(p.ledgerPath())
+		return err == nil && len(entries) == 1
+	}, 60*time.Second, poll, "the refund never reached the ledger")
+}
+
 // TestWorkerKilledDuringNonIdempotentTool kills the worker process with
 // SIGKILL while the approved refund is running (after its ledger write,
 // during the simulated payment-provider latency), starts a new worker, and
@@ -34,50 +88,17 @@ func buildWarden(t *testing.T) string {
 // retrying, the refund happened exactly once, and the audit has no
 // duplicate.
 func TestWorkerKilledDuringNonIdempotentTool(t *testing.T) {
-	bin := buildWarden(t)
-	srv := testenv.DevServer(t)
-	dsn := testenv.PostgresSchema(t)
-	dataDir := t.TempDir()
-	queue := "crash-" + testenv.RandomHex(4)
-	env := append(os.Environ(),
-		"WARDEN_TEMPORAL_ADDRESS="+srv.Address,
-		"WARDEN_TASK_QUEUE="+queue,
-		"WARDEN_DATABASE_URL="+dsn,
-		"WARDEN_DATA_DIR="+dataDir,
-		"WARDEN_REFUND_DELAY=20s",
-	)
-	startWorker := func() *exec.Cmd {
-		cmd := exec.Command(bin, "worker")
-		cmd.Env = env
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		require.NoError(t, cmd.Start())
-		return cmd
-	}
-	first := startWorker()
+	p := newProcessStack(t, "crash", "WARDEN_REFUND_DELAY=20s")
+	first := p.startWorker(t)
 	t.Cleanup(func() { _ = first.Process.Kill(); _, _ = first.Process.Wait() })
-
 	ctx := context.Background()
-	c := warden.NewClient(srv.Client(), queue)
+	c := p.client
 	id := "crash-" + testenv.RandomHex(4)
-	_, err := c.Start(ctx, refundRequest(), warden.StartOptions{ID: id})
-	require.NoError(t, err)
-	var pending []warden.ApprovalRequest
-	require.Eventually(t, func() bool {
-		pending, err = c.PendingApprovals(ctx, id)
-		return err == nil && len(pending) == 1
-	}, 90*time.Second, 200*time.Millisecond)
-	_, err = c.Decide(ctx, id, warden.ApprovalDecision{RequestID: pending[0].RequestID, Decision: "approve", Approver: "alice"})
-	require.NoError(t, err)
-
-	ledgerPath := filepath.Join(dataDir, "refunds.jsonl")
-	require.Eventually(t, func() bool {
-		entries, err := tools.ReadLedger(ledgerPath)
-		return err == nil && len(entries) == 1
-	}, 60*time.Second, 50*time.Millisecond, "the refund never reached the ledger")
+	p.refundInFlight(t, id, 50*time.Millisecond)
 	require.NoError(t, first.Process.Signal(syscall.SIGKILL))
 	_, _ = first.Process.Wait()
 
-	second := startWorker()
+	second := p.startWorker(t)
 	t.Cleanup(func() { _ = second.Process.Signal(syscall.SIGTERM); _, _ = second.Process.Wait() })
 
 	waitCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -89,11 +110,11 @@ func TestWorkerKilledDuringNonIdempotentTool(t *testing.T) {
 	require.Zero(t, res.ToolCalls["executed"])
 	require.Contains(t, res.Answer, "outcome unknown")
 
-	entries, err := tools.ReadLedger(ledgerPath)
+	entries, err := tools.ReadLedger(p.ledgerPath())
 	require.NoError(t, err)
 	require.Len(t, entries, 1, "the non-idempotent refund ran exactly once")
 
-	count := countEventsOnce(t, dsn, id)
+	count := countEventsOnce(t, p.dsn, id)
 	require.Equal(t, 1, count[warden.EventToolStarted])
 	require.Equal(t, 1, count[warden.EventToolOutcomeUnknown])
 	require.Zero(t, count[warden.EventToolExecuted])

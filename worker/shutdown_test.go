@@ -2,9 +2,6 @@ package worker_test
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -23,50 +20,16 @@ import (
 // new worker finishes the run: the refund ran once and completed normally
 // (no "outcome unknown"), and the audit holds each event once.
 func TestSIGTERMDuringToolRunLosesNothing(t *testing.T) {
-	bin := buildWarden(t)
-	srv := testenv.DevServer(t)
-	dsn := testenv.PostgresSchema(t)
-	dataDir := t.TempDir()
-	queue := "sigterm-" + testenv.RandomHex(4)
 	const delay = 4 * time.Second
-	env := append(os.Environ(),
-		"WARDEN_TEMPORAL_ADDRESS="+srv.Address,
-		"WARDEN_TASK_QUEUE="+queue,
-		"WARDEN_DATABASE_URL="+dsn,
-		"WARDEN_DATA_DIR="+dataDir,
-		"WARDEN_REFUND_DELAY="+delay.String(),
-		"WARDEN_STOP_TIMEOUT=30s",
-	)
-	startWorker := func() *exec.Cmd {
-		cmd := exec.Command(bin, "worker")
-		cmd.Env = env
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		require.NoError(t, cmd.Start())
-		return cmd
-	}
-	first := startWorker()
+	p := newProcessStack(t, "sigterm", "WARDEN_REFUND_DELAY="+delay.String(), "WARDEN_STOP_TIMEOUT=30s")
+	first := p.startWorker(t)
 	exited := make(chan error, 1)
 	go func() { exited <- first.Wait() }()
 	t.Cleanup(func() { _ = first.Process.Kill() })
-
 	ctx := context.Background()
-	c := warden.NewClient(srv.Client(), queue)
+	c := p.client
 	id := "sigterm-" + testenv.RandomHex(4)
-	_, err := c.Start(ctx, refundRequest(), warden.StartOptions{ID: id})
-	require.NoError(t, err)
-	var pending []warden.ApprovalRequest
-	require.Eventually(t, func() bool {
-		pending, err = c.PendingApprovals(ctx, id)
-		return err == nil && len(pending) == 1
-	}, 90*time.Second, 200*time.Millisecond)
-	_, err = c.Decide(ctx, id, warden.ApprovalDecision{RequestID: pending[0].RequestID, Decision: "approve", Approver: "alice"})
-	require.NoError(t, err)
-
-	ledgerPath := filepath.Join(dataDir, "refunds.jsonl")
-	require.Eventually(t, func() bool {
-		entries, err := tools.ReadLedger(ledgerPath)
-		return err == nil && len(entries) == 1
-	}, 60*time.Second, 20*time.Millisecond, "the refund never reached the ledger")
+	p.refundInFlight(t, id, 20*time.Millisecond)
 	termAt := time.Now()
 	require.NoError(t, first.Process.Signal(syscall.SIGTERM))
 	select {
@@ -79,7 +42,7 @@ func TestSIGTERMDuringToolRunLosesNothing(t *testing.T) {
 	t.Logf("worker exited %s after SIGTERM (tool delay %s)", stopped.Round(time.Millisecond), delay)
 	require.Greater(t, stopped, delay/2, "the worker waited for the in-flight tool instead of cancelling it")
 
-	second := startWorker()
+	second := p.startWorker(t)
 	t.Cleanup(func() { _ = second.Process.Signal(syscall.SIGTERM); _, _ = second.Process.Wait() })
 	waitCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
@@ -89,11 +52,11 @@ func TestSIGTERMDuringToolRunLosesNothing(t *testing.T) {
 	require.Equal(t, 1, res.ToolCalls["executed"], "the tool finished normally: %+v", res)
 	require.Zero(t, res.ToolCalls["outcome_unknown"])
 
-	entries, err := tools.ReadLedger(ledgerPath)
+	entries, err := tools.ReadLedger(p.ledgerPath())
 	require.NoError(t, err)
 	require.Len(t, entries, 1, "the refund ran exactly once")
 
-	count := countEventsOnce(t, dsn, id)
+	count := countEventsOnce(t, p.dsn, id)
 	require.Equal(t, 1, count[warden.EventToolStarted])
 	require.Equal(t, 1, count[warden.EventToolExecuted])
 	require.Zero(t, count[warden.EventToolOutcomeUnknown])
