@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"sync"
@@ -45,6 +47,13 @@ type Options struct {
 	// DatabaseURL puts the governed audit in PostgreSQL; empty uses SQLite.
 	DatabaseURL string
 	Logger      *slog.Logger
+	// ProfileDir, when set, receives a CPU profile of each mode's timed
+	// part: <ProfileDir>/<mode>.pprof (the last round's).
+	ProfileDir string
+	// Rounds repeats the modes in turn (governed, ungoverned, bare,
+	// governed, ...) so that a change in the machine's load hits every
+	// mode alike; each mode's figures pool all its rounds. Default 1.
+	Rounds int
 }
 
 // Result is one mode's measurement.
@@ -57,6 +66,8 @@ type Result struct {
 	P50         time.Duration `json:"p50_ns"`
 	P95         time.Duration `json:"p95_ns"`
 	P99         time.Duration `json:"p99_ns"`
+	// CPU is the CPU time used per step, by process.
+	CPU CPU `json:"cpu_per_step"`
 }
 
 // Report is every mode's result and the ratios of step latency (p50).
@@ -77,12 +88,22 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	var rep Report
-	for _, mode := range opts.Modes {
-		res, err := runMode(ctx, opts, mode)
-		if err != nil {
-			return rep, fmt.Errorf("bench %s: %w", mode, err)
+	pooled := map[string]*measurement{}
+	for range max(opts.Rounds, 1) {
+		for _, mode := range opts.Modes {
+			m, err := runMode(ctx, opts, mode)
+			if err != nil {
+				return rep, fmt.Errorf("bench %s: %w", mode, err)
+			}
+			if p := pooled[mode]; p != nil {
+				p.add(m)
+			} else {
+				pooled[mode] = &m
+			}
 		}
-		rep.Results = append(rep.Results, res)
+	}
+	for _, mode := range opts.Modes {
+		rep.Results = append(rep.Results, pooled[mode].result(mode, opts.Runs, opts.Steps))
 	}
 	rep.Ratios = map[string]float64{}
 	byMode := map[string]Result{}
@@ -94,6 +115,12 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 			rep.Ratios["governed/ungoverned p50"] = float64(g.P50) / float64(u.P50)
 			rep.Ratios["governed/ungoverned throughput"] = u.StepsPerSec / g.StepsPerSec
 		}
+		if u, ok := byMode[ModeUngoverned]; ok && u.CPU.Total() > 0 {
+			rep.Ratios["governed/ungoverned cpu"] = float64(g.CPU.Total()) / float64(u.CPU.Total())
+		}
+		if b, ok := byMode[ModeBare]; ok && b.CPU.Total() > 0 {
+			rep.Ratios["governed/bare cpu"] = float64(g.CPU.Total()) / float64(b.CPU.Total())
+		}
 		if b, ok := byMode[ModeBare]; ok && b.P50 > 0 {
 			rep.Ratios["governed/bare p50"] = float64(g.P50) / float64(b.P50)
 			rep.Ratios["governed/bare throughput"] = b.StepsPerSec / g.StepsPerSec
@@ -102,22 +129,53 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 	return rep, nil
 }
 
-func runMode(ctx context.Context, opts Options, mode string) (Result, error) {
+// measurement is what one or more rounds of a mode measured.
+type measurement struct {
+	latencies []time.Duration
+	wall      time.Duration
+	steps     int
+	cpu       CPU // totals, not per step
+}
+
+func (m *measurement) add(o measurement) {
+	m.latencies = append(m.latencies, o.latencies...)
+	m.wall += o.wall
+	m.steps += o.steps
+	m.cpu.Worker += o.cpu.Worker
+	m.cpu.Temporal += o.cpu.Temporal
+	m.cpu.Postgres += o.cpu.Postgres
+}
+
+func (m *measurement) result(mode string, runs, steps int) Result {
+	n := time.Duration(max(m.steps, 1))
+	return Result{
+		Mode: mode, Runs: runs, Steps: steps, Wall: m.wall,
+		StepsPerSec: float64(m.steps) / m.wall.Seconds(),
+		P50:         percentile(m.latencies, 0.50), P95: percentile(m.latencies, 0.95), P99: percentile(m.latencies, 0.99),
+		CPU: CPU{Worker: m.cpu.Worker / n, Temporal: m.cpu.Temporal / n, Postgres: m.cpu.Postgres / n},
+	}
+}
+
+func runMode(ctx context.Context, opts Options, mode string) (measurement, error) {
 	dir, err := os.MkdirTemp(opts.DataDir, "bench-"+mode+"-")
 	if err != nil {
-		return Result{}, err
+		return measurement{}, err
 	}
 	cfg := worker.Config{DataDir: dir, TaskQueue: "bench-" + mode + "-" + fmt.Sprint(time.Now().UnixNano()), Logger: opts.Logger}
-	if mode == ModeGoverned {
-		cfg.DatabaseURL = opts.DatabaseURL
+	meter := cpuMeter{}
+	if mode == ModeGoverned && opts.DatabaseURL != "" {
+		cfg.DatabaseURL = withAppName(opts.DatabaseURL)
+		if isLocal(cfg.DatabaseURL) {
+			meter.dsn = cfg.DatabaseURL
+		}
 	}
 	deps, err := worker.Build(ctx, cfg)
 	if err != nil {
-		return Result{}, err
+		return measurement{}, err
 	}
 	defer deps.Close()
 	if err := deps.Scripted.Add(benchScenario); err != nil {
-		return Result{}, err
+		return measurement{}, err
 	}
 	w := sdkworker.New(opts.Client, cfg.TaskQueue, sdkworker.Options{})
 	switch mode {
@@ -132,20 +190,25 @@ func runMode(ctx context.Context, opts Options, mode string) (Result, error) {
 		w.RegisterWorkflowWithOptions(BareLoop, workflow.RegisterOptions{Name: "BareLoop"})
 		w.RegisterActivityWithOptions(&bareActivities{deps: deps.Activities, workspace: dir}, activity.RegisterOptions{})
 	default:
-		return Result{}, fmt.Errorf("unknown mode %q (want %s, %s or %s)", mode, ModeGoverned, ModeUngoverned, ModeBare)
+		return measurement{}, fmt.Errorf("unknown mode %q (want %s, %s or %s)", mode, ModeGoverned, ModeUngoverned, ModeBare)
 	}
 	if err := w.Start(); err != nil {
-		return Result{}, err
+		return measurement{}, err
 	}
 	defer w.Stop()
 	// One untimed run warms the worker's caches, the sandbox and the server.
 	if err := startAndWait(ctx, Options{Client: opts.Client, Steps: 1}, mode, cfg.TaskQueue, cfg.TaskQueue+"-warmup"); err != nil {
-		return Result{}, fmt.Errorf("warm-up: %w", err)
+		return measurement{}, fmt.Errorf("warm-up: %w", err)
 	}
 
 	ids := make([]string, opts.Runs)
 	var wg sync.WaitGroup
 	errs := make([]error, opts.Runs)
+	stopProfile, err := startProfile(opts.ProfileDir, mode)
+	if err != nil {
+		return measurement{}, err
+	}
+	cpu0 := meter.sample(ctx)
 	start := time.Now()
 	for i := range opts.Runs {
 		ids[i] = fmt.Sprintf("%s-%d", cfg.TaskQueue, i)
@@ -157,23 +220,22 @@ func runMode(ctx context.Context, opts Options, mode string) (Result, error) {
 	}
 	wg.Wait()
 	wall := time.Since(start)
+	cpu := meter.sample(ctx).since(cpu0, 1)
+	if err := stopProfile(); err != nil {
+		return measurement{}, err
+	}
 	if err := errors.Join(errs...); err != nil {
-		return Result{}, err
+		return measurement{}, err
 	}
 	var lat []time.Duration
 	for _, id := range ids {
 		l, err := stepLatencies(ctx, opts.Client, id)
 		if err != nil {
-			return Result{}, err
+			return measurement{}, err
 		}
 		lat = append(lat, l...)
 	}
-	total := opts.Runs * opts.Steps
-	return Result{
-		Mode: mode, Runs: opts.Runs, Steps: opts.Steps, Wall: wall,
-		StepsPerSec: float64(total) / wall.Seconds(),
-		P50:         percentile(lat, 0.50), P95: percentile(lat, 0.95), P99: percentile(lat, 0.99),
-	}, nil
+	return measurement{latencies: lat, wall: wall, steps: opts.Runs * opts.Steps, cpu: cpu}, nil
 }
 
 func startAndWait(ctx context.Context, opts Options, mode, queue, id string) error {
@@ -238,3 +300,23 @@ func (discard) Append(context.Context, ...warden.AuditEvent) error { return nil 
 func (discard) Has(context.Context, string) (bool, error)          { return false, nil }
 
 var _ activities.Audit = discard{}
+
+// startProfile starts a CPU profile of mode in dir; the function it returns
+// stops it. Without dir it does nothing.
+func startProfile(dir, mode string) (func() error, error) {
+	if dir == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(filepath.Join(dir, mode+".pprof"))
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
+}

@@ -3,6 +3,7 @@ package policies
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -63,6 +64,10 @@ type Engine struct {
 	query    rego.PreparedEvalQuery
 	models   rego.PreparedEvalQuery
 	revision string
+	// decisions and modelDecisions are nil when the policy is not
+	// cacheable (it reads the clock).
+	decisions      *decisionCache
+	modelDecisions *modelCache
 }
 
 // New loads the policy opts names, compiles it and prepares DecisionQuery.
@@ -96,7 +101,11 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compile policies from %s: %v", src.name, err)
 	}
-	return &Engine{query: query, models: models, revision: src.revision}, nil
+	e := &Engine{query: query, models: models, revision: src.revision}
+	if cacheable(src.modules) {
+		e.decisions, e.modelDecisions = &decisionCache{}, &modelCache{}
+	}
+	return e, nil
 }
 
 // definesDecision reports whether some module has a rule for the entry point.
@@ -155,6 +164,12 @@ func (e *Engine) decide(ctx context.Context, in warden.PolicyInput) (warden.Deci
 	if err != nil {
 		return warden.Decision{}, fmt.Errorf("%w: encode input: %w", ErrEvaluation, err)
 	}
+	key := sha256.Sum256(raw)
+	if e.decisions != nil {
+		if d, ok := e.decisions.get(key); ok {
+			return d, nil
+		}
+	}
 	input, err := ast.ValueFromReader(bytes.NewReader(raw))
 	if err != nil {
 		return warden.Decision{}, fmt.Errorf("%w: encode input: %v", ErrEvaluation, err)
@@ -177,6 +192,9 @@ func (e *Engine) decide(ctx context.Context, in warden.PolicyInput) (warden.Deci
 		return warden.Decision{}, fmt.Errorf("%w: %w", ErrInvalidDecision, err)
 	}
 	d.PolicyRevision = e.revision
+	if e.decisions != nil {
+		e.decisions.put(key, d)
+	}
 	return d, nil
 }
 

@@ -442,7 +442,9 @@ func requireDenial(t *testing.T, e *Engine, d warden.Decision) {
 
 // BenchmarkDecide measures the default policy against a baseline: a policy
 // whose decision is a constant, so the ratio shows what the rules cost
-// beyond encoding the input and decoding the decision.
+// beyond encoding the input and decoding the decision. Every case but
+// recheck_cached runs with the decision cache off: it measures a first
+// decision; recheck_cached is Execute's re-check of an unchanged call.
 func BenchmarkDecide(b *testing.B) {
 	dir := b.TempDir()
 	writeFile(b, dir, "p.rego", `package warden.authz
@@ -451,6 +453,7 @@ decision := {"allow": true, "risk": "low", "reasons": ["constant"]}
 `)
 	baseline, err := New(b.Context(), Options{Dir: dir})
 	require.NoError(b, err)
+	baseline.decisions = nil
 	refund := input("issue_refund", warden.RiskHigh, `{"order_id": "1234", "amount_cents": 25000, "currency": "USD", "reason": "parcel lost"}`)
 
 	for _, bc := range []struct {
@@ -459,9 +462,10 @@ decision := {"allow": true, "risk": "low", "reasons": ["constant"]}
 		in   warden.PolicyInput
 	}{
 		{"baseline_constant_policy", baseline, refund},
-		{"issue_refund", engine(b), refund},
-		{"shell_argv", engine(b), input("shell", warden.RiskMedium, `{"argv": ["ls", "-la"]}`)},
-		{"shell_script", engine(b), input("shell", warden.RiskMedium, `{"argv": ["sh", "-c", "grep -r TODO . | sort | head -n 20"]}`)},
+		{"issue_refund", uncached(b), refund},
+		{"shell_argv", uncached(b), input("shell", warden.RiskMedium, `{"argv": ["ls", "-la"]}`)},
+		{"shell_script", uncached(b), input("shell", warden.RiskMedium, `{"argv": ["sh", "-c", "grep -r TODO . | sort | head -n 20"]}`)},
+		{"recheck_cached", engine(b), refund},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			ctx := context.Background()

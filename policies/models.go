@@ -3,6 +3,7 @@ package policies
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/open-policy-agent/opa/v1/rego"
 )
@@ -14,6 +15,20 @@ const ModelQuery = "data.warden.models.decision"
 // AllowModel asks the policy whether tenant may use model. A policy with
 // no rule for ModelQuery restricts nothing; an evaluation error refuses.
 func (e *Engine) AllowModel(ctx context.Context, tenant, model string) (bool, string, error) {
+	key := [2]string{tenant, model}
+	if e.modelDecisions != nil {
+		if d, ok := e.modelDecisions.get(key); ok {
+			return d.allow, d.reason, nil
+		}
+	}
+	allow, reason, err := e.allowModel(ctx, tenant, model)
+	if err == nil && e.modelDecisions != nil {
+		e.modelDecisions.put(key, modelDecision{allow, reason})
+	}
+	return allow, reason, err
+}
+
+func (e *Engine) allowModel(ctx context.Context, tenant, model string) (bool, string, error) {
 	rs, err := e.models.Eval(ctx, rego.EvalInput(map[string]any{"tenant": tenant, "model": model}))
 	if err != nil {
 		return false, "model policy evaluation failed", fmt.Errorf("decide model %s: %w: %v", model, ErrEvaluation, err)
@@ -28,4 +43,32 @@ func (e *Engine) AllowModel(ctx context.Context, tenant, model string) (bool, st
 	allow, _ := d["allow"].(bool)
 	reason, _ := d["reason"].(string)
 	return allow, reason, nil
+}
+
+type modelDecision struct {
+	allow  bool
+	reason string
+}
+
+// modelCache remembers model decisions by tenant and model: Plan asks
+// before every model call, and the answer only changes with the policy.
+type modelCache struct {
+	mu sync.Mutex
+	m  map[[2]string]modelDecision
+}
+
+func (c *modelCache) get(key [2]string) (modelDecision, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, ok := c.m[key]
+	return d, ok
+}
+
+func (c *modelCache) put(key [2]string, d modelDecision) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxCachedDecisions {
+		c.m = make(map[[2]string]modelDecision)
+	}
+	c.m[key] = d
 }

@@ -95,6 +95,12 @@ type Config struct {
 	// finish before cancelling them (Temporal's WorkerStopTimeout). Default
 	// 30s; the container runtime's grace period must be longer.
 	StopTimeout time.Duration
+	// WorkflowCacheSize is how many runs the worker keeps in memory between
+	// workflow tasks (Temporal's sticky cache). It bounds the worker's
+	// memory when many runs wait for approval; a run pushed out is replayed
+	// from its history when it next wakes. Process-wide: the first worker
+	// started in a process sets it. Default DefaultWorkflowCacheSize.
+	WorkflowCacheSize int
 	// TracerProvider receives Warden's spans (model calls, tool runs, audit
 	// writes) and the Temporal SDK's workflow and activity spans. Nil means
 	// no tracing (cmd/warden sets an OTLP exporter when
@@ -104,6 +110,10 @@ type Config struct {
 
 // DefaultTemporalAddress is where a local dev server listens.
 const DefaultTemporalAddress = "127.0.0.1:7233"
+
+// DefaultWorkflowCacheSize is the default WorkflowCacheSize (BENCHMARKS.md,
+// parked runs, has the memory it buys).
+const DefaultWorkflowCacheSize = 2000
 
 // DefaultStopTimeout is how long a stopping worker waits for in-flight activities.
 const DefaultStopTimeout = 30 * time.Second
@@ -126,12 +136,16 @@ func (c Config) WithDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	c.StopTimeout = cmp.Or(c.StopTimeout, DefaultStopTimeout)
+	c.WorkflowCacheSize = cmp.Or(c.WorkflowCacheSize, DefaultWorkflowCacheSize)
 	return c
 }
 
 // Validate names every bad field of c (after WithDefaults).
 func (c Config) Validate() error {
 	var errs []error
+	if c.WorkflowCacheSize < 0 {
+		errs = append(errs, fmt.Errorf("workflow cache size %d is negative (set WARDEN_WORKFLOW_CACHE_SIZE or --workflow-cache-size to a positive number)", c.WorkflowCacheSize))
+	}
 	if c.ModelBaseURL != "" && c.ModelName == "" {
 		errs = append(errs, errors.New("model name is required with a model base URL (set WARDEN_MODEL or --model)"))
 	}

@@ -57,6 +57,7 @@ func Run(ctx context.Context, cfg Config, ready func(*Deps)) error {
 	deps.Activities.History = historyReader{tc: tc}
 	// WorkerStopTimeout: on stop, in-flight activities get this long to
 	// finish before their context is cancelled (graceful shutdown).
+	sdkworker.SetStickyWorkflowCacheSize(cfg.WorkflowCacheSize)
 	w := sdkworker.New(tc, cfg.TaskQueue, sdkworker.Options{WorkerStopTimeout: cfg.StopTimeout, Interceptors: obs.interceptors})
 	Register(w, deps)
 	if err := w.Start(); err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"sort"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/wardenhq/warden/bench"
@@ -28,7 +30,10 @@ func newBenchCmd() *cobra.Command {
 modes on the same server: governed (policy, audit, approvals bookkeeping, sandbox), ungoverned
 (the same runs with policy and audit off; sandbox unchanged) and bare (a plain workflow calling a
 model activity and a tool activity). It reports steps/s and p50/p95/p99 step latency and the
-ratios. Without --address it starts its own tuned dev server.`,
+ratios, and the CPU each mode used per step in this process (worker), the dev server it started
+and the local PostgreSQL backends of the governed audit: on a shared machine the CPU ratios hold
+where latency does not. The modes run in turn, --rounds times. Without --address it starts its
+own tuned dev server.`,
 		Args: cobra.NoArgs,
 	}
 	out := outputFlag(cmd.Flags())
@@ -45,32 +50,25 @@ ratios. Without --address it starts its own tuned dev server.`,
 		}
 		defer os.RemoveAll(dir)
 		opts.DataDir = dir
-		if cfg.TemporalAddress == "" {
-			srv, err := devserver.Start(cmd.Context(), devserver.Options{Logger: tlog.NewStructuredLogger(quietLogger())})
-			if err != nil {
-				return err
-			}
-			defer func() { _ = srv.Stop() }()
-			opts.Client = srv.Client()
-		} else {
-			tc, err := worker.Dial(cmd.Context(), worker.Config{TemporalAddress: cfg.TemporalAddress, Namespace: cfg.Namespace, Logger: quietLogger()})
-			if err != nil {
-				return err
-			}
-			defer tc.Close()
-			opts.Client = tc
+		tc, closeClient, err := benchClient(cmd.Context(), cfg)
+		if err != nil {
+			return err
 		}
+		defer closeClient()
+		opts.Client = tc
 		rep, err := bench.Run(cmd.Context(), opts)
 		if err != nil {
 			return err
 		}
 		ms := func(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d.Microseconds())/1000) }
+		cpu := func(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d.Microseconds())/1000) }
 		if err := out.print(cmd.OutOrStdout(), rep, toAny(rep.Results),
-			[]string{"MODE", "RUNS", "STEPS", "WALL", "STEPS/S", "P50 MS", "P95 MS", "P99 MS"},
+			[]string{"MODE", "RUNS", "STEPS", "WALL", "STEPS/S", "P50 MS", "P95 MS", "P99 MS", "CPU MS/STEP", "WORKER", "TEMPORAL", "POSTGRES"},
 			func(i int) []string {
 				r := rep.Results[i]
 				return []string{r.Mode, fmt.Sprint(r.Runs), fmt.Sprint(r.Steps), r.Wall.Round(time.Millisecond).String(),
-					fmt.Sprintf("%.1f", r.StepsPerSec), ms(r.P50), ms(r.P95), ms(r.P99)}
+					fmt.Sprintf("%.1f", r.StepsPerSec), ms(r.P50), ms(r.P95), ms(r.P99),
+					cpu(r.CPU.Total()), cpu(r.CPU.Worker), cpu(r.CPU.Temporal), cpu(r.CPU.Postgres)}
 			}); err != nil {
 			return err
 		}
@@ -89,9 +87,83 @@ ratios. Without --address it starts its own tuned dev server.`,
 	fs := cmd.Flags()
 	fs.IntVar(&opts.Runs, "runs", 20, "concurrent runs per mode")
 	fs.IntVar(&opts.Steps, "steps", 10, "steps (model call + tool call) per run")
+	fs.IntVar(&opts.Rounds, "rounds", 3, "repeat the modes in turn this many times; each mode pools its rounds")
 	fs.StringVar(&modes, "modes", "governed,ungoverned,bare", "modes to measure, comma-separated")
 	fs.StringVar(&cfg.TemporalAddress, "address", "", "Temporal frontend; empty starts a dev server for the benchmark")
 	fs.StringVar(&cfg.Namespace, "namespace", "default", "Temporal namespace")
+	fs.StringVar(&opts.ProfileDir, "cpuprofile-dir", "", "write a CPU profile of each mode's timed part to DIR/<mode>.pprof")
 	fs.StringVar(&cfg.DatabaseURL, "database-url", env("DATABASE_URL", ""), "PostgreSQL for the governed audit; empty uses SQLite")
+	cmd.AddCommand(newBenchParkedCmd())
+	return cmd
+}
+
+// benchClient connects to cfg.TemporalAddress, or starts a dev server when
+// it is empty; the function it returns closes what it opened.
+func benchClient(ctx context.Context, cfg worker.Config) (client.Client, func(), error) {
+	if cfg.TemporalAddress == "" {
+		srv, err := devserver.Start(ctx, devserver.Options{Logger: tlog.NewStructuredLogger(quietLogger())})
+		if err != nil {
+			return nil, nil, err
+		}
+		return srv.Client(), func() { _ = srv.Stop() }, nil
+	}
+	tc, err := worker.Dial(ctx, worker.Config{TemporalAddress: cfg.TemporalAddress, Namespace: cfg.Namespace, Logger: quietLogger()})
+	if err != nil {
+		return nil, nil, err
+	}
+	return tc, tc.Close, nil
+}
+
+func newBenchParkedCmd() *cobra.Command {
+	var (
+		cfg  worker.Config
+		opts bench.ParkedOptions
+	)
+	cmd := &cobra.Command{
+		Use:   "parked [--runs N] [--cache-size C]",
+		Short: "Park N runs on an approval, measure the worker's memory, then approve them all and measure the rate",
+		Long: `parked starts N runs that each ask for a refund and wait for approval, with the worker's workflow
+cache bounded to --cache-size, and reports the worker process's resident memory once all are
+parked. Then it approves every run (query the request, approve Update, wait for the result) with
+--concurrency in flight and reports approvals processed per second. Without --address it starts
+its own dev server.`,
+		Args: cobra.NoArgs,
+	}
+	out := outputFlag(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := out.validate(); err != nil {
+			return err
+		}
+		dir, err := os.MkdirTemp("", "warden-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		tc, closeClient, err := benchClient(cmd.Context(), cfg)
+		if err != nil {
+			return err
+		}
+		defer closeClient()
+		opts.Client, opts.DataDir, opts.DatabaseURL, opts.Logger = tc, dir, cfg.DatabaseURL, quietLogger()
+		rep, err := bench.Parked(cmd.Context(), opts)
+		if err != nil {
+			return err
+		}
+		mb := func(b int64) string { return fmt.Sprintf("%.0f", float64(b)/(1<<20)) }
+		return out.print(cmd.OutOrStdout(), rep, []any{rep},
+			[]string{"RUNS", "CACHE", "PARKED IN", "RSS MB", "PEAK RSS MB", "HEAP MB", "APPROVED IN", "APPROVALS/S", "COMPLETED"},
+			func(int) []string {
+				return []string{fmt.Sprint(rep.Runs), fmt.Sprint(rep.CacheSize), rep.ParkWall.Round(time.Millisecond).String(),
+					mb(rep.RSS), mb(rep.PeakRSS), mb(rep.HeapInUse), rep.ApproveWall.Round(time.Millisecond).String(),
+					fmt.Sprintf("%.1f", rep.ApprovalsPerSec), fmt.Sprint(rep.Completed)}
+			})
+	}
+	fs := cmd.Flags()
+	fs.IntVar(&opts.Runs, "runs", 1000, "runs to park")
+	fs.IntVar(&opts.CacheSize, "cache-size", worker.DefaultWorkflowCacheSize, "workflow cache size of the worker")
+	fs.IntVar(&opts.Concurrency, "concurrency", 50, "starts and approvals in flight at once")
+	fs.StringVar(&cfg.TemporalAddress, "address", "", "Temporal frontend; empty starts a dev server for the benchmark")
+	fs.StringVar(&cfg.Namespace, "namespace", "default", "Temporal namespace")
+	fs.StringVar(&cfg.DatabaseURL, "database-url", env("DATABASE_URL", ""), "PostgreSQL for the audit; empty uses SQLite")
 	return cmd
 }

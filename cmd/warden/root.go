@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -35,6 +36,14 @@ func envDuration(name string) time.Duration {
 		return 0
 	}
 	return d
+}
+
+func envInt(name string) int {
+	n, err := strconv.Atoi(os.Getenv("WARDEN_" + name))
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 // connFlags binds the flags every command that talks to Temporal needs.
@@ -68,6 +77,7 @@ func workerFlags(fs *pflag.FlagSet, cfg *worker.Config) {
 	// Operations: metrics endpoint and graceful shutdown (docs/configuration.md).
 	fs.StringVar(&cfg.MetricsAddress, "metrics-address", env("METRICS_ADDRESS", ""), "host:port for Prometheus /metrics and /healthz, e.g. :9464; empty disables (WARDEN_METRICS_ADDRESS)")
 	fs.DurationVar(&cfg.StopTimeout, "stop-timeout", envDuration("STOP_TIMEOUT"), "on SIGTERM, how long in-flight activities may finish before they are cancelled; default 30s (WARDEN_STOP_TIMEOUT)")
+	fs.IntVar(&cfg.WorkflowCacheSize, "workflow-cache-size", envInt("WORKFLOW_CACHE_SIZE"), fmt.Sprintf("runs the worker keeps in memory between tasks (bounds its memory; an evicted run is replayed from history when it wakes); default %d (WARDEN_WORKFLOW_CACHE_SIZE)", worker.DefaultWorkflowCacheSize))
 }
 
 func newLogger() *slog.Logger {
