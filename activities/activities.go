@@ -107,6 +107,9 @@ const minAffordableOutput = 16
 func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanOutput, error) {
 	tools := a.Tools.Specs(in.AllowedTools)
 	convRef := ""
+	// A short tail travels inline again next step; storing it every step
+	// would cost a write per step for a few hundred bytes of history.
+	storeTail := a.Payloads != nil && inlineSize(in.Messages) > inlineConversationLimit
 	if in.ConversationRef != "" {
 		prior, err := a.conversation(ctx, in.ConversationRef)
 		if err != nil {
@@ -114,7 +117,7 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanOutput, error)
 		}
 		in.Messages = append(slices.Clone(prior), in.Messages...)
 	}
-	if a.Payloads != nil {
+	if storeTail {
 		ref, err := a.storeConversation(ctx, in.ConversationRef, in.Messages)
 		if err != nil {
 			return PlanOutput{}, fmt.Errorf("plan step %d: %w", in.Step, err)
@@ -237,6 +240,23 @@ func (a *Activities) expandOutputs(ctx context.Context, msgs []warden.Message) (
 		return msgs, nil
 	}
 	return out, nil
+}
+
+// inlineConversationLimit is how many bytes of new messages the workflow
+// may carry inline to Plan before Plan stores them by reference (claim
+// check). The limit bounds what each Plan input adds to the history.
+const inlineConversationLimit = 2 << 10
+
+// inlineSize is about what msgs weigh in a Plan input.
+func inlineSize(msgs []warden.Message) int {
+	n := 0
+	for _, m := range msgs {
+		n += len(m.Content) + len(m.ContentRef) + 64
+		for _, c := range m.ToolCalls {
+			n += len(c.ID) + len(c.Name) + len(c.Args) + 32
+		}
+	}
+	return n
 }
 
 // conversationChunk is one stored piece of a conversation: the messages

@@ -132,7 +132,16 @@ func Parked(ctx context.Context, opts ParkedOptions) (ParkedReport, error) {
 	var completed atomic.Int64
 	start = time.Now()
 	err = each(ctx, ids, conc, func(ctx context.Context, id string) error {
-		pending, err := wc.PendingApprovals(ctx, id)
+		// A query needs the run in a worker's cache or replayed: on a
+		// loaded machine the first one can time out; asking again is safe.
+		var pending []warden.ApprovalRequest
+		var err error
+		for attempt := range 5 {
+			if pending, err = wc.PendingApprovals(ctx, id); err == nil {
+				break
+			}
+			time.Sleep(time.Duration(attempt+1) * time.Second)
+		}
 		if err != nil {
 			return err
 		}
