@@ -80,6 +80,21 @@ type PlanInput struct {
 	MaxOutputTokens int      `json:"max_output_tokens,omitempty"`
 	// RemainingMicroUSD is what the run may still spend; negative means no money limit.
 	RemainingMicroUSD int64 `json:"remaining_micro_usd"`
+	// Authorize, when set, has Plan authorize the tool calls of the answer
+	// too (what the Authorize activity does for each), recording them in
+	// the same audit write as the model call: one write and one history
+	// event less per step.
+	Authorize *PlanAuthorize `json:"authorize,omitempty"`
+}
+
+// PlanAuthorize is what Plan needs to authorize the answer's tool calls.
+type PlanAuthorize struct {
+	ApprovalTimeout time.Duration `json:"approval_timeout"`
+	// Taint lists the sources of untrusted content the run has seen.
+	Taint []string `json:"taint,omitempty"`
+	// MaxCalls is how many of the answer's calls to authorize (the
+	// workflow refuses the rest unasked).
+	MaxCalls int `json:"max_calls"`
 }
 
 // PlanOutput is the output of Plan.
@@ -93,6 +108,9 @@ type PlanOutput struct {
 	// ConversationRef stores the conversation this call sent (without the
 	// answer), for the next call to build on; empty without Payloads.
 	ConversationRef string `json:"conversation_ref,omitempty"`
+	// Authorizations are the decisions on the answer's first MaxCalls tool
+	// calls, in order, when PlanInput.Authorize was set.
+	Authorizations []AuthorizeOutput `json:"authorizations,omitempty"`
 }
 
 // minAffordableOutput is the fewest output tokens worth paying for.
@@ -103,7 +121,9 @@ const minAffordableOutput = 16
 // a model for the tenant or the model keeps failing. Before each call it
 // reserves the worst case (prompt estimate plus the output cap, lowered to
 // what the budget affords) and settles with the provider's usage. It
-// records one model_called audit event.
+// records one model_called audit event and, when in.Authorize is set,
+// decides the answer's tool calls as Authorize would, recording those
+// events in the same audit write.
 func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanOutput, error) {
 	tools := a.Tools.Specs(in.AllowedTools)
 	convRef := ""
@@ -172,10 +192,23 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanOutput, error)
 			continue
 		}
 		resp.Usage.CostMicroUSD = warden.MicroUSD((float64(resp.Usage.InputTokens)*pin + float64(resp.Usage.OutputTokens)*pout) / 1000)
-		if err := a.recordModelCall(ctx, in, model, resp, notes); err != nil {
-			return PlanOutput{}, err
+		out := PlanOutput{Response: resp, Note: strings.Join(notes, "; "), ConversationRef: convRef}
+		events := []warden.AuditEvent{a.modelCallEvent(in, model, resp, notes)}
+		if au := in.Authorize; au != nil {
+			now := time.Now()
+			for _, call := range resp.ToolCalls[:min(len(resp.ToolCalls), au.MaxCalls)] {
+				auth, evs := a.authorize(ctx, AuthorizeInput{
+					Run: in.Run, Step: in.Step, Call: call, RequestedAt: now, ApprovalTimeout: au.ApprovalTimeout,
+					Actor: "model", Taint: au.Taint,
+				})
+				out.Authorizations = append(out.Authorizations, auth)
+				events = append(events, evs...)
+			}
 		}
-		return PlanOutput{Response: resp, Note: strings.Join(notes, "; "), ConversationRef: convRef}, nil
+		if err := a.Audit.Append(ctx, events...); err != nil {
+			return PlanOutput{}, fmt.Errorf("plan step %d: audit: %w", in.Step, err)
+		}
+		return out, nil
 	}
 	err = fmt.Errorf("plan step %d: no model answered: %s", in.Step, strings.Join(notes, "; "))
 	if permanent {
@@ -184,7 +217,8 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanOutput, error)
 	return PlanOutput{}, err
 }
 
-func (a *Activities) recordModelCall(ctx context.Context, in PlanInput, asked string, resp warden.ModelResponse, notes []string) error {
+// modelCallEvent is the model_called audit event of one answer.
+func (a *Activities) modelCallEvent(in PlanInput, asked string, resp warden.ModelResponse, notes []string) warden.AuditEvent {
 	result, _ := json.Marshal(struct {
 		Content   string            `json:"content,omitempty"`
 		ToolCalls []warden.ToolCall `json:"tool_calls,omitempty"`
@@ -209,10 +243,7 @@ func (a *Activities) recordModelCall(ctx context.Context, in PlanInput, asked st
 	ev.OutputTokens = resp.Usage.OutputTokens
 	ev.Result = result
 	ev.Message = msg
-	if err := a.Audit.Append(ctx, ev); err != nil {
-		return fmt.Errorf("plan step %d: audit: %w", in.Step, err)
-	}
-	return nil
+	return ev
 }
 
 // expandOutputs replaces the previews of outputs stored by reference with
@@ -404,6 +435,17 @@ type AuthorizeOutput struct {
 // approval_requested. Run it as a local activity: it makes no network call
 // to the Temporal server.
 func (a *Activities) Authorize(ctx context.Context, in AuthorizeInput) (AuthorizeOutput, error) {
+	out, events := a.authorize(ctx, in)
+	if err := a.Audit.Append(ctx, events...); err != nil {
+		return AuthorizeOutput{}, fmt.Errorf("authorize %s: audit: %w", in.Call.Name, err)
+	}
+	return out, nil
+}
+
+// authorize decides one call and returns the audit events that record it
+// (tool_requested, then policy_decided and approval_requested when the
+// arguments are valid); the caller appends them before acting on out.
+func (a *Activities) authorize(ctx context.Context, in AuthorizeInput) (AuthorizeOutput, []warden.AuditEvent) {
 	call := in.Call
 	spec, known := a.Tools.Spec(call.Name)
 	requested := a.event(in.Run, in.Step, call.ID, warden.EventToolRequested, in.Revision)
@@ -423,10 +465,7 @@ func (a *Activities) Authorize(ctx context.Context, in AuthorizeInput) (Authoriz
 			out.Message = fmt.Sprintf("invalid arguments for %s: %v. Fix the arguments and call the tool again.", call.Name, verr)
 			requested.Decision = VerdictInvalidArgs
 			requested.Message = out.Message
-			if err := a.Audit.Append(ctx, requested); err != nil {
-				return AuthorizeOutput{}, fmt.Errorf("authorize %s: audit: %w", call.Name, err)
-			}
-			return out, nil
+			return out, []warden.AuditEvent{requested}
 		}
 	}
 	out.ArgsHash = argsHash
@@ -481,10 +520,7 @@ func (a *Activities) Authorize(ctx context.Context, in AuthorizeInput) (Authoriz
 			max(dec.Quorum, 1), strings.Join(dec.Approvers.Users, ", "), out.ExpiresAt.UTC().Format(time.RFC3339))
 		events = append(events, req)
 	}
-	if err := a.Audit.Append(ctx, events...); err != nil {
-		return AuthorizeOutput{}, fmt.Errorf("authorize %s: audit: %w", call.Name, err)
-	}
-	return out, nil
+	return out, events
 }
 
 // ExecuteInput is the input of Execute.

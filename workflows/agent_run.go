@@ -98,6 +98,10 @@ type run struct {
 	// redact maps call IDs to the argument keys the policy hides from
 	// approvers and the transcript.
 	redact map[string][]string
+	// authInPlan: Plan authorizes the answer's tool calls itself (one
+	// audit write and no Authorize local activity per step). Histories
+	// recorded before it replay with the local activity.
+	authInPlan bool
 }
 
 // approval is one pending approval request and what became of it.
@@ -189,6 +193,7 @@ func (r *run) loop(ctx workflow.Context) (warden.RunResult, error) {
 		},
 		Summary: "plan: ask the model",
 	})
+	r.authInPlan = workflow.GetVersion(ctx, "authorize-in-plan", workflow.DefaultVersion, 1) == 1
 	for {
 		if r.state.Step >= r.req.Budget.MaxSteps {
 			return r.finish(ctx, warden.StatusBudgetExhausted, "",
@@ -213,13 +218,17 @@ func (r *run) loop(ctx workflow.Context) (warden.RunResult, error) {
 		step := r.state.Step
 		var plan activities.PlanOutput
 		sent := len(r.messages)
-		err := workflow.ExecuteActivity(planCtx, a.Plan, activities.PlanInput{
+		in := activities.PlanInput{
 			Run: r.ref, Step: step, Model: r.req.Model, Fallbacks: r.req.Fallbacks,
 			Messages: r.messages[r.convLen:], ConversationRef: r.convRef,
 			AllowedTools:      r.req.AllowedTools,
 			MaxOutputTokens:   min(4096, r.req.Budget.MaxTokens-r.state.Usage.Total()),
 			RemainingMicroUSD: remaining,
-		}).Get(ctx, &plan)
+		}
+		if r.authInPlan {
+			in.Authorize = &activities.PlanAuthorize{ApprovalTimeout: r.req.ApprovalTimeout, Taint: slices.Clone(r.taint), MaxCalls: maxCallsPerTurn}
+		}
+		err := workflow.ExecuteActivity(planCtx, a.Plan, in).Get(ctx, &plan)
 		if err != nil {
 			if isCancel(ctx, err) {
 				return warden.RunResult{}, err
@@ -245,7 +254,7 @@ func (r *run) loop(ctx workflow.Context) (warden.RunResult, error) {
 			}
 			continue
 		}
-		results, stop, err := r.handleCalls(ctx, step, resp.ToolCalls)
+		results, stop, err := r.handleCalls(ctx, step, resp.ToolCalls, plan.Authorizations)
 		if err != nil {
 			return warden.RunResult{}, err
 		}
@@ -334,13 +343,14 @@ func (r *run) authorize(ctx workflow.Context, step int, call warden.ToolCall, ac
 	return out, err
 }
 
-// handleCalls authorizes every call of a turn, executes the allowed ones,
-// waits for the approvals the policy asks for (all requests of the turn are
-// open at once, each with its own expiry and escalation) and executes the
-// approved ones, and returns one tool message per call, in the model's
-// order. stop is set when a rejection ends the run (policy stop_on_reject).
+// handleCalls authorizes every call of a turn (pre holds the decisions Plan
+// already made, in order; the Authorize local activity decides the rest),
+// executes the allowed ones, waits for the approvals the policy asks for
+// (all requests of the turn are open at once, each with its own expiry and
+// escalation) and executes the approved ones, and returns one tool message
+// per call, in the model's order. stop is set when a rejection ends the run (policy stop_on_reject).
 // It returns an error only on cancellation.
-func (r *run) handleCalls(ctx workflow.Context, step int, calls []warden.ToolCall) (msgs []warden.Message, stop string, err error) {
+func (r *run) handleCalls(ctx workflow.Context, step int, calls []warden.ToolCall, pre []activities.AuthorizeOutput) (msgs []warden.Message, stop string, err error) {
 	states := make([]*callState, len(calls))
 	var waiting []*callState
 	r.turnMalformed = true
@@ -360,7 +370,12 @@ func (r *run) handleCalls(ctx workflow.Context, step int, calls []warden.ToolCal
 			}
 			continue
 		}
-		cs.auth, err = r.authorize(ctx, step, call, "model", "")
+		if i < len(pre) {
+			cs.auth = pre[i]
+			r.redact[call.ID] = cs.auth.Decision.Obligations.RedactArgs
+		} else {
+			cs.auth, err = r.authorize(ctx, step, call, "model", "")
+		}
 		if err != nil {
 			if isCancel(ctx, err) {
 				return nil, "", err

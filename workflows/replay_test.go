@@ -25,7 +25,8 @@ import (
 // (escalation timer and activity, two approvers). Files ending in _vN.json are
 // histories of older workflow code and are never regenerated:
 // agent_run_approved_v0.json predates the approval-identities step and
-// proves its workflow.GetVersion gate.
+// proves its workflow.GetVersion gate; the *_v1.json files predate
+// authorize-in-plan (every call decided by the Authorize local activity).
 func TestReplayCommittedHistories(t *testing.T) {
 	t.Parallel()
 	files, err := filepath.Glob("testdata/*.json")
