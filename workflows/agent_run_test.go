@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -428,4 +429,26 @@ func TestDemoScenarioRunsAllowedCallsWithoutWaitingForApproval(t *testing.T) {
 	require.Contains(t, lines[2], "denied by policy")
 	require.Contains(t, lines[3], "refund of 250.00 USD issued for order 1234")
 	require.Len(t, h.ledger(), 1)
+}
+
+// TestPlanAuthorizesTheAnswer: the model's calls are decided inside Plan,
+// with no Authorize local activity, and the decisions are recorded in the
+// same audit write as the model call (consecutive sequence numbers). An
+// edit before approval still decides through the local activity (see the
+// approvals tests).
+func TestPlanAuthorizesTheAnswer(t *testing.T) {
+	h := newHarness(t)
+	var local []string
+	h.env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, _ []any) {
+		local = append(local, info.ActivityType.Name)
+	})
+	res, err := h.run(request("echo"))
+	require.NoError(t, err)
+	require.Equal(t, warden.StatusCompleted, res.Status)
+	require.NotContains(t, local, "Authorize")
+	evs := h.events()
+	called, requested, decided := find(t, evs, warden.EventModelCalled), find(t, evs, warden.EventToolRequested), find(t, evs, warden.EventPolicyDecided)
+	require.Equal(t, called.Seq+1, requested.Seq)
+	require.Equal(t, called.Seq+2, decided.Seq)
+	require.Equal(t, called.Step, decided.Step)
 }
