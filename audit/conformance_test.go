@@ -597,6 +597,9 @@ func runConformance(t *testing.T, b backend) {
 		require.EqualValues(t, 4, b.count(t, loc, "SELECT count(*) FROM audit_events"))
 	})
 
+	t.Run("Retention", func(t *testing.T) { runRetention(t, b) })
+	t.Run("RetentionTamper", func(t *testing.T) { runRetentionTamper(t, b) })
+
 	t.Run("ClosedStoreFails", func(t *testing.T) {
 		t.Parallel()
 		loc := b.newDB(t)

@@ -571,29 +571,41 @@ func (p *Postgres) sealTenant(ctx context.Context, tx pgx.Tx, tenant string) (Se
 	if err != nil {
 		return Seal{}, false, err
 	}
-	headsJSON, err := json.Marshal(s.Heads)
-	if err != nil {
-		return Seal{}, false, err
-	}
-	_, err = tx.Exec(ctx, `INSERT INTO audit_seals (tenant, seal_index, kind, from_seq, to_seq, event_count, heads, sealed_at, prev_hash, hash)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		s.Tenant, s.Index, s.Kind, s.FromSeq, s.ToSeq, s.EventCount, string(headsJSON), s.SealedAt, s.PrevHash, s.Hash)
+	err = pgInsertSeal(ctx, tx, s)
 	return s, err == nil, err
 }
 
-const sealColumns = "tenant, seal_index, kind, from_seq, to_seq, event_count, heads, sealed_at, prev_hash, hash"
+func pgInsertSeal(ctx context.Context, tx pgx.Tx, s Seal) error {
+	headsJSON, err := json.Marshal(s.Heads)
+	if err != nil {
+		return err
+	}
+	retention, err := retentionJSON(s.Retention)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, "INSERT INTO audit_seals ("+sealColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+		s.Tenant, s.Index, s.Kind, s.FromSeq, s.ToSeq, s.EventCount, string(headsJSON), s.SealedAt, s.PrevHash, s.Hash, retention)
+	return err
+}
+
+const sealColumns = "tenant, seal_index, kind, from_seq, to_seq, event_count, heads, sealed_at, prev_hash, hash, retention"
 
 func scanSeal(row pgx.Row) (Seal, error) {
 	var (
-		s     Seal
-		heads []byte
+		s                Seal
+		heads, retention []byte
 	)
-	if err := row.Scan(&s.Tenant, &s.Index, &s.Kind, &s.FromSeq, &s.ToSeq, &s.EventCount, &heads, &s.SealedAt, &s.PrevHash, &s.Hash); err != nil {
+	if err := row.Scan(&s.Tenant, &s.Index, &s.Kind, &s.FromSeq, &s.ToSeq, &s.EventCount, &heads, &s.SealedAt, &s.PrevHash, &s.Hash, &retention); err != nil {
 		return Seal{}, err
 	}
 	s.SealedAt = s.SealedAt.UTC()
 	if err := json.Unmarshal(heads, &s.Heads); err != nil {
 		return Seal{}, fmt.Errorf("decode heads of seal %s #%d: %w", s.Tenant, s.Index, err)
+	}
+	var err error
+	if s.Retention, err = decodeRetention(retention); err != nil {
+		return Seal{}, fmt.Errorf("decode retention record of seal %s #%d: %w", s.Tenant, s.Index, err)
 	}
 	return s, nil
 }
