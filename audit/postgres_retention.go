@@ -70,7 +70,7 @@ func (p *Postgres) Retain(ctx context.Context, opts RetainOptions) (Seal, error)
 			return fmt.Errorf("read seals: %w", err)
 		}
 		prev := &seals[len(seals)-1] // sealTenant left at least one: the tenant has events
-		if seal, err = newRetentionSeal(opts, prev, chains, seqs, seals, now); err != nil {
+		if seal, err = newRetentionSeal(opts, prev, chains, seqs, seals, time.Now()); err != nil {
 			return err
 		}
 		if opts.DryRun {

@@ -14,13 +14,12 @@ import (
 // runs it names. The delete guard is lifted by a mark in
 // audit_retention_in_progress that the same transaction removes.
 func (s *SQLite) Retain(ctx context.Context, opts RetainOptions) (Seal, error) {
-	now := time.Now()
-	if err := opts.validate(now); err != nil {
+	if err := opts.validate(time.Now()); err != nil {
 		return Seal{}, err
 	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	seal, err := s.retain(ctx, opts, now)
+	seal, err := s.retain(ctx, opts)
 	switch {
 	case errors.Is(err, ErrNothingToRetain):
 		return Seal{}, fmt.Errorf("retain tenant %s before %s: %w", opts.Tenant, opts.Before.UTC().Format(time.RFC3339), err)
@@ -30,7 +29,7 @@ func (s *SQLite) Retain(ctx context.Context, opts RetainOptions) (Seal, error) {
 	return seal, nil
 }
 
-func (s *SQLite) retain(ctx context.Context, opts RetainOptions, now time.Time) (Seal, error) {
+func (s *SQLite) retain(ctx context.Context, opts RetainOptions) (Seal, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return Seal{}, err
@@ -94,7 +93,7 @@ func (s *SQLite) retain(ctx context.Context, opts RetainOptions, now time.Time) 
 		return Seal{}, fmt.Errorf("read seals: %w", err)
 	}
 	prev := &seals[len(seals)-1] // sqliteSealTenant left at least one: the tenant has events
-	seal, err := newRetentionSeal(opts, prev, chains, seqs, seals, now)
+	seal, err := newRetentionSeal(opts, prev, chains, seqs, seals, time.Now())
 	if err != nil || opts.DryRun {
 		return seal, err
 	}
