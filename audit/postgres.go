@@ -257,7 +257,8 @@ const (
 	// pgMaxCommitters caps how many group-commit transactions run at once
 	// (fewer when the pool is small). More committers commit more chains
 	// in parallel, but each group then holds fewer events: on 2 cores, 4
-	// to 8 did best at 50 concurrent runs, 16 to 48 worse (BENCHMARKS.md).
+	// to 8 did best at 50 concurrent runs, 16 to 48 worse (BENCHMARKS.md,
+	// audit log).
 	pgMaxCommitters = 8
 	// pgMaxGroup caps the events one group commit takes.
 	pgMaxGroup = 2000
@@ -282,14 +283,13 @@ const pgMaxKnownHeads = 50000
 
 // run serves the committer's queue until it is closed.
 func (c *committer) run() {
-	queue := c.queue
-	for req := range queue {
+	for req := range c.queue {
 		group := []appendRequest{req}
 		n := len(req.events)
 	drain:
 		for n < pgMaxGroup {
 			select {
-			case r, ok := <-queue:
+			case r, ok := <-c.queue:
 				if !ok {
 					break drain
 				}
