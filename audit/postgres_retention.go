@@ -53,14 +53,6 @@ func (p *Postgres) Retain(ctx context.Context, opts RetainOptions) (Seal, error)
 		for i, c := range chains {
 			workflows[i] = c.workflowID
 		}
-		rows, err = tx.Query(ctx, "SELECT seq FROM audit_events WHERE tenant = $1 AND workflow_id = ANY($2) ORDER BY seq", opts.Tenant, workflows)
-		if err != nil {
-			return fmt.Errorf("read runs to drop: %w", err)
-		}
-		seqs, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-		if err != nil {
-			return fmt.Errorf("read runs to drop: %w", err)
-		}
 		rows, err = tx.Query(ctx, "SELECT "+sealColumns+" FROM audit_seals WHERE tenant = $1 ORDER BY seal_index", opts.Tenant)
 		if err != nil {
 			return fmt.Errorf("read seals: %w", err)
@@ -69,8 +61,24 @@ func (p *Postgres) Retain(ctx context.Context, opts RetainOptions) (Seal, error)
 		if err != nil {
 			return fmt.Errorf("read seals: %w", err)
 		}
+		// Count the dropped events per covering checkpoint as they stream
+		// by: a big retention does not hold every seq in memory.
+		rows, err = tx.Query(ctx, "SELECT seq FROM audit_events WHERE tenant = $1 AND workflow_id = ANY($2)", opts.Tenant, workflows)
+		if err != nil {
+			return fmt.Errorf("read runs to drop: %w", err)
+		}
+		removed := map[int64]int64{}
+		var seq int64
+		_, err = pgx.ForEachRow(rows, []any{&seq}, func() error {
+			idx, err := coveringSeal(seals, seq)
+			removed[idx]++
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("read runs to drop: %w", err)
+		}
 		prev := &seals[len(seals)-1] // sealTenant left at least one: the tenant has events
-		if seal, err = newRetentionSeal(opts, prev, chains, seqs, seals, time.Now()); err != nil {
+		if seal, err = newRetentionSeal(opts, prev, chains, removed, time.Now()); err != nil {
 			return err
 		}
 		if opts.DryRun {

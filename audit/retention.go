@@ -134,11 +134,28 @@ type chainStats struct {
 	headHash          string
 }
 
+// coveringSeal returns the index of the checkpoint among seals (the
+// tenant's, by index) whose range holds seq.
+func coveringSeal(seals []Seal, seq int64) (int64, error) {
+	i, found := slices.BinarySearchFunc(seals, seq, func(s Seal, seq int64) int {
+		switch {
+		case seq <= s.FromSeq:
+			return 1
+		case seq > s.ToSeq:
+			return -1
+		}
+		return 0
+	})
+	if !found || seals[i].Kind != SealKindCheckpoint {
+		return 0, fmt.Errorf("event seq %d is not covered by a checkpoint seal", seq)
+	}
+	return seals[i].Index, nil
+}
+
 // newRetentionSeal builds the retention seal after prev (the tenant's
 // last seal, which covers every event: Retain seals first) for the runs
-// in chains; seals are the tenant's seals, to attribute each dropped
-// event (seqs) to the checkpoint covering it.
-func newRetentionSeal(opts RetainOptions, prev *Seal, chains []chainStats, seqs []int64, seals []Seal, now time.Time) (Seal, error) {
+// in chains, of which removed counts the events per covering checkpoint.
+func newRetentionSeal(opts RetainOptions, prev *Seal, chains []chainStats, removed map[int64]int64, now time.Time) (Seal, error) {
 	r := &Retention{Cutoff: opts.Before.UTC().Truncate(timePrecision), Actor: opts.Actor}
 	for _, c := range chains {
 		r.Chains = append(r.Chains, RetainedChain{WorkflowID: c.workflowID, Events: c.events,
@@ -146,22 +163,6 @@ func newRetentionSeal(opts RetainOptions, prev *Seal, chains []chainStats, seqs 
 		r.Events += c.events
 	}
 	slices.SortFunc(r.Chains, func(a, b RetainedChain) int { return strings.Compare(a.WorkflowID, b.WorkflowID) })
-	removed := map[int64]int64{}
-	for _, seq := range seqs {
-		i, found := slices.BinarySearchFunc(seals, seq, func(s Seal, seq int64) int {
-			switch {
-			case seq <= s.FromSeq:
-				return 1
-			case seq > s.ToSeq:
-				return -1
-			}
-			return 0
-		})
-		if !found || seals[i].Kind != SealKindCheckpoint {
-			return Seal{}, fmt.Errorf("retain: event seq %d is not covered by a checkpoint seal", seq)
-		}
-		removed[seals[i].Index]++
-	}
 	for idx, n := range removed {
 		r.Removed = append(r.Removed, RemovedCount{SealIndex: idx, Events: n})
 	}

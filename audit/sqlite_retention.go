@@ -71,29 +71,35 @@ func (s *SQLite) retain(ctx context.Context, opts RetainOptions) (Seal, error) {
 		return Seal{}, err
 	}
 	const inDropped = "tenant = ? AND workflow_id IN (SELECT value FROM json_each(?))"
-	rows, err = tx.QueryContext(ctx, "SELECT seq FROM audit_events WHERE "+inDropped+" ORDER BY seq", opts.Tenant, string(list))
+	seals, err := querySeals(ctx, tx, " WHERE tenant = ? ORDER BY seal_index", opts.Tenant)
+	if err != nil {
+		return Seal{}, fmt.Errorf("read seals: %w", err)
+	}
+	// Count the dropped events per covering checkpoint as they stream by.
+	rows, err = tx.QueryContext(ctx, "SELECT seq FROM audit_events WHERE "+inDropped, opts.Tenant, string(list))
 	if err != nil {
 		return Seal{}, fmt.Errorf("read runs to drop: %w", err)
 	}
-	var seqs []int64
+	removed := map[int64]int64{}
 	for rows.Next() {
 		var seq int64
 		if err := rows.Scan(&seq); err != nil {
 			rows.Close()
 			return Seal{}, fmt.Errorf("read runs to drop: %w", err)
 		}
-		seqs = append(seqs, seq)
+		idx, err := coveringSeal(seals, seq)
+		if err != nil {
+			rows.Close()
+			return Seal{}, fmt.Errorf("read runs to drop: %w", err)
+		}
+		removed[idx]++
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return Seal{}, fmt.Errorf("read runs to drop: %w", err)
 	}
-	seals, err := querySeals(ctx, tx, " WHERE tenant = ? ORDER BY seal_index", opts.Tenant)
-	if err != nil {
-		return Seal{}, fmt.Errorf("read seals: %w", err)
-	}
 	prev := &seals[len(seals)-1] // sqliteSealTenant left at least one: the tenant has events
-	seal, err := newRetentionSeal(opts, prev, chains, seqs, seals, time.Now())
+	seal, err := newRetentionSeal(opts, prev, chains, removed, time.Now())
 	if err != nil || opts.DryRun {
 		return seal, err
 	}
