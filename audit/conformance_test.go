@@ -606,6 +606,17 @@ func runConformance(t *testing.T, b backend) {
 		second := b.openAt(t, loc)
 		ctx := t.Context()
 		old := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		// Turn by turn: each store's remembered head is moved by the other.
+		for n, s := range []Store{first, second, first, second, first} {
+			require.NoError(t, s.Append(ctx, warden.AuditEvent{ID: fmt.Sprint("turn-", n), Type: warden.EventToolExecuted,
+				Tenant: "acme", WorkflowID: "wf-two", Step: n, OccurredAt: old}))
+		}
+		turns, err := first.Query(ctx, warden.AuditFilter{WorkflowID: "wf-two"})
+		require.NoError(t, err)
+		require.Len(t, turns, 5)
+		for i := 1; i < len(turns); i++ {
+			require.Equal(t, turns[i-1].Hash, turns[i].PrevHash, "turn %d", i)
+		}
 		var wg sync.WaitGroup
 		errs := make(chan error, 40)
 		for w, s := range []Store{first, second} {
@@ -624,7 +635,7 @@ func runConformance(t *testing.T, b backend) {
 		report, err := Verify(ctx, first, VerifyOptions{})
 		require.NoError(t, err)
 		require.True(t, report.OK(), "%v", report.Breaks)
-		require.EqualValues(t, 40, report.Events)
+		require.EqualValues(t, 45, report.Events)
 
 		_, err = second.Retain(ctx, RetainOptions{Tenant: "acme", Before: old.Add(time.Hour)})
 		require.NoError(t, err)
