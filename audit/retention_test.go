@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -169,6 +170,8 @@ func runRetentionTamper(t *testing.T, b backend) {
 		eventID   string
 		sealIndex int64
 		problem   string
+		// also must be named by a later break.
+		also string
 	}{
 		{name: "a whole run deleted without a retention seal", sql: sql("DELETE FROM audit_events WHERE workflow_id = 'wf-keep'"),
 			sealIndex: 1, problem: "head of workflow wf-keep"},
@@ -190,6 +193,18 @@ func runRetentionTamper(t *testing.T, b backend) {
 		{name: "a forged record lists a run that is still there", sql: forge(func(r *Retention) {
 			r.Chains = append(r.Chains, RetainedChain{WorkflowID: "wf-keep", Events: 2, FirstSeq: 4, LastSeq: 7, HeadHash: "x"})
 		}, false), sealIndex: 3, problem: "retention digest"},
+		{name: "a consistent forged record lists a run that is still there", sql: func(t *testing.T, s Store) string {
+			keep, err := s.Query(t.Context(), warden.AuditFilter{WorkflowID: "wf-keep"})
+			require.NoError(t, err)
+			return forge(func(r *Retention) {
+				r.Chains = append(r.Chains, RetainedChain{WorkflowID: "wf-keep", Events: 2, FirstSeq: keep[0].Seq,
+					LastSeq: keep[1].Seq, HeadHash: keep[1].Hash})
+				r.Events += 2
+				r.Removed[0].Events++
+				r.Removed[1].Events++
+			}, true)(t, s)
+		}, sealIndex: 1, problem: "4 of them dropped by retention, but 1 are there",
+			also: "lists workflow wf-keep as dropped, but its last event"},
 		{name: "a forged record claims fewer events than are gone", sql: forge(func(r *Retention) {
 			r.Chains[0].Events, r.Events, r.Removed[0].Events = 2, 4, 2
 		}, true), sealIndex: 1, problem: "2 of them dropped by retention, but 1 are there"},
@@ -232,6 +247,9 @@ func runRetentionTamper(t *testing.T, b backend) {
 			require.Equal(t, tc.sealIndex, first.SealIndex, "%v", report.Breaks)
 			require.Equal(t, tc.eventID, first.EventID, "%v", report.Breaks)
 			require.Contains(t, first.Problem, tc.problem, "%v", report.Breaks)
+			if tc.also != "" {
+				require.True(t, slices.ContainsFunc(report.Breaks, func(b Break) bool { return strings.Contains(b.Problem, tc.also) }), "%v", report.Breaks)
+			}
 
 			if tc.opts == (VerifyOptions{}) {
 				var buf bytes.Buffer
