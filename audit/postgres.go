@@ -256,10 +256,10 @@ func (p *Postgres) shard(e warden.AuditEvent) int {
 const (
 	// pgMaxCommitters caps how many group-commit transactions run at once
 	// (fewer when the pool is small). More committers commit more chains
-	// in parallel, but each group then holds fewer events: on 2 cores, 4
-	// to 8 did best at 50 concurrent runs, 16 to 48 worse (BENCHMARKS.md,
-	// audit log).
-	pgMaxCommitters = 8
+	// in parallel, but each group then holds fewer events: with 50
+	// concurrent runs on 2 cores, 4 did a little better than 8, and 16 to
+	// 48 worse (BENCHMARKS.md, audit log).
+	pgMaxCommitters = 4
 	// pgMaxGroup caps the events one group commit takes.
 	pgMaxGroup = 2000
 	// pgAppendTimeout bounds one group commit (a caller's own context
