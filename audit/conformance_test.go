@@ -597,6 +597,65 @@ func runConformance(t *testing.T, b backend) {
 		require.EqualValues(t, 4, b.count(t, loc, "SELECT count(*) FROM audit_events"))
 	})
 
+	t.Run("TwoStoresAppendToOneChain", func(t *testing.T) {
+		t.Parallel()
+		// Two workers (stores) write one run; each remembers the heads it
+		// wrote, which the other moves. Then a retention drops the run and
+		// the workflow ID is used again: it starts a new chain.
+		first, loc := b.fresh(t)
+		second := b.openAt(t, loc)
+		ctx := t.Context()
+		old := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		// Turn by turn: each store's remembered head is moved by the other.
+		for n, s := range []Store{first, second, first, second, first} {
+			require.NoError(t, s.Append(ctx, warden.AuditEvent{ID: fmt.Sprint("turn-", n), Type: warden.EventToolExecuted,
+				Tenant: "acme", WorkflowID: "wf-two", Step: n, OccurredAt: old}))
+		}
+		turns, err := first.Query(ctx, warden.AuditFilter{WorkflowID: "wf-two"})
+		require.NoError(t, err)
+		require.Len(t, turns, 5)
+		for i := 1; i < len(turns); i++ {
+			require.Equal(t, turns[i-1].Hash, turns[i].PrevHash, "turn %d", i)
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, 40)
+		for w, s := range []Store{first, second} {
+			wg.Go(func() {
+				for n := range 20 {
+					errs <- s.Append(ctx, warden.AuditEvent{ID: fmt.Sprintf("two-%d-%d", w, n), Type: warden.EventToolExecuted,
+						Tenant: "acme", WorkflowID: "wf-two", Step: n, OccurredAt: old})
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			require.NoError(t, err)
+		}
+		report, err := Verify(ctx, first, VerifyOptions{})
+		require.NoError(t, err)
+		require.True(t, report.OK(), "%v", report.Breaks)
+		require.EqualValues(t, 45, report.Events)
+
+		_, err = second.Retain(ctx, RetainOptions{Tenant: "acme", Before: old.Add(time.Hour)})
+		require.NoError(t, err)
+		for _, s := range []Store{first, second} {
+			require.NoError(t, s.Append(ctx, warden.AuditEvent{ID: fmt.Sprintf("again-%p", s), Type: warden.EventRunStarted,
+				Tenant: "acme", WorkflowID: "wf-two"}))
+		}
+		got, err := first.Query(ctx, warden.AuditFilter{WorkflowID: "wf-two"})
+		require.NoError(t, err)
+		require.Len(t, got, 2)
+		require.Empty(t, got[0].PrevHash, "a dropped run's workflow ID starts a new chain")
+		require.Equal(t, got[0].Hash, got[1].PrevHash)
+		report, err = Verify(ctx, first, VerifyOptions{})
+		require.NoError(t, err)
+		require.True(t, report.OK(), "%v", report.Breaks)
+	})
+
+	t.Run("Retention", func(t *testing.T) { runRetention(t, b) })
+	t.Run("RetentionTamper", func(t *testing.T) { runRetentionTamper(t, b) })
+
 	t.Run("ClosedStoreFails", func(t *testing.T) {
 		t.Parallel()
 		loc := b.newDB(t)

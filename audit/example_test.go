@@ -6,6 +6,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/wardenhq/warden"
 	"github.com/wardenhq/warden/audit"
@@ -88,4 +89,46 @@ func ExampleVerify() {
 	fmt.Println(report.OK(), report.Events, report.Chains, report.Seals)
 	// Output:
 	// true 2 1 1
+}
+
+func ExampleStore_Retain() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "warden-audit-retain")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	store, err := audit.Open(ctx, "", filepath.Join(dir, "audit.db"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+
+	january := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
+	for i, wf := range []string{"wf-old", "wf-old", "wf-new"} {
+		at := january
+		if wf == "wf-new" {
+			at = time.Now()
+		}
+		e := warden.AuditEvent{ID: fmt.Sprint("evt-", i), Type: warden.EventRunStarted, Tenant: "acme", WorkflowID: wf, OccurredAt: at}
+		if err := store.Append(ctx, e); err != nil {
+			log.Fatal(err)
+		}
+	}
+	// Drop acme's runs that ended before February, recorded in a seal.
+	seal, err := store.Retain(ctx, audit.RetainOptions{Tenant: "acme", Before: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), Actor: "dana"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	r := seal.Retention
+	fmt.Println(seal.Kind, seal.Index, r.Events, r.Chains[0].WorkflowID, r.Actor)
+	// The gap is explained: the log still verifies.
+	report, err := audit.Verify(ctx, store, audit.VerifyOptions{Tenant: "acme"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(report.OK(), report.Events, report.Seals)
+	// Output:
+	// retention 2 2 wf-old dana
+	// true 1 2
 }

@@ -25,8 +25,9 @@ type Postgres struct {
 	pool *pgxpool.Pool
 	// schema is the store's schema; it scopes the advisory lock keys.
 	schema string
-	// queue feeds appends to the group-commit goroutines.
-	queue      chan appendRequest
+	// queues feed appends to the group-commit goroutines, one queue per
+	// committer; an append goes to the queue its first chain hashes to.
+	queues     []chan appendRequest
 	committers sync.WaitGroup
 	// mu guards closed (and the queue against sends after Close).
 	mu     sync.RWMutex
@@ -67,13 +68,19 @@ func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres audit store: check the database URL and that Postgres is running: %w", err)
 	}
-	p := &Postgres{pool: pool, queue: make(chan appendRequest)}
+	p := &Postgres{pool: pool}
 	if err := p.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres audit store: %w", err)
 	}
-	for range pgCommitters {
-		p.committers.Go(p.commit)
+	// Each committer holds a connection while it commits; leave half the
+	// pool to queries and seals.
+	n := min(pgMaxCommitters, max(1, int(cfg.MaxConns)/2))
+	p.queues = make([]chan appendRequest, n)
+	for i := range p.queues {
+		c := &committer{p: p, queue: make(chan appendRequest), heads: map[chainKey]string{}}
+		p.queues[i] = c.queue
+		p.committers.Go(c.run)
 	}
 	return p, nil
 }
@@ -191,12 +198,15 @@ func migrationLockKey(schema string) int64 {
 	return int64(h.Sum64())
 }
 
-// Append implements Store. Concurrent appends are group-committed: a few
-// committer goroutines each take the appends waiting in a queue and write
-// them in one transaction (each chain still linked under its lock), so 50
-// runs appending at once cost a handful of commits, not 50. Append
-// returns when its events are committed; a batch that fails is retried
-// one append at a time, so one caller's failure is never another's.
+// Append implements Store. Concurrent appends are group-committed:
+// committer goroutines, each on its own connection and fed by its own
+// queue, take the appends waiting in their queue and write them in one
+// transaction (each chain still linked under its lock), so 50 runs
+// appending at once cost a handful of commits, not 50. Appends are
+// sharded by chain, so one run's appends queue behind each other (in
+// order) while other runs commit in parallel. Append returns when its
+// events are committed; a batch that fails is retried one append at a
+// time, so one caller's failure is never another's.
 func (p *Postgres) Append(ctx context.Context, events ...warden.AuditEvent) error {
 	if len(events) == 0 {
 		return nil
@@ -212,7 +222,7 @@ func (p *Postgres) Append(ctx context.Context, events ...warden.AuditEvent) erro
 		return errors.New("append audit events: store is closed")
 	}
 	select {
-	case p.queue <- req:
+	case p.queues[p.shard(events[0])] <- req:
 		p.mu.RUnlock()
 	case <-ctx.Done():
 		p.mu.RUnlock()
@@ -234,9 +244,22 @@ type appendRequest struct {
 	done   chan error
 }
 
+// shard picks the committer of e's chain.
+func (p *Postgres) shard(e warden.AuditEvent) int {
+	h := fnv.New32a()
+	h.Write([]byte(e.Tenant))
+	h.Write([]byte{0})
+	h.Write([]byte(e.WorkflowID))
+	return int(h.Sum32() % uint32(len(p.queues)))
+}
+
 const (
-	// pgCommitters is how many group-commit transactions run at once.
-	pgCommitters = 4
+	// pgMaxCommitters caps how many group-commit transactions run at once
+	// (fewer when the pool is small). More committers commit more chains
+	// in parallel, but each group then holds fewer events: with 50
+	// concurrent runs on 2 cores, 4 did a little better than 8, and 16 to
+	// 48 worse (BENCHMARKS.md, audit log).
+	pgMaxCommitters = 4
 	// pgMaxGroup caps the events one group commit takes.
 	pgMaxGroup = 2000
 	// pgAppendTimeout bounds one group commit (a caller's own context
@@ -244,15 +267,29 @@ const (
 	pgAppendTimeout = 30 * time.Second
 )
 
-// commit serves the queue until it is closed.
-func (p *Postgres) commit() {
-	for req := range p.queue {
+// committer is one group-commit goroutine and what it knows.
+type committer struct {
+	p     *Postgres
+	queue chan appendRequest
+	// heads holds the head this committer last wrote of each chain of its
+	// shard: still the head unless another writer appended since, which
+	// insert checks under the chain lock.
+	heads map[chainKey]string
+}
+
+// pgMaxKnownHeads bounds a committer's remembered heads (forgotten all at
+// once when full: a forgotten head is just read again).
+const pgMaxKnownHeads = 50000
+
+// run serves the committer's queue until it is closed.
+func (c *committer) run() {
+	for req := range c.queue {
 		group := []appendRequest{req}
 		n := len(req.events)
 	drain:
 		for n < pgMaxGroup {
 			select {
-			case r, ok := <-p.queue:
+			case r, ok := <-c.queue:
 				if !ok {
 					break drain
 				}
@@ -263,37 +300,40 @@ func (p *Postgres) commit() {
 			}
 		}
 		if len(group) == 1 {
-			req.done <- p.insertWithRetry(req.ctx, req.events)
+			req.done <- c.insertWithRetry(req.ctx, req.events)
 			continue
 		}
 		merged := make([]warden.AuditEvent, 0, n)
 		for _, r := range group {
 			merged = append(merged, r.events...)
 		}
-		if err := p.insertWithRetry(context.Background(), merged); err == nil {
+		if err := c.insertWithRetry(context.Background(), merged); err == nil {
 			for _, r := range group {
 				r.done <- nil
 			}
 			continue
 		}
 		for _, r := range group {
-			r.done <- p.insertWithRetry(r.ctx, r.events)
+			r.done <- c.insertWithRetry(r.ctx, r.events)
 		}
 	}
 }
 
 // insertWithRetry inserts events, retrying deadlocks and serialization
 // failures (safe: the insert is idempotent).
-func (p *Postgres) insertWithRetry(ctx context.Context, events []warden.AuditEvent) error {
+func (c *committer) insertWithRetry(ctx context.Context, events []warden.AuditEvent) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pgAppendTimeout)
 	defer cancel()
 	for attempt := 1; ; attempt++ {
-		err := p.insert(ctx, events)
+		err := c.insert(ctx, events)
 		if err == nil {
 			return nil
 		}
 		if attempt == pgAppendAttempts || !retryable(err) {
 			return fmt.Errorf("append audit events: %w", err)
+		}
+		if !conflict(err) {
+			continue // a moved head or a stored ID: read them, right away
 		}
 		// A jittered pause lets the surviving transaction commit first.
 		pause := time.Duration(attempt) * (10*time.Millisecond + rand.N(20*time.Millisecond))
@@ -306,35 +346,71 @@ func (p *Postgres) insertWithRetry(ctx context.Context, events []warden.AuditEve
 }
 
 // insert links events into their chains and writes them in one
-// transaction. One batch (one round trip) takes the locks and reads what
-// linking needs: a shared lock per tenant (a seal takes it exclusively, so
-// it sees no append in flight), an exclusive lock per chain (taken in key
-// order), each chain's head and which IDs are already stored.
-func (p *Postgres) insert(ctx context.Context, events []warden.AuditEvent) error {
+// transaction, holding a shared lock per tenant (a seal takes it
+// exclusively, so it sees no append in flight) and an exclusive lock per
+// chain (taken in key order). When the committer knows every chain's head
+// (it wrote it), one pipelined round trip locks, checks those heads are
+// still the heads, inserts and commits. Otherwise a first round trip
+// locks and reads the heads and which IDs are stored, and a second
+// inserts and commits. Either way the commit is durable when it returns;
+// a failed attempt forgets the heads of its chains.
+func (c *committer) insert(ctx context.Context, events []warden.AuditEvent) (err error) {
+	p := c.p
 	keys := chainKeys(events)
-	ids := make([]string, len(events))
-	for i, e := range events {
-		ids[i] = e.ID
+	conn, err := p.pool.Acquire(ctx)
+	if err != nil {
+		return err
 	}
-	return pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-		// Four statements whatever the number of chains; each runs after
-		// the previous one, so the heads are read under the locks.
-		tenants := tenantsOf(keys)
-		tenantLocks := make([]int64, len(tenants))
-		for i, t := range tenants {
-			tenantLocks[i] = p.lockKey("seal", t)
+	defer func() {
+		if err != nil {
+			for _, k := range keys {
+				delete(c.heads, k)
+			}
+			// The transaction may be open (or aborted): end it before the
+			// connection goes back, or drop the connection.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if _, rerr := conn.Exec(rctx, "ROLLBACK"); rerr != nil {
+				_ = conn.Hijack().Close(rctx)
+				return
+			}
 		}
-		chainLocks := make([]int64, len(keys))
-		chainTenants := make([]string, len(keys))
-		chainWorkflows := make([]string, len(keys))
+		conn.Release()
+	}()
+
+	tenants := tenantsOf(keys)
+	tenantLocks := make([]int64, len(tenants))
+	for i, t := range tenants {
+		tenantLocks[i] = p.lockKey("seal", t)
+	}
+	chainLocks := make([]int64, len(keys))
+	chainTenants := make([]string, len(keys))
+	chainWorkflows := make([]string, len(keys))
+	known := make([]string, len(keys))
+	allKnown := true
+	for i, k := range keys {
+		chainLocks[i] = p.lockKey("chain", k.tenant, k.workflowID)
+		chainTenants[i], chainWorkflows[i] = k.tenant, k.workflowID
+		var ok bool
+		known[i], ok = c.heads[k]
+		allKnown = allKnown && ok
+	}
+	batch := &pgx.Batch{}
+	batch.Queue("BEGIN")
+	batch.Queue("SELECT count(pg_advisory_xact_lock_shared(k)) FROM unnest($1::bigint[]) WITH ORDINALITY AS t(k, i)", tenantLocks)
+	batch.Queue("SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) WITH ORDINALITY AS t(k, i)", chainLocks)
+	heads := make(map[chainKey]string, len(keys))
+	existing := map[string]bool{}
+	if allKnown {
 		for i, k := range keys {
-			chainLocks[i] = p.lockKey("chain", k.tenant, k.workflowID)
-			chainTenants[i], chainWorkflows[i] = k.tenant, k.workflowID
+			heads[k] = known[i]
 		}
-		batch := &pgx.Batch{}
-		batch.Queue("SELECT count(pg_advisory_xact_lock_shared(k)) FROM unnest($1::bigint[]) WITH ORDINALITY AS t(k, i)", tenantLocks)
-		batch.Queue("SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) WITH ORDINALITY AS t(k, i)", chainLocks)
-		heads := make(map[chainKey]string, len(keys))
+		batch.Queue("SELECT audit_expect_heads($1, $2, $3)", chainTenants, chainWorkflows, known)
+	} else {
+		ids := make([]string, len(events))
+		for i, e := range events {
+			ids[i] = e.ID
+		}
 		batch.Queue(`SELECT c.tenant, c.workflow_id, coalesce((SELECT e.hash FROM audit_events e
 			WHERE e.tenant = c.tenant AND e.workflow_id = c.workflow_id ORDER BY e.seq DESC LIMIT 1), '')
 			FROM unnest($1::text[], $2::text[]) AS c(tenant, workflow_id)`, chainTenants, chainWorkflows).Query(func(rows pgx.Rows) error {
@@ -348,7 +424,6 @@ func (p *Postgres) insert(ctx context.Context, events []warden.AuditEvent) error
 			}
 			return rows.Err()
 		})
-		existing := map[string]bool{}
 		batch.Queue("SELECT event_id FROM audit_events WHERE event_id = ANY($1)", ids).Query(func(rows pgx.Rows) error {
 			found, err := pgx.CollectRows(rows, pgx.RowTo[string])
 			for _, id := range found {
@@ -356,20 +431,39 @@ func (p *Postgres) insert(ctx context.Context, events []warden.AuditEvent) error
 			}
 			return err
 		})
-		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+		if err := conn.SendBatch(ctx, batch).Close(); err != nil {
 			return err
 		}
-		fresh, err := link(events, heads, existing)
+		batch = &pgx.Batch{}
+	}
+	fresh, err := link(events, heads, existing)
+	if err != nil {
+		return err
+	}
+	// A plain INSERT: a stored ID is either known absent (read above
+	// under the chain locks) or, on the known-heads path, not looked up.
+	// A unique violation (a retry of a committed append, or the same ID
+	// written concurrently in another chain) aborts the whole transaction
+	// (the COMMIT after it is skipped); the retry reads the heads and
+	// skips stored IDs.
+	for chunk := range chunks(fresh, pgRowsPerStatement) {
+		sql, args, err := pgInsertStatement(chunk, "")
 		if err != nil {
 			return err
 		}
-		for chunk := range chunks(fresh, pgRowsPerStatement) {
-			if err := pgInsertChunk(ctx, tx, chunk); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+		batch.Queue(sql, args...)
+	}
+	batch.Queue("COMMIT")
+	if err := conn.SendBatch(ctx, batch).Close(); err != nil {
+		return err
+	}
+	if len(c.heads) > pgMaxKnownHeads {
+		clear(c.heads)
+	}
+	for k, h := range heads {
+		c.heads[k] = h
+	}
+	return nil
 }
 
 // errIDInOtherChain is returned (and retried) when an event's ID was
@@ -387,14 +481,15 @@ func (p *Postgres) lockKey(kind string, parts ...string) int64 {
 	return int64(h.Sum64())
 }
 
-func pgInsertChunk(ctx context.Context, tx pgx.Tx, events []warden.AuditEvent) error {
+// pgInsertStatement returns the INSERT of events, followed by suffix.
+func pgInsertStatement(events []warden.AuditEvent, suffix string) (string, []any, error) {
 	var b strings.Builder
 	b.WriteString("INSERT INTO audit_events (" + columns + ") VALUES ")
 	args := make([]any, 0, len(events)*columnCount)
 	for i, e := range events {
 		values, err := insertValues(e, e.OccurredAt)
 		if err != nil {
-			return err
+			return "", nil, err
 		}
 		if i > 0 {
 			b.WriteString(", ")
@@ -409,8 +504,18 @@ func pgInsertChunk(ctx context.Context, tx pgx.Tx, events []warden.AuditEvent) e
 		b.WriteByte(')')
 		args = append(args, values...)
 	}
-	b.WriteString(" ON CONFLICT (event_id) DO NOTHING")
-	tag, err := tx.Exec(ctx, b.String(), args...)
+	b.WriteString(suffix)
+	return b.String(), args, nil
+}
+
+// pgInsertChunk inserts events, skipping IDs already stored (the
+// unchained baseline of the benchmarks).
+func pgInsertChunk(ctx context.Context, tx pgx.Tx, events []warden.AuditEvent) error {
+	sql, args, err := pgInsertStatement(events, " ON CONFLICT (event_id) DO NOTHING")
+	if err != nil {
+		return err
+	}
+	tag, err := tx.Exec(ctx, sql, args...)
 	if err != nil {
 		return err
 	}
@@ -433,12 +538,22 @@ func chunks[T any](s []T, n int) func(yield func([]T) bool) {
 	}
 }
 
+// conflict reports whether err is a deadlock or serialization failure.
+func conflict(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
+}
+
 // retryable reports whether err is a transient conflict between concurrent
-// transactions (deadlock or serialization failure).
+// transactions (deadlock or serialization failure), a chain head that
+// moved (see insert) or an event ID that was already stored.
 func retryable(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		return pgErr.Code == "40P01" || pgErr.Code == "40001"
+		// 23505 on event_id: the same ID written concurrently in another
+		// chain (see insert); the retry finds it stored and skips it.
+		return pgErr.Code == "40P01" || pgErr.Code == "40001" || pgErr.Code == "WA001" ||
+			(pgErr.Code == "23505" && pgErr.ConstraintName == "audit_events_event_id_key")
 	}
 	return errors.Is(err, errIDInOtherChain)
 }
@@ -571,29 +686,41 @@ func (p *Postgres) sealTenant(ctx context.Context, tx pgx.Tx, tenant string) (Se
 	if err != nil {
 		return Seal{}, false, err
 	}
-	headsJSON, err := json.Marshal(s.Heads)
-	if err != nil {
-		return Seal{}, false, err
-	}
-	_, err = tx.Exec(ctx, `INSERT INTO audit_seals (tenant, seal_index, kind, from_seq, to_seq, event_count, heads, sealed_at, prev_hash, hash)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		s.Tenant, s.Index, s.Kind, s.FromSeq, s.ToSeq, s.EventCount, string(headsJSON), s.SealedAt, s.PrevHash, s.Hash)
+	err = pgInsertSeal(ctx, tx, s)
 	return s, err == nil, err
 }
 
-const sealColumns = "tenant, seal_index, kind, from_seq, to_seq, event_count, heads, sealed_at, prev_hash, hash"
+func pgInsertSeal(ctx context.Context, tx pgx.Tx, s Seal) error {
+	headsJSON, err := json.Marshal(s.Heads)
+	if err != nil {
+		return err
+	}
+	retention, err := retentionJSON(s.Retention)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, "INSERT INTO audit_seals ("+sealColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+		s.Tenant, s.Index, s.Kind, s.FromSeq, s.ToSeq, s.EventCount, string(headsJSON), s.SealedAt, s.PrevHash, s.Hash, retention)
+	return err
+}
+
+const sealColumns = "tenant, seal_index, kind, from_seq, to_seq, event_count, heads, sealed_at, prev_hash, hash, retention"
 
 func scanSeal(row pgx.Row) (Seal, error) {
 	var (
-		s     Seal
-		heads []byte
+		s                Seal
+		heads, retention []byte
 	)
-	if err := row.Scan(&s.Tenant, &s.Index, &s.Kind, &s.FromSeq, &s.ToSeq, &s.EventCount, &heads, &s.SealedAt, &s.PrevHash, &s.Hash); err != nil {
+	if err := row.Scan(&s.Tenant, &s.Index, &s.Kind, &s.FromSeq, &s.ToSeq, &s.EventCount, &heads, &s.SealedAt, &s.PrevHash, &s.Hash, &retention); err != nil {
 		return Seal{}, err
 	}
 	s.SealedAt = s.SealedAt.UTC()
 	if err := json.Unmarshal(heads, &s.Heads); err != nil {
 		return Seal{}, fmt.Errorf("decode heads of seal %s #%d: %w", s.Tenant, s.Index, err)
+	}
+	var err error
+	if s.Retention, err = decodeRetention(retention); err != nil {
+		return Seal{}, fmt.Errorf("decode retention record of seal %s #%d: %w", s.Tenant, s.Index, err)
 	}
 	return s, nil
 }
@@ -627,7 +754,9 @@ func (p *Postgres) Close() error {
 	p.mu.Lock()
 	if !p.closed {
 		p.closed = true
-		close(p.queue)
+		for _, q := range p.queues {
+			close(q)
+		}
 	}
 	p.mu.Unlock()
 	p.committers.Wait()

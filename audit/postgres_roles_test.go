@@ -64,14 +64,17 @@ func TestPostgresWriterRole(t *testing.T) {
 	w, err := OpenPostgres(ctx, writerDSN)
 	require.NoError(t, err)
 	defer w.Close()
-	require.NoError(t, w.Append(ctx, warden.AuditEvent{ID: "acme-3", Type: warden.EventRunFinished, Tenant: "acme", WorkflowID: "wf-acme"}))
+	require.NoError(t, w.Append(ctx, warden.AuditEvent{ID: "acme-3", Type: warden.EventToolExecuted, Tenant: "acme", WorkflowID: "wf-acme"}))
+	// The second append checks the head the writer remembers (a function
+	// the writer may call) instead of reading it.
+	require.NoError(t, w.Append(ctx, warden.AuditEvent{ID: "acme-4", Type: warden.EventRunFinished, Tenant: "acme", WorkflowID: "wf-acme"}))
 	seals, err := w.Seal(ctx, "acme")
 	require.NoError(t, err)
 	require.Len(t, seals, 1)
 	report, err := Verify(ctx, w, VerifyOptions{})
 	require.NoError(t, err)
 	require.True(t, report.OK(), "%v", report.Breaks)
-	require.EqualValues(t, 7, report.Events)
+	require.EqualValues(t, 8, report.Events)
 
 	// Changing anything is refused by privilege, before any trigger.
 	conn := pgConnect(t, writerDSN)
@@ -83,11 +86,40 @@ func TestPostgresWriterRole(t *testing.T) {
 		"DELETE FROM audit_seals",
 		"INSERT INTO audit_tenant_access VALUES ('me', '*')",
 		"ALTER TABLE audit_events DISABLE TRIGGER USER",
+		// The retention path's transaction-local guard setting does not
+		// give the writer a DELETE it has no privilege for.
+		"BEGIN; SELECT set_config('warden.audit_retention', 'acme', true); DELETE FROM audit_events WHERE tenant = 'acme'; COMMIT",
+		"ALTER TABLE audit_seals ADD COLUMN x int",
 	} {
 		_, err := conn.Exec(ctx, stmt)
 		require.Error(t, err, stmt)
 		require.Regexp(t, "permission denied|must be owner", err.Error(), stmt)
+		_, _ = conn.Exec(ctx, "ROLLBACK")
 	}
+	// Retention is the owner's: the writer is told whom to connect as, and
+	// nothing is dropped or sealed.
+	_, err = w.Retain(ctx, RetainOptions{Tenant: "acme", Before: time.Now()})
+	require.ErrorContains(t, err, "permission denied")
+	require.ErrorContains(t, err, "connect as the owner of the audit schema")
+	report, err = Verify(ctx, w, VerifyOptions{})
+	require.NoError(t, err)
+	require.True(t, report.OK(), "%v", report.Breaks)
+	require.EqualValues(t, 8, report.Events)
+
+	// The owner's plain DELETE, outside Retain, is refused by the trigger.
+	owner := pgConnect(t, dsn)
+	_, err = owner.Exec(ctx, "DELETE FROM audit_events WHERE tenant = 'acme'")
+	require.ErrorContains(t, err, "append-only")
+	owned, err := OpenPostgres(ctx, dsn)
+	require.NoError(t, err)
+	defer owned.Close()
+	seal, err := owned.Retain(ctx, RetainOptions{Tenant: "acme", Before: time.Now(), Actor: "owner"})
+	require.NoError(t, err)
+	require.EqualValues(t, 5, seal.Retention.Events)
+	report, err = Verify(ctx, w, VerifyOptions{})
+	require.NoError(t, err)
+	require.True(t, report.OK(), "%v", report.Breaks)
+	require.EqualValues(t, 3, report.Events)
 }
 
 func TestPostgresAuditorRoleSeesOnlyItsTenants(t *testing.T) {

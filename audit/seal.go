@@ -37,6 +37,9 @@ type Seal struct {
 	PrevHash string `json:"prev_hash"`
 	// Hash is the hex SHA-256 of the seal's canonical encoding (SealHash).
 	Hash string `json:"hash"`
+	// Retention records what a retention seal dropped (nil for a
+	// checkpoint).
+	Retention *Retention `json:"retention,omitempty"`
 }
 
 // ChainHead is the last event of one workflow's chain at a seal.
@@ -50,7 +53,8 @@ type ChainHead struct {
 
 // SealHash returns the hex SHA-256 of s's canonical encoding: the canonical
 // JSON of its fields without hash, heads sorted by workflow ID, sealed_at
-// as in events, plus "v".
+// as in events, plus "v"; a retention seal adds its record under
+// "retention" (a checkpoint has no such key, so its hash is unchanged).
 func SealHash(s Seal) (string, error) {
 	heads := slices.Clone(s.Heads)
 	if heads == nil {
@@ -68,8 +72,9 @@ func SealHash(s Seal) (string, error) {
 		Heads      []ChainHead `json:"heads"`
 		SealedAt   string      `json:"sealed_at"`
 		PrevHash   string      `json:"prev_hash"`
+		Retention  any         `json:"retention,omitempty"`
 	}{HashVersion, s.Tenant, s.Index, s.Kind, s.FromSeq, s.ToSeq, s.EventCount, heads,
-		s.SealedAt.UTC().Format(canonicalTime), s.PrevHash})
+		s.SealedAt.UTC().Format(canonicalTime), s.PrevHash, hashedRetention(s.Retention)})
 	if err != nil {
 		return "", fmt.Errorf("encode seal: %w", err)
 	}

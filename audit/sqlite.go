@@ -242,6 +242,15 @@ func (s *SQLite) sealTenant(ctx context.Context, tenant string) (Seal, bool, err
 		return Seal{}, false, err
 	}
 	defer tx.Rollback()
+	seal, ok, err := sqliteSealTenant(ctx, tx, tenant)
+	if err != nil || !ok {
+		return Seal{}, false, err
+	}
+	return seal, true, tx.Commit()
+}
+
+// sqliteSealTenant writes tenant's next seal in tx, if it has new events.
+func sqliteSealTenant(ctx context.Context, tx *sql.Tx, tenant string) (Seal, bool, error) {
 	var prev *Seal
 	seals, err := querySeals(ctx, tx, " WHERE tenant = ? ORDER BY seal_index DESC LIMIT 1", tenant)
 	if err != nil {
@@ -285,16 +294,25 @@ func (s *SQLite) sealTenant(ctx context.Context, tenant string) (Seal, bool, err
 	if err != nil {
 		return Seal{}, false, err
 	}
+	if err := sqliteInsertSeal(ctx, tx, seal); err != nil {
+		return Seal{}, false, err
+	}
+	return seal, true, nil
+}
+
+func sqliteInsertSeal(ctx context.Context, tx *sql.Tx, seal Seal) error {
 	headsJSON, err := json.Marshal(seal.Heads)
 	if err != nil {
-		return Seal{}, false, err
+		return err
 	}
-	if _, err := tx.ExecContext(ctx, "INSERT INTO audit_seals ("+sealColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	retention, err := retentionJSON(seal.Retention)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, "INSERT INTO audit_seals ("+sealColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		seal.Tenant, seal.Index, seal.Kind, seal.FromSeq, seal.ToSeq, seal.EventCount, string(headsJSON),
-		seal.SealedAt.Format(sqliteTimeLayout), seal.PrevHash, seal.Hash); err != nil {
-		return Seal{}, false, err
-	}
-	return seal, true, tx.Commit()
+		seal.SealedAt.Format(sqliteTimeLayout), seal.PrevHash, seal.Hash, retention)
+	return err
 }
 
 // sqlQueryer is a *sql.DB or *sql.Tx.
@@ -313,10 +331,14 @@ func querySeals(ctx context.Context, db sqlQueryer, where string, args ...any) (
 		var (
 			seal          Seal
 			heads, sealed string
+			retention     sql.NullString
 		)
 		if err := rows.Scan(&seal.Tenant, &seal.Index, &seal.Kind, &seal.FromSeq, &seal.ToSeq, &seal.EventCount,
-			&heads, &sealed, &seal.PrevHash, &seal.Hash); err != nil {
+			&heads, &sealed, &seal.PrevHash, &seal.Hash, &retention); err != nil {
 			return nil, err
+		}
+		if seal.Retention, err = decodeRetention([]byte(retention.String)); err != nil {
+			return nil, fmt.Errorf("retention record of seal %s #%d: %w", seal.Tenant, seal.Index, err)
 		}
 		if seal.SealedAt, err = time.Parse(time.RFC3339Nano, sealed); err != nil {
 			return nil, fmt.Errorf("sealed_at of seal %s #%d: %w", seal.Tenant, seal.Index, err)

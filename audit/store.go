@@ -42,6 +42,13 @@ type Store interface {
 	// Seals returns the seals of tenant (every tenant when empty), by
 	// tenant and index.
 	Seals(ctx context.Context, tenant string) ([]Seal, error)
+	// Retain drops the runs (whole chains) of opts.Tenant whose every event
+	// occurred before opts.Before and, in the same transaction, appends a
+	// retention seal recording exactly what was dropped, which it returns
+	// (after first sealing the tenant's unsealed events). No other path
+	// may delete events. A dry run returns the seal without writing
+	// anything. No run to drop is an error wrapping ErrNothingToRetain.
+	Retain(ctx context.Context, opts RetainOptions) (Seal, error)
 	// Close releases the store's connections.
 	// PutPayload stores bytes under their content address (PayloadRef) and
 	// returns it; Payload reads them back. Payloads are not audit events:

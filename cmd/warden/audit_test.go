@@ -111,3 +111,60 @@ func TestCLIAuditQueryVerifyExport(t *testing.T) {
 	_, err = cli(t, append([]string{"audit", "--until", "someday"}, data...)...)
 	require.ErrorContains(t, err, "--until")
 }
+
+func TestCLIAuditRetain(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	seedAudit(t, dir)
+	data := []string{"--data-dir", dir}
+	retain := func(args ...string) (string, error) {
+		return cli(t, append(append([]string{"audit", "retain"}, args...), data...)...)
+	}
+
+	_, err := retain("--before", "2160h")
+	require.ErrorContains(t, err, "--tenant is required")
+	_, err = retain("--tenant", "acme")
+	require.ErrorContains(t, err, "--before is required")
+	_, err = retain("--tenant", "acme", "--before", "last year")
+	require.ErrorContains(t, err, "--before")
+	_, err = retain("--tenant", "acme", "--before", time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	require.ErrorContains(t, err, "is in the future")
+	_, err = retain("--tenant", "acme", "--before", "2026-06-01T09:00:00Z")
+	require.ErrorIs(t, err, audit.ErrNothingToRetain)
+
+	// acme's run wf-1 ended at 09:02; globex is another tenant.
+	out, err := retain("--tenant", "acme", "--before", "2026-06-01T09:03:00Z", "--dry-run", "--actor", "dana")
+	require.NoError(t, err)
+	require.Contains(t, out, "would drop 3 events in 1 runs of tenant acme that ended before 2026-06-01T09:03:00Z")
+	require.Contains(t, out, "wf-1\t3\t1..3\t")
+	require.Contains(t, out, "dry run: nothing was dropped")
+	out, err = cli(t, append([]string{"audit", "--tenant", "acme", "-o", "jsonl"}, data...)...)
+	require.NoError(t, err)
+	require.Equal(t, 3, strings.Count(out, "\n"))
+
+	out, err = retain("--tenant", "acme", "--before", "2026-06-01T09:03:00Z", "--actor", "dana")
+	require.NoError(t, err)
+	require.Contains(t, out, "dropped 3 events in 1 runs")
+	require.Regexp(t, `acme\tretention seal #2\tby dana at \S+\tdigest [0-9a-f]{64}\t[0-9a-f]{64}\n`, out)
+	out, err = cli(t, append([]string{"audit", "--tenant", "acme", "-o", "jsonl"}, data...)...)
+	require.NoError(t, err)
+	require.Empty(t, out)
+
+	out, err = cli(t, append([]string{"audit", "verify"}, data...)...)
+	require.NoError(t, err, out)
+	require.Contains(t, out, "checked 1 events in 1 chains and 2 seals; 1 events not sealed yet")
+	export := filepath.Join(t.TempDir(), "all.jsonl")
+	_, err = cli(t, append([]string{"audit", "export", "--file", export}, data...)...)
+	require.NoError(t, err)
+	out, err = cli(t, "audit", "verify", "--file", export)
+	require.NoError(t, err, out)
+
+	_, err = retain("--tenant", "acme", "--before", "2026-06-01T09:03:00Z")
+	require.ErrorIs(t, err, audit.ErrNothingToRetain)
+	out, err = retain("--tenant", "globex", "--before", "2026-06-02T00:00:00Z", "--dry-run", "-o", "json")
+	require.NoError(t, err)
+	var seal audit.Seal
+	require.NoError(t, json.Unmarshal([]byte(out), &seal))
+	require.Equal(t, audit.SealKindRetention, seal.Kind)
+	require.Equal(t, "wf-2", seal.Retention.Chains[0].WorkflowID)
+}

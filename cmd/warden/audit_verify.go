@@ -24,8 +24,9 @@ func newAuditVerifyCmd() *cobra.Command {
 		Use:   "verify [--tenant T] [--workflow ID] [--since T] | --file export.jsonl",
 		Short: "Check the audit log's hash chains and seals; exit 1 naming the first broken link",
 		Long: "Recompute every event's hash, check each link to the previous event of its workflow, the seal chain\n" +
-			"of each tenant, and that every sealed run head and sealed event count is still there. With --file,\n" +
-			"check an export (warden audit export) offline. See docs/audit.md for the encoding.",
+			"of each tenant, and that every sealed run head and sealed event count is still there unless a retention\n" +
+			"seal (warden audit retain) records it as dropped. With --file, check an export (warden audit export)\n" +
+			"offline. See docs/audit.md for the encoding.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if format != "table" && format != "json" {
