@@ -22,8 +22,9 @@ import (
 // development and single-node deployments.
 type SQLite struct {
 	db *sql.DB
-	// insert is prepared once; each Append runs it in its transaction.
-	insert *sql.Stmt
+	// insert, head and exists are prepared once (preparing is most of a
+	// small append's cost); each Append runs them in its transaction.
+	insert, head, exists *sql.Stmt
 	// writeMu serializes this process's appends, so they queue in Go rather
 	// than poll SQLite's busy handler. busy_timeout still covers other
 	// processes writing the same file.
@@ -86,6 +87,13 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite audit store %s: prepare insert: %w", abs, err)
+	}
+	if s.head, err = db.PrepareContext(ctx, "SELECT hash FROM audit_events WHERE tenant = ? AND workflow_id = ? ORDER BY seq DESC LIMIT 1"); err == nil {
+		s.exists, err = db.PrepareContext(ctx, "SELECT EXISTS (SELECT 1 FROM audit_events WHERE event_id = ?)")
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open sqlite audit store %s: prepare queries: %w", abs, err)
 	}
 	return s, nil
 }
@@ -161,10 +169,10 @@ func (s *SQLite) insertAll(ctx context.Context, events []warden.AuditEvent) erro
 	}
 	defer tx.Rollback()
 	heads := map[chainKey]string{}
+	head, exists := tx.StmtContext(ctx, s.head), tx.StmtContext(ctx, s.exists)
 	for _, k := range chainKeys(events) {
 		var h string
-		err := tx.QueryRowContext(ctx, "SELECT hash FROM audit_events WHERE tenant = ? AND workflow_id = ? ORDER BY seq DESC LIMIT 1",
-			k.tenant, k.workflowID).Scan(&h)
+		err := head.QueryRowContext(ctx, k.tenant, k.workflowID).Scan(&h)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("read chain head: %w", err)
 		}
@@ -173,7 +181,7 @@ func (s *SQLite) insertAll(ctx context.Context, events []warden.AuditEvent) erro
 	existing := map[string]bool{}
 	for _, e := range events {
 		var ok bool
-		if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM audit_events WHERE event_id = ?)", e.ID).Scan(&ok); err != nil {
+		if err := exists.QueryRowContext(ctx, e.ID).Scan(&ok); err != nil {
 			return fmt.Errorf("look up %s: %w", e.ID, err)
 		}
 		existing[e.ID] = ok
@@ -402,7 +410,7 @@ func (s *SQLite) Query(ctx context.Context, f warden.AuditFilter) ([]warden.Audi
 // Has implements Store.
 func (s *SQLite) Has(ctx context.Context, eventID string) (bool, error) {
 	var ok bool
-	err := s.db.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM audit_events WHERE event_id = ?)", eventID).Scan(&ok)
+	err := s.exists.QueryRowContext(ctx, eventID).Scan(&ok)
 	if err != nil {
 		return false, fmt.Errorf("look up audit event %s: %w", eventID, err)
 	}
@@ -412,6 +420,8 @@ func (s *SQLite) Has(ctx context.Context, eventID string) (bool, error) {
 // Close implements Store.
 func (s *SQLite) Close() error {
 	s.insert.Close()
+	s.head.Close()
+	s.exists.Close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close sqlite audit store: %w", err)
 	}
