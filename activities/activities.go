@@ -193,13 +193,20 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanOutput, error)
 		}
 		resp.Usage.CostMicroUSD = warden.MicroUSD((float64(resp.Usage.InputTokens)*pin + float64(resp.Usage.OutputTokens)*pout) / 1000)
 		out := PlanOutput{Response: resp, Note: strings.Join(notes, "; "), ConversationRef: convRef}
-		events := []warden.AuditEvent{a.modelCallEvent(in, model, resp, notes)}
+		// A retried Plan calls the model again and may get another answer:
+		// every attempt's call and decisions are recorded under their own
+		// event IDs (the first attempt keeps the plain ones).
+		attempt := ""
+		if n := activity.GetInfo(ctx).Attempt; n > 1 {
+			attempt = fmt.Sprintf("attempt-%d", n)
+		}
+		events := []warden.AuditEvent{a.modelCallEvent(in, model, resp, notes, attempt)}
 		if au := in.Authorize; au != nil {
 			now := time.Now()
 			for _, call := range resp.ToolCalls[:min(len(resp.ToolCalls), au.MaxCalls)] {
 				auth, evs := a.authorize(ctx, AuthorizeInput{
 					Run: in.Run, Step: in.Step, Call: call, RequestedAt: now, ApprovalTimeout: au.ApprovalTimeout,
-					Actor: "model", Taint: au.Taint,
+					Actor: "model", Taint: au.Taint, Revision: attempt,
 				})
 				out.Authorizations = append(out.Authorizations, auth)
 				events = append(events, evs...)
@@ -218,7 +225,7 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanOutput, error)
 }
 
 // modelCallEvent is the model_called audit event of one answer.
-func (a *Activities) modelCallEvent(in PlanInput, asked string, resp warden.ModelResponse, notes []string) warden.AuditEvent {
+func (a *Activities) modelCallEvent(in PlanInput, asked string, resp warden.ModelResponse, notes []string, discriminator string) warden.AuditEvent {
 	result, _ := json.Marshal(struct {
 		Content   string            `json:"content,omitempty"`
 		ToolCalls []warden.ToolCall `json:"tool_calls,omitempty"`
@@ -236,7 +243,7 @@ func (a *Activities) modelCallEvent(in PlanInput, asked string, resp warden.Mode
 	if len(notes) > 0 {
 		msg += "; used " + asked + " after: " + strings.Join(notes, "; ")
 	}
-	ev := a.event(in.Run, in.Step, "", warden.EventModelCalled, "")
+	ev := a.event(in.Run, in.Step, "", warden.EventModelCalled, discriminator)
 	ev.Actor = "model"
 	ev.Model = cmp.Or(resp.Model, asked)
 	ev.InputTokens = resp.Usage.InputTokens

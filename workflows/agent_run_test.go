@@ -4,10 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/wardenhq/warden/llm"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -451,4 +455,35 @@ func TestPlanAuthorizesTheAnswer(t *testing.T) {
 	require.Equal(t, called.Seq+1, requested.Seq)
 	require.Equal(t, called.Seq+2, decided.Seq)
 	require.Equal(t, called.Step, decided.Step)
+}
+
+// TestRetriedPlanRecordsEachAttempt: when a Plan attempt fails and the
+// activity is retried, the retry's model call and decisions are recorded
+// under their own event IDs (attempt-N), not dropped as duplicates of an
+// earlier attempt's rows.
+func TestRetriedPlanRecordsEachAttempt(t *testing.T) {
+	scripted, err := llm.NewScripted()
+	require.NoError(t, err)
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The client tries each request 3 times: the first Plan attempt fails.
+		if requests.Add(1) <= 3 {
+			w.Header().Set("Retry-After", "0")
+			http.Error(w, `{"error":{"message":"overloaded"}}`, http.StatusServiceUnavailable)
+			return
+		}
+		scripted.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	h := newHarnessWith(t, worker.Config{ModelBaseURL: srv.URL + "/v1", ModelName: "scripted/echo"})
+	res, err := h.run(request("echo"))
+	require.NoError(t, err)
+	require.Equal(t, warden.StatusCompleted, res.Status, res.Error)
+	evs := h.events()
+	first := find(t, evs, warden.EventModelCalled)
+	require.Equal(t, 1, first.Step)
+	require.Equal(t, warden.EventID(first.WorkflowID, first.RunID, 1, "", warden.EventModelCalled, "attempt-2"), first.ID,
+		"step 1's only model call was Plan's second attempt")
+	decided := find(t, evs, warden.EventPolicyDecided)
+	require.Equal(t, warden.EventID(decided.WorkflowID, decided.RunID, 1, decided.CallID, warden.EventPolicyDecided, "attempt-2"), decided.ID)
 }
