@@ -29,6 +29,11 @@ type SQLite struct {
 	// than poll SQLite's busy handler. busy_timeout still covers other
 	// processes writing the same file.
 	writeMu sync.Mutex
+	// pending holds appends waiting for writeMu; whoever gets it next
+	// writes all of them in one transaction (group commit: one fsync for
+	// many concurrent runs).
+	pendMu  sync.Mutex
+	pending []*sqliteAppend
 }
 
 // sqliteTimeLayout stores times as UTC RFC 3339 with a fixed-width
@@ -151,12 +156,61 @@ func (s *SQLite) Append(ctx context.Context, events ...warden.AuditEvent) error 
 	if err != nil {
 		return fmt.Errorf("append audit events: %w", err)
 	}
+	req := &sqliteAppend{events: events, done: make(chan error, 1)}
+	s.pendMu.Lock()
+	s.pending = append(s.pending, req)
+	s.pendMu.Unlock()
+	// Either an earlier holder of writeMu already wrote req (its done is
+	// filled), or req is still pending and this caller writes it, with
+	// whatever else queued meanwhile.
 	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	if err := s.insertAll(ctx, events); err != nil {
-		return fmt.Errorf("append audit events: %w", err)
+	s.pendMu.Lock()
+	group := s.pending
+	s.pending = nil
+	s.pendMu.Unlock()
+	if len(group) > 0 {
+		s.commitGroup(ctx, group)
 	}
-	return nil
+	s.writeMu.Unlock()
+	return <-req.done
+}
+
+// sqliteAppend is one Append call waiting to be written.
+type sqliteAppend struct {
+	events []warden.AuditEvent
+	done   chan error
+}
+
+// sqliteGroupTimeout bounds one group commit (a caller's own context only
+// bounds its own events when the group falls back to one by one).
+const sqliteGroupTimeout = 30 * time.Second
+
+// commitGroup writes the appends of group in one transaction; if that
+// fails, each is written on its own so one caller's failure is not
+// another's. Called with writeMu held.
+func (s *SQLite) commitGroup(ctx context.Context, group []*sqliteAppend) {
+	// The writer's own cancellation must not fail the others' events.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sqliteGroupTimeout)
+	defer cancel()
+	if len(group) > 1 {
+		var merged []warden.AuditEvent
+		for _, r := range group {
+			merged = append(merged, r.events...)
+		}
+		if err := s.insertAll(ctx, merged); err == nil {
+			for _, r := range group {
+				r.done <- nil
+			}
+			return
+		}
+	}
+	for _, r := range group {
+		if err := s.insertAll(ctx, r.events); err != nil {
+			r.done <- fmt.Errorf("append audit events: %w", err)
+			continue
+		}
+		r.done <- nil
+	}
 }
 
 // insertAll links events into their chains and inserts them in one
