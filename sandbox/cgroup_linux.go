@@ -102,7 +102,8 @@ func detectCgroups(opts Options) (*cgroups, CgroupReport) {
 			parent = filepath.Join(mounts.v2, own[""])
 		}
 		if parent != "" {
-			cg, err := setupV2(parent)
+			cg := newCgroups(2)
+			err := cg.setupV2(parent)
 			if err == nil {
 				return cg, CgroupReport{Mode: CgroupV2, Paths: cg.bases, Notes: rep.Notes}
 			}
@@ -119,8 +120,8 @@ func detectCgroups(opts Options) (*cgroups, CgroupReport) {
 		rep.Notes = append(rep.Notes, "v1: no memory and pids hierarchies")
 		return nil, rep
 	}
-	cg, err := setupV1(filepath.Join(mem, own["memory"]), filepath.Join(pids, own["pids"]))
-	if err != nil {
+	cg := newCgroups(1)
+	if err := cg.setupV1(filepath.Join(mem, own["memory"]), filepath.Join(pids, own["pids"])); err != nil {
 		rep.Notes = append(rep.Notes, "v1: "+err.Error())
 		return nil, rep
 	}
@@ -130,20 +131,20 @@ func detectCgroups(opts Options) (*cgroups, CgroupReport) {
 // setupV2 prepares parent/warden as the base of the runs' cgroups: parent
 // must offer the memory and pids controllers, and both are enabled for
 // its subtree and the base's.
-func setupV2(parent string) (*cgroups, error) {
-	cg := newCgroups(2, filepath.Join(parent, cgroupBase))
+func (cg *cgroups) setupV2(parent string) error {
+	cg.bases = []string{filepath.Join(parent, cgroupBase)}
 	if err := cg.enableV2(parent); err != nil {
-		return nil, err
+		return err
 	}
 	if err := cg.mkdir(cg.bases[0]); err != nil && !errors.Is(err, os.ErrExist) {
-		return nil, fmt.Errorf("create %s: %w", cg.bases[0], err)
+		return fmt.Errorf("create %s: %w", cg.bases[0], err)
 	}
 	if err := cg.enableV2(cg.bases[0]); err != nil {
-		return nil, err
+		return err
 	}
 	_, err := os.Stat(filepath.Join(cg.bases[0], "memory.swap.max"))
 	cg.swap = err == nil
-	return cg, cg.prove()
+	return cg.prove()
 }
 
 // enableV2 enables the memory and pids controllers for dir's children.
@@ -183,22 +184,21 @@ func (cg *cgroups) enableV2(dir string) error {
 }
 
 // setupV1 prepares memory/.../warden and pids/.../warden as the bases.
-func setupV1(memory, pids string) (*cgroups, error) {
-	cg := newCgroups(1, filepath.Join(memory, cgroupBase), filepath.Join(pids, cgroupBase))
+func (cg *cgroups) setupV1(memory, pids string) error {
+	cg.bases = []string{filepath.Join(memory, cgroupBase), filepath.Join(pids, cgroupBase)}
 	for _, b := range cg.bases {
 		if err := cg.mkdir(b); err != nil && !errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("create %s: %w", b, err)
+			return fmt.Errorf("create %s: %w", b, err)
 		}
 	}
 	_, err := os.Stat(filepath.Join(cg.bases[0], "memory.memsw.limit_in_bytes"))
 	cg.swap = err == nil
-	return cg, cg.prove()
+	return cg.prove()
 }
 
-func newCgroups(version int, bases ...string) *cgroups {
+func newCgroups(version int) *cgroups {
 	return &cgroups{
 		version: version,
-		bases:   bases,
 		mkdir:   func(p string) error { return os.Mkdir(p, 0o755) },
 		rmdir:   unix.Rmdir,
 	}
@@ -367,37 +367,27 @@ func (cg *cgroups) remove(dir string) error {
 }
 
 // killCgroup kills every process in dir and waits until it is empty:
-// cgroup.kill where the kernel has it (v2, Linux 5.14), else SIGKILL to
-// each process listed, until none is.
+// cgroup.kill where the kernel has it (v2, Linux 5.14), then SIGKILL to
+// each process still listed, until none that exists is.
 func killCgroup(dir string) error {
-	if err := writeCgroupFile(dir, "cgroup.kill", "1"); err == nil {
-		return waitEmpty(dir)
-	}
+	writeCgroupFile(dir, "cgroup.kill", "1") // absent on v1 and old kernels
 	deadline := time.Now().Add(cgroupWait)
 	for {
 		pids, err := cgroupProcs(dir)
-		if err != nil || len(pids) == 0 {
+		if err != nil {
 			return err
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("cgroup %s still holds processes %v", dir, pids)
-		}
+		alive := pids[:0]
 		for _, pid := range pids {
-			unix.Kill(pid, unix.SIGKILL)
+			if unix.Kill(pid, unix.SIGKILL) != unix.ESRCH {
+				alive = append(alive, pid)
+			}
 		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-func waitEmpty(dir string) error {
-	deadline := time.Now().Add(cgroupWait)
-	for {
-		pids, err := cgroupProcs(dir)
-		if err != nil || len(pids) == 0 {
-			return err
+		if len(alive) == 0 {
+			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("cgroup %s still holds processes %v", dir, pids)
+			return fmt.Errorf("cgroup %s still holds processes %v", dir, alive)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
