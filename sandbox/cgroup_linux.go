@@ -24,6 +24,9 @@ import (
 // the cgroups of a live one.
 const cgroupBase = "warden"
 
+// cgroupSeq numbers the run cgroups of this process, across Runners.
+var cgroupSeq atomic.Uint64
+
 // cgroupWait bounds how long the cleanup waits for a killed run's
 // processes to leave its cgroup before it gives up on removing it (it is
 // retried at the next run).
@@ -45,7 +48,6 @@ type cgroups struct {
 	mkdir func(string) error
 	rmdir func(string) error
 
-	seq atomic.Uint64
 	// mu guards stale: run cgroups whose removal failed, retried at the
 	// next run so none is left behind.
 	mu    sync.Mutex
@@ -239,7 +241,7 @@ func (cg *cgroups) sweep() {
 // create makes a run's cgroup with lim's memory and process limits.
 func (cg *cgroups) create(lim Limits) (*runCgroup, error) {
 	cg.retryStale()
-	name := fmt.Sprintf("%d-%d", os.Getpid(), cg.seq.Add(1))
+	name := fmt.Sprintf("%d-%d", os.Getpid(), cgroupSeq.Add(1))
 	rc := &runCgroup{cg: cg, memory: lim.Memory, pids: lim.Processes}
 	fail := func(err error) (*runCgroup, error) {
 		rc.close()
