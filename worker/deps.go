@@ -39,7 +39,10 @@ type Deps struct {
 	ModelBaseURL string
 	// Scripted is the in-process scripted model, nil with a real endpoint.
 	Scripted *llm.Scripted
-	closers  []func()
+	// SandboxCgroup is the cgroup layer that bounds each tool run's memory
+	// and processes (none: rlimits only).
+	SandboxCgroup sandbox.CgroupReport
+	closers       []func()
 }
 
 // Close releases everything Build opened.
@@ -104,6 +107,7 @@ func Build(ctx context.Context, cfg Config) (_ *Deps, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
+	d.SandboxCgroup = sb.Cgroup()
 	egressLog := cfg.EgressLog
 	if egressLog == nil {
 		egressLog = func(c egress.Connection) {
