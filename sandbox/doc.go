@@ -5,7 +5,9 @@
 // The worker binary re-executes itself as a small init (hidden first
 // argument "__warden_sandbox_init", see Init): the init receives its
 // configuration over a pipe (fd 3), acknowledges on a status pipe (fd 4),
-// applies the limits and execs the target; exec closes the status pipe, so
+// waits for the worker to close the config pipe (the start signal, sent once
+// the init is in the run's cgroup), applies the limits and execs the
+// target; exec closes the status pipe, so
 // Run can tell a failed exec (reported on the pipe) from the program's own
 // failure. Every program — a process
 // tool such as `sh`, or a Go tool that re-execs the worker binary again —

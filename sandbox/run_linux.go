@@ -278,18 +278,6 @@ func (r *Runner) run(ctx context.Context, p runParams) (res Result, err error) {
 	}
 	pid := cmd.Process.Pid
 	pp.closeChildEnds()
-	if cg != nil {
-		// Before the config: the init waits for it, so the program starts
-		// inside the cgroup.
-		if err := cg.join(pid); err != nil {
-			killMu.Lock()
-			killGroup(pid)
-			reaped = true
-			killMu.Unlock()
-			cmd.Wait()
-			return Result{}, err
-		}
-	}
 
 	stdout, stderr := newCapture(p.limits.MaxOutputBytes), newCapture(p.limits.MaxOutputBytes)
 	go stdout.drain(pp.stdoutR)
@@ -299,6 +287,20 @@ func (r *Runner) run(ctx context.Context, p runParams) (res Result, err error) {
 	// (or the init exits). Both end at the latest when the Timeout kills
 	// the group.
 	_, writeErr := pp.configW.Write(config)
+	if cg != nil {
+		// The init reads the config and builds its view meanwhile, but runs
+		// nothing of the program's before the pipe closes: the program
+		// starts inside the cgroup. ESRCH: the init is gone already, and
+		// its status says why.
+		if err := cg.join(pid); err != nil && !errors.Is(err, unix.ESRCH) {
+			killMu.Lock()
+			killGroup(pid)
+			reaped = true
+			killMu.Unlock()
+			cmd.Wait()
+			return Result{}, err
+		}
+	}
 	pp.configW.Close()
 	status, readErr := io.ReadAll(io.LimitReader(pp.statusR, maxStatusBytes))
 

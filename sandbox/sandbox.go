@@ -434,7 +434,9 @@ type initConfig struct {
 }
 
 // initProtocol versions the config the worker sends the init.
-const initProtocol = 2
+// 3: the worker closes the config pipe as the start signal, after moving
+// the init into the run's cgroup.
+const initProtocol = 3
 
 // rlimit is one resource limit the init applies before exec.
 type rlimit struct {
