@@ -197,7 +197,8 @@ type Options struct {
 	// cgroup with the memory and pids controllers can be delegated, else
 	// CgroupV1 where the v1 memory and pids hierarchies are writable,
 	// else CgroupNone: rlimits only); CgroupV2 or CgroupV1 ask for that
-	// one or none; CgroupNone turns cgroups off.
+	// one, and New fails where it is not usable; CgroupNone turns cgroups
+	// off.
 	Cgroups string
 	// CgroupParent is the cgroup v2 directory (e.g.
 	// /sys/fs/cgroup/system.slice/warden.service/sandboxes) under which
@@ -266,6 +267,11 @@ func New(opts Options) (*Runner, error) {
 			ErrSandbox, opts.Cgroups, CgroupV2, CgroupV1, CgroupNone)
 	}
 	r.cgroups, r.cgroup = detectCgroups(opts)
+	if (opts.Cgroups == CgroupV2 || opts.Cgroups == CgroupV1) && r.cgroup.Mode != opts.Cgroups {
+		// An explicit choice is never downgraded silently.
+		return nil, fmt.Errorf("%w: cgroup %s is not usable on this host (%s); leave the cgroup mode empty for the best available",
+			ErrSandbox, opts.Cgroups, strings.Join(r.cgroup.Notes, "; "))
+	}
 	if mode == ModeIsolated {
 		iso, err := newIsolation(opts)
 		if err != nil {
