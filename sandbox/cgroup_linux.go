@@ -245,12 +245,12 @@ func (cg *cgroups) create(lim Limits) (*runCgroup, error) {
 	rc := &runCgroup{cg: cg, memory: lim.Memory, pids: lim.Processes}
 	fail := func(err error) (*runCgroup, error) {
 		rc.close()
-		return nil, fmt.Errorf("%w: cgroup: %w", ErrSandbox, err)
+		return nil, err
 	}
 	for _, b := range cg.bases {
 		dir := filepath.Join(b, name)
 		if err := cg.mkdir(dir); err != nil {
-			return fail(fmt.Errorf("create %s: %w", dir, err))
+			return fail(err)
 		}
 		rc.dirs = append(rc.dirs, dir)
 	}
@@ -305,7 +305,7 @@ func (rc *runCgroup) join(pid int) error {
 	}
 	for _, d := range rc.dirs {
 		if err := writeCgroupFile(d, "cgroup.procs", strconv.Itoa(pid)); err != nil {
-			return fmt.Errorf("%w: cgroup: %w", ErrSandbox, err)
+			return err
 		}
 	}
 	return nil
@@ -454,7 +454,7 @@ func writeCgroupFile(dir, name, value string) error {
 	path := filepath.Join(dir, name)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
 	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return fmt.Errorf("write %q: %w", value, err)
 	}
 	_, err = f.WriteString(value)
 	if cerr := f.Close(); err == nil {

@@ -178,7 +178,7 @@ func (r *Runner) run(ctx context.Context, p runParams) (res Result, err error) {
 	closeCgroup := func() {}
 	if r.cgroups != nil {
 		if cg, err = r.cgroups.create(p.limits); err != nil {
-			return Result{}, err
+			return Result{}, fmt.Errorf("%w: cgroup: %w", ErrSandbox, err)
 		}
 		closed := false
 		closeCgroup = func() {
@@ -298,7 +298,7 @@ func (r *Runner) run(ctx context.Context, p runParams) (res Result, err error) {
 			reaped = true
 			killMu.Unlock()
 			cmd.Wait()
-			return Result{}, err
+			return Result{}, fmt.Errorf("%w: cgroup: %w", ErrSandbox, err)
 		}
 	}
 	pp.configW.Close()
