@@ -12,6 +12,7 @@ package sandbox_test
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -130,6 +131,9 @@ func attackMain(name string, args []string) int {
 			keep = append(keep, b)
 		}
 		report(fmt.Sprintf("allocated %d MiB", len(keep)*256), nil)
+	case "cgroupcheck":
+		// Not an attack: the cgroup layer this process would get.
+		json.NewEncoder(os.Stdout).Encode(sandbox.Check().Cgroup)
 	case "noop":
 		// Not an attack: the smallest Go program, for the benchmarks.
 	default:
@@ -699,4 +703,36 @@ func TestCgroupsOfDeadWorkerRemoved(t *testing.T) {
 	for _, d := range live {
 		require.DirExists(t, d)
 	}
+}
+
+// TestCgroupNoneWhenNotRoot: a worker that is not root has no cgroup it may
+// write on this host (none is delegated to it), and check says so with the
+// reason, rather than pretending.
+func TestCgroupNoneWhenNotRoot(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to start the check as another user")
+	}
+	self, err := os.Executable()
+	require.NoError(t, err)
+	// Not t.TempDir: its parent directory is private to root.
+	dir, err := os.MkdirTemp("", "warden-cgroup-check-")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	require.NoError(t, os.Chmod(dir, 0o755))
+	bin := filepath.Join(dir, "check")
+	raw, err := os.ReadFile(self)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(bin, raw, 0o755))
+	cmd := exec.Command(bin, attackArg, "cgroupcheck")
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: sandbox.DefaultHostID, Gid: sandbox.DefaultHostID}}
+	out, err := cmd.Output()
+	require.NoError(t, err)
+	var c sandbox.CgroupReport
+	require.NoError(t, json.Unmarshal(out, &c))
+	t.Logf("as uid %d: %s %v", sandbox.DefaultHostID, c, c.Notes)
+	require.Equal(t, sandbox.CgroupNone, c.Mode)
+	require.Empty(t, c.Paths)
+	require.NotEmpty(t, c.Notes)
 }
