@@ -425,9 +425,15 @@ func waitExited(pid int) error {
 // rather than a bare signal.
 func (res *Result) noteLimits(ev cgroupEvents, lim Limits) {
 	var notes []string
-	if ev.oomKills > 0 {
+	switch {
+	case ev.oomKills > 0 && lim.Memory > 0:
 		res.MemoryExceeded = true
 		notes = append(notes, fmt.Sprintf("warden sandbox: killed: memory limit %d bytes exceeded (%d process(es) killed)", lim.Memory, ev.oomKills))
+	case ev.oomKills > 0:
+		// No limit of the run's own: the host or the worker's cgroup ran
+		// out of memory.
+		res.MemoryExceeded = true
+		notes = append(notes, fmt.Sprintf("warden sandbox: killed: out of memory on the host or in the worker's cgroup (%d process(es) killed)", ev.oomKills))
 	}
 	if ev.pidsMax > 0 {
 		res.ProcessesExceeded = true

@@ -163,9 +163,10 @@ type Result struct {
 	Signal string
 	// Duration is the wall-clock time from start to exit.
 	Duration time.Duration
-	// MemoryExceeded is set when the run's cgroup reached Limits.Memory
-	// and the kernel killed a process of the run for it; Stderr then ends
-	// with "warden sandbox: killed: memory limit N bytes exceeded".
+	// MemoryExceeded is set when the kernel's OOM killer killed a process
+	// of the run's cgroup: at Limits.Memory (Stderr then ends with
+	// "warden sandbox: killed: memory limit N bytes exceeded ..."), or, with
+	// no Memory limit, because the host or the worker's cgroup ran out.
 	MemoryExceeded bool
 	// ProcessesExceeded is set when the run's cgroup refused a fork at
 	// Limits.Processes.
