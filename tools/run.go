@@ -180,7 +180,7 @@ func outputOf(res sandbox.Result, maxOutput int, timeout time.Duration) warden.T
 		fmt.Fprintf(&b, "[killed: timeout after %s]", timeout)
 	case res.MemoryExceeded:
 		newline()
-		b.WriteString("[killed: memory limit exceeded]")
+		b.WriteString("[killed: out of memory]")
 	case res.Signal != "":
 		newline()
 		fmt.Fprintf(&b, "[killed by %s]", res.Signal)

@@ -403,7 +403,7 @@ func TestMemoryObligation(t *testing.T) {
 	})
 	require.True(t, out.IsError)
 	require.Contains(t, out.Content, "warden sandbox: killed: memory limit 67108864 bytes exceeded")
-	require.True(t, strings.HasSuffix(out.Content, "[killed: memory limit exceeded]"), out.Content)
+	require.True(t, strings.HasSuffix(out.Content, "[killed: out of memory]"), out.Content)
 }
 
 func TestRunValidatesAgain(t *testing.T) {
