@@ -583,7 +583,7 @@ func TestProcessLimitIsPerRun(t *testing.T) {
 	errs := make(chan sandbox.Result, 2)
 	for range 2 {
 		go func() {
-			res, err := newRunner(t).Run(context.Background(), sandbox.Spec{Argv: script(30), Dir: t.TempDir(), Limits: lim})
+			res, err := newRunner(t).Run(context.Background(), sandbox.Spec{Argv: script(25), Dir: t.TempDir(), Limits: lim})
 			if err != nil {
 				res.ExitCode = -1
 				res.Stderr = []byte(err.Error())
