@@ -183,3 +183,52 @@ func TestCgroupV2CloneInto(t *testing.T) {
 		t.Fatal("the shell in the cgroup was not killed")
 	}
 }
+
+// BenchmarkCgroupLifecycle measures what a run's cgroup costs the worker,
+// apart from the run: create with limits, join (the v1 move of a process
+// into it; v2 clones into it instead) and close (kill, counters, remove).
+// A helper process is moved in and back out each time.
+//
+//	go test -run '^$' -bench CgroupLifecycle -benchtime=200x ./sandbox
+func BenchmarkCgroupLifecycle(b *testing.B) {
+	cg, rep := detectCgroups(Options{})
+	if cg == nil {
+		b.Skipf("no usable cgroup here: %v", rep.Notes)
+	}
+	if cg.version != 1 {
+		b.Skip("measures the v1 move")
+	}
+	helper := exec.Command("sleep", "1000")
+	if err := helper.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { helper.Process.Kill(); helper.Wait() }()
+	pid := strconv.Itoa(helper.Process.Pid)
+	var join, rest time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		rc, err := cg.create(Limits{Memory: 64 << 20, Processes: 64})
+		if err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if err := rc.join(helper.Process.Pid); err != nil {
+			b.Fatal(err)
+		}
+		t2 := time.Now()
+		for _, base := range cg.bases {
+			// Back to the worker's own cgroup, so close finds the run's empty.
+			if err := writeCgroupFile(filepath.Dir(base), "cgroup.procs", pid); err != nil {
+				b.Fatal(err)
+			}
+		}
+		t3 := time.Now()
+		if _, err := rc.close(); err != nil {
+			b.Fatal(err)
+		}
+		join += t2.Sub(t1)
+		rest += t1.Sub(t0) + time.Since(t3)
+	}
+	b.ReportMetric(float64(join.Nanoseconds())/float64(b.N), "join-ns/op")
+	b.ReportMetric(float64(rest.Nanoseconds())/float64(b.N), "create+close-ns/op")
+}
