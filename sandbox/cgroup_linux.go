@@ -61,14 +61,12 @@ type runCgroup struct {
 	dirs []string
 	// fd is the v2 cgroup's directory, for clone(CLONE_INTO_CGROUP); nil
 	// on v1, where the worker moves the init in before it runs anything.
-	fd     *os.File
-	memory uint64
-	pids   uint64
+	fd *os.File
 }
 
 // cgroupEvents are what a run's cgroup counted.
 type cgroupEvents struct {
-	// oomKills counts processes the kernel killed at the memory limit.
+	// oomKills counts processes of the cgroup the OOM killer killed.
 	oomKills uint64
 	// pidsMax counts forks refused at the process limit.
 	pidsMax uint64
@@ -242,7 +240,7 @@ func (cg *cgroups) sweep() {
 func (cg *cgroups) create(lim Limits) (*runCgroup, error) {
 	cg.retryStale()
 	name := fmt.Sprintf("%d-%d", os.Getpid(), cgroupSeq.Add(1))
-	rc := &runCgroup{cg: cg, memory: lim.Memory, pids: lim.Processes}
+	rc := &runCgroup{cg: cg}
 	fail := func(err error) (*runCgroup, error) {
 		rc.close()
 		return nil, err
