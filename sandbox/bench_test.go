@@ -60,6 +60,10 @@ func BenchmarkRunTrueProcessMode(b *testing.B) {
 	benchRun(b, sandbox.ModeProcess, []string{"/bin/true"})
 }
 
+func BenchmarkRunTrueProcessModeNoCgroup(b *testing.B) {
+	benchRunOpts(b, sandbox.Options{Mode: sandbox.ModeProcess, Cgroups: sandbox.CgroupNone}, []string{"/bin/true"})
+}
+
 // BenchmarkRunGoTool runs a small Go program: this test binary, as Go
 // tools run (re-executing the sandbox's own binary).
 func BenchmarkRunGoTool(b *testing.B) {
