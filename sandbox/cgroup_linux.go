@@ -93,10 +93,7 @@ func detectCgroups(opts Options) (*cgroups, CgroupReport) {
 		rep.Notes = append(rep.Notes, "read /proc/self/cgroup: "+err.Error())
 		return nil, rep
 	}
-	if opts.Cgroups == CgroupV1 && opts.CgroupParent != "" {
-		rep.Notes = append(rep.Notes, "a cgroup parent is a v2 cgroup: ignored for v1")
-	}
-	if opts.Cgroups != CgroupV1 {
+	if opts.Cgroups != CgroupV1 || opts.CgroupParent != "" {
 		parent := opts.CgroupParent
 		if parent == "" && mounts.v2 != "" {
 			parent = filepath.Join(mounts.v2, own[""])
@@ -111,7 +108,7 @@ func detectCgroups(opts Options) (*cgroups, CgroupReport) {
 		} else {
 			rep.Notes = append(rep.Notes, "v2: no cgroup2 mount")
 		}
-		if opts.Cgroups == CgroupV2 {
+		if opts.Cgroups == CgroupV2 || opts.CgroupParent != "" {
 			return nil, rep
 		}
 	}

@@ -204,9 +204,9 @@ type Options struct {
 	// CgroupParent is the cgroup v2 directory (e.g.
 	// /sys/fs/cgroup/system.slice/warden.service/sandboxes) under which
 	// runs get their cgroups; it must offer the memory and pids
-	// controllers and hold no processes. Empty means the worker's own v2
-	// cgroup, which works only where the worker may enable controllers
-	// there (the root cgroup, as root).
+	// controllers and hold no processes, and New fails where it does not.
+	// Empty means the worker's own v2 cgroup, which works only where the
+	// worker may enable controllers there (the root cgroup, as root).
 	CgroupParent string
 }
 
@@ -268,6 +268,10 @@ func New(opts Options) (*Runner, error) {
 			ErrSandbox, opts.Cgroups, CgroupV2, CgroupV1, CgroupNone)
 	}
 	r.cgroups, r.cgroup = detectCgroups(opts)
+	if opts.CgroupParent != "" && r.cgroup.Mode != CgroupV2 {
+		return nil, fmt.Errorf("%w: cgroup parent %s is not usable (%s); delegate the memory and pids controllers to it, or leave it empty for the best available",
+			ErrSandbox, opts.CgroupParent, strings.Join(r.cgroup.Notes, "; "))
+	}
 	if (opts.Cgroups == CgroupV2 || opts.Cgroups == CgroupV1) && r.cgroup.Mode != opts.Cgroups {
 		// An explicit choice is never downgraded silently.
 		return nil, fmt.Errorf("%w: cgroup %s is not usable on this host (%s); leave the cgroup mode empty for the best available",

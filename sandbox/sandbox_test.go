@@ -84,6 +84,16 @@ func TestCgroupModeChoice(t *testing.T) {
 	}
 }
 
+func TestCgroupParentMustBeUsable(t *testing.T) {
+	t.Parallel()
+	// A directory that is no cgroup: a named parent is never downgraded.
+	parent := t.TempDir()
+	_, err := sandbox.New(sandbox.Options{CgroupParent: parent})
+	require.ErrorIs(t, err, sandbox.ErrSandbox)
+	require.ErrorContains(t, err, "cgroup parent "+parent+" is not usable")
+	require.ErrorContains(t, err, "cgroup.controllers")
+}
+
 func TestNewRejectsUnknownMode(t *testing.T) {
 	t.Parallel()
 	_, err := sandbox.New(sandbox.Options{Mode: "gvisor"})

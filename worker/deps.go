@@ -103,7 +103,7 @@ func Build(ctx context.Context, cfg Config) (_ *Deps, err error) {
 	}
 
 	sb, err := sandbox.New(sandbox.Options{Mode: cfg.SandboxMode, HostUID: cfg.SandboxHostUID, HostGID: cfg.SandboxHostGID,
-		SelfPath: besideWorker(cfg.SandboxInit, "warden-sandbox-init")})
+		SelfPath: besideWorker(cfg.SandboxInit, "warden-sandbox-init"), CgroupParent: cfg.SandboxCgroupParent})
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}

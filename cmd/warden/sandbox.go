@@ -33,7 +33,7 @@ func newSandboxCmd() *cobra.Command {
 }
 
 func newSandboxCheckCmd() *cobra.Command {
-	var mode string
+	var mode, cgroupParent string
 	cmd := &cobra.Command{
 		Use:   "check",
 		Short: "Report namespaces, Landlock, seccomp and cgroups on this host, and the mode the worker would run tools in",
@@ -45,12 +45,13 @@ func newSandboxCheckCmd() *cobra.Command {
 	}
 	out := outputFlag(cmd.Flags())
 	cmd.Flags().StringVar(&mode, "sandbox-mode", env("SANDBOX_MODE", ""), "tool isolation mode to check: isolated (default) or process (degraded) (WARDEN_SANDBOX_MODE)")
+	cmd.Flags().StringVar(&cgroupParent, "sandbox-cgroup-parent", env("SANDBOX_CGROUP_PARENT", ""), "delegated cgroup v2 the worker would put each run's cgroup under (WARDEN_SANDBOX_CGROUP_PARENT)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := out.validate(); err != nil {
 			return err
 		}
 		c := sandboxCheck{HostReport: sandbox.Check(), Configured: mode}
-		r, err := sandbox.New(sandbox.Options{Mode: mode})
+		r, err := sandbox.New(sandbox.Options{Mode: mode, CgroupParent: cgroupParent})
 		if err != nil {
 			c.WorkerError = err.Error()
 		} else {

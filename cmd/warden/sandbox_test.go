@@ -45,4 +45,9 @@ func TestSandboxCheckCgroup(t *testing.T) {
 		require.Contains(t, row, "per run under "+strings.Join(c.Cgroup.Paths, " "))
 	}
 	t.Log(table)
+
+	// A named parent that is not a delegated cgroup v2: the worker would
+	// refuse to start, and check says so.
+	_, err = cli(t, "sandbox", "check", "--sandbox-cgroup-parent", t.TempDir())
+	require.ErrorContains(t, err, "would refuse to start")
 }
