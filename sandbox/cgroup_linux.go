@@ -49,9 +49,12 @@ type cgroups struct {
 	rmdir func(string) error
 
 	// mu guards stale: run cgroups whose removal failed, retried at the
-	// next run so none is left behind.
-	mu    sync.Mutex
-	stale []*runCgroup
+	// next run so none is left behind. retrying is set while a retry runs
+	// (in the background: a process stuck in the kernel must not hold up
+	// every run).
+	mu       sync.Mutex
+	stale    []*runCgroup
+	retrying atomic.Bool
 }
 
 // runCgroup is the cgroup of one run.
@@ -343,9 +346,21 @@ func (cg *cgroups) retryStale() {
 	stale := cg.stale
 	cg.stale = nil
 	cg.mu.Unlock()
-	for _, rc := range stale {
-		rc.close()
+	if len(stale) == 0 {
+		return
 	}
+	if !cg.retrying.CompareAndSwap(false, true) {
+		cg.mu.Lock()
+		cg.stale = append(cg.stale, stale...)
+		cg.mu.Unlock()
+		return
+	}
+	go func() {
+		defer cg.retrying.Store(false)
+		for _, rc := range stale {
+			rc.close() // one still not removable goes back on the list
+		}
+	}()
 }
 
 // remove removes a cgroup, waiting for exiting processes to leave it.

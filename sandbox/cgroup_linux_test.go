@@ -7,11 +7,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // fakeCgroupV2 is a directory tree shaped like a delegated cgroup v2: no
@@ -111,6 +113,38 @@ func TestCgroupV2FileWrites(t *testing.T) {
 	require.Equal(t, "max", readFile(t, filepath.Join(rc.dirs[0], "memory.max")))
 	require.Equal(t, "8", readFile(t, filepath.Join(rc.dirs[0], "pids.max")))
 	_, err = rc.close()
+	require.NoError(t, err)
+}
+
+// TestCgroupRemovalRetried: a run cgroup that cannot be removed when its
+// run ends is removed by a later run, in the background.
+func TestCgroupRemovalRetried(t *testing.T) {
+	t.Parallel()
+	cg, parent := fakeCgroupV2(t, "memory pids", "")
+	require.NoError(t, cg.setupV2(parent))
+	var refuse atomic.Bool
+	refuse.Store(true)
+	cg.rmdir = func(dir string) error {
+		if refuse.Load() {
+			return unix.EACCES
+		}
+		return os.RemoveAll(dir)
+	}
+	rc, err := cg.create(Limits{})
+	require.NoError(t, err)
+	dir := rc.dirs[0]
+	_, err = rc.close()
+	require.ErrorIs(t, err, unix.EACCES)
+	require.DirExists(t, dir)
+
+	refuse.Store(false)
+	next, err := cg.create(Limits{})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		_, err := os.Stat(dir)
+		return errors.Is(err, os.ErrNotExist)
+	}, 5*time.Second, 10*time.Millisecond)
+	_, err = next.close()
 	require.NoError(t, err)
 }
 
