@@ -25,7 +25,14 @@
 // core dumps), no inherited file descriptors beyond stdin, stdout and
 // stderr, and an environment reduced to a fixed base plus what the caller
 // lists; it does not confine file system or network access. Policies see
-// the mode (Runner.Mode). docs/sandbox.md describes the walls.
+// the mode (Runner.Mode).
+//
+// In both modes, where the host offers one (a delegated cgroup v2 with the
+// memory and pids controllers, or writable v1 memory and pids
+// hierarchies), every run gets a fresh cgroup bounding the memory and the
+// processes of the whole run; the program starts inside it, and it is
+// killed and removed when the run ends. Elsewhere rlimits alone bound
+// them. Runner.Cgroup says which. docs/sandbox.md describes the walls.
 //
 // Programs that call sandbox.New must call Init first thing in main (and in
 // TestMain), because the re-executed binary is the program itself:
