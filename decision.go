@@ -145,10 +145,12 @@ type Obligations struct {
 	// Hosts are the host:port pairs the call may reach, through the
 	// worker's egress proxy only; empty means no network at all.
 	Hosts []string `json:"hosts,omitempty"`
-	// MemoryBytes caps the tool's address space (RLIMIT_AS); zero means
-	// the tool kind's default.
+	// MemoryBytes caps the tool's address space (RLIMIT_AS) and, where
+	// the sandbox has a cgroup, the memory of the whole run; zero means
+	// the tool kind's default (and no cgroup memory limit).
 	MemoryBytes uint64 `json:"memory_bytes,omitempty"`
-	// Processes caps the processes of the tool's sandbox (isolated mode);
-	// zero means the sandbox default.
+	// Processes caps the processes of the tool's sandbox (its cgroup's
+	// pids.max, or RLIMIT_NPROC in isolated mode without one); zero means
+	// the sandbox default.
 	Processes uint64 `json:"processes,omitempty"`
 }

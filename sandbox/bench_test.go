@@ -17,6 +17,9 @@ import (
 //
 //	go test -run '^$' -bench 'Run|Bwrap|Exec' -benchtime=200x ./sandbox
 //
+// BenchmarkRunTrue uses the cgroup layer the host offers (Runner.Cgroup),
+// BenchmarkRunTrueNoCgroup none: their ratio is the cost of the cgroup.
+//
 // BenchmarkExecTrue is the floor (plain os/exec); BenchmarkBwrap* is
 // bubblewrap (Debian package bubblewrap) with the isolation of mode
 // isolated: all namespaces, a new session, read-only /usr, /etc entries,
@@ -25,10 +28,15 @@ import (
 // so isolated mode does strictly more.
 
 func benchRun(b *testing.B, mode string, argv []string) {
-	r, err := sandbox.New(sandbox.Options{Mode: mode})
+	benchRunOpts(b, sandbox.Options{Mode: mode}, argv)
+}
+
+func benchRunOpts(b *testing.B, opts sandbox.Options, argv []string) {
+	r, err := sandbox.New(opts)
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Logf("cgroup: %s", r.Cgroup())
 	dir := b.TempDir()
 	ctx := context.Background()
 	for b.Loop() {
@@ -41,8 +49,19 @@ func benchRun(b *testing.B, mode string, argv []string) {
 
 func BenchmarkRunTrue(b *testing.B) { benchRun(b, sandbox.ModeIsolated, []string{"/bin/true"}) }
 
+// BenchmarkRunTrueNoCgroup is BenchmarkRunTrue with rlimits only: the
+// difference is the cost of a run's cgroup (create, limit, join, kill,
+// remove).
+func BenchmarkRunTrueNoCgroup(b *testing.B) {
+	benchRunOpts(b, sandbox.Options{Cgroups: sandbox.CgroupNone}, []string{"/bin/true"})
+}
+
 func BenchmarkRunTrueProcessMode(b *testing.B) {
 	benchRun(b, sandbox.ModeProcess, []string{"/bin/true"})
+}
+
+func BenchmarkRunTrueProcessModeNoCgroup(b *testing.B) {
+	benchRunOpts(b, sandbox.Options{Mode: sandbox.ModeProcess, Cgroups: sandbox.CgroupNone}, []string{"/bin/true"})
 }
 
 // BenchmarkRunGoTool runs a small Go program: this test binary, as Go

@@ -1,5 +1,7 @@
 package sandbox
 
+import "strings"
+
 // HostReport is what this host offers the sandbox, for `warden sandbox
 // check` and for operators choosing a mode.
 type HostReport struct {
@@ -21,14 +23,55 @@ type HostReport struct {
 	// CgroupV2 is true when a cgroup v2 hierarchy is mounted (alone or as
 	// the unified hierarchy of a hybrid setup); CgroupControllers are those
 	// available there, CgroupV1Controllers those mounted as v1
-	// hierarchies. The sandbox limits memory, processes and CPU with
-	// rlimits; cgroups are reported, not used yet.
+	// hierarchies.
 	CgroupV2            bool     `json:"cgroup_v2"`
 	CgroupControllers   []string `json:"cgroup_controllers"`
 	CgroupV1Controllers []string `json:"cgroup_v1_controllers"`
+	// Cgroup is the cgroup layer a Runner with default Options uses here
+	// to bound each run's memory and processes.
+	Cgroup CgroupReport `json:"cgroup"`
 	// Mode is the mode a Runner with an empty Options.Mode gets here:
 	// ModeIsolated, or "" when New refuses (Problems say why) and only an
 	// explicit ModeProcess would run.
 	Mode     string   `json:"mode"`
 	Problems []string `json:"problems,omitempty"`
+}
+
+// Cgroup modes (Options.Cgroups, CgroupReport.Mode).
+const (
+	// CgroupV2 gives each run a cgroup v2 with memory.max, memory.swap.max
+	// and pids.max, below a cgroup the worker may delegate; the init is
+	// cloned into it.
+	CgroupV2 = "v2"
+	// CgroupV1 gives each run a cgroup in the v1 memory and pids
+	// hierarchies (memory.limit_in_bytes, memory.memsw.limit_in_bytes,
+	// pids.max); the worker moves the init in before it runs anything.
+	CgroupV1 = "v1"
+	// CgroupNone bounds runs with rlimits only: RLIMIT_AS per process,
+	// RLIMIT_NPROC per run in isolated mode, no total of a run's memory.
+	CgroupNone = "none"
+)
+
+// CgroupReport says which cgroup layer bounds the runs' memory and
+// processes.
+type CgroupReport struct {
+	// Mode is CgroupV2, CgroupV1 or CgroupNone.
+	Mode string `json:"mode"`
+	// Paths are the base cgroups each run's cgroup is created in: one on
+	// v2; the memory and the pids one on v1.
+	Paths []string `json:"paths,omitempty"`
+	// Notes say why a better mode is not used (e.g. "v2: ... offers
+	// controllers [hugetlb], needs memory and pids").
+	Notes []string `json:"notes,omitempty"`
+}
+
+// String is the one-line form the worker logs and check prints.
+func (c CgroupReport) String() string {
+	switch c.Mode {
+	case CgroupV2:
+		return "v2 delegated at " + strings.Join(c.Paths, " ")
+	case CgroupV1:
+		return "v1 at " + strings.Join(c.Paths, " ")
+	}
+	return "none: rlimits only"
 }

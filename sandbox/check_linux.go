@@ -11,8 +11,16 @@ import (
 
 // Check probes this host: it starts /bin/true in the six namespaces of
 // isolated mode, asks the kernel for its Landlock ABI and seccomp support,
-// and reads the cgroup v2 controllers.
+// reads the cgroup controllers and finds the cgroup layer a Runner would
+// use (creating and removing one run's cgroup to prove it).
 func Check() HostReport {
+	rep := checkHost()
+	_, rep.Cgroup = detectCgroups(Options{})
+	return rep
+}
+
+// checkHost is Check without the cgroup layer.
+func checkHost() HostReport {
 	rep := HostReport{
 		OS:              runtime.GOOS,
 		Arch:            runtime.GOARCH,

@@ -5,7 +5,9 @@
 // The worker binary re-executes itself as a small init (hidden first
 // argument "__warden_sandbox_init", see Init): the init receives its
 // configuration over a pipe (fd 3), acknowledges on a status pipe (fd 4),
-// applies the limits and execs the target; exec closes the status pipe, so
+// waits for the worker to close the config pipe (the start signal, sent once
+// the init is in the run's cgroup), applies the limits and execs the
+// target; exec closes the status pipe, so
 // Run can tell a failed exec (reported on the pipe) from the program's own
 // failure. Every program — a process
 // tool such as `sh`, or a Go tool that re-execs the worker binary again —
@@ -23,7 +25,14 @@
 // core dumps), no inherited file descriptors beyond stdin, stdout and
 // stderr, and an environment reduced to a fixed base plus what the caller
 // lists; it does not confine file system or network access. Policies see
-// the mode (Runner.Mode). docs/sandbox.md describes the walls.
+// the mode (Runner.Mode).
+//
+// In both modes, where the host offers one (a delegated cgroup v2 with the
+// memory and pids controllers, or writable v1 memory and pids
+// hierarchies), every run gets a fresh cgroup bounding the memory and the
+// processes of the whole run; the program starts inside it, and it is
+// killed and removed when the run ends. Elsewhere rlimits alone bound
+// them. Runner.Cgroup says which. docs/sandbox.md describes the walls.
 //
 // Programs that call sandbox.New must call Init first thing in main (and in
 // TestMain), because the re-executed binary is the program itself:

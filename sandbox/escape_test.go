@@ -12,6 +12,7 @@ package sandbox_test
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -115,8 +116,14 @@ func attackMain(name string, args []string) int {
 		}
 		fmt.Println("contained: no descriptor beyond 0-2")
 	case "memory":
+		// args[0], when given, is how many MiB to allocate (default 16 GiB).
+		chunks := 64
+		if len(args) > 0 {
+			mib, _ := strconv.Atoi(args[0])
+			chunks = max(mib/256, 1)
+		}
 		var keep [][]byte
-		for i := 0; i < 64; i++ {
+		for i := 0; i < chunks; i++ {
 			b := make([]byte, 256<<20)
 			for j := 0; j < len(b); j += 4096 {
 				b[j] = 1
@@ -124,6 +131,9 @@ func attackMain(name string, args []string) int {
 			keep = append(keep, b)
 		}
 		report(fmt.Sprintf("allocated %d MiB", len(keep)*256), nil)
+	case "cgroupcheck":
+		// Not an attack: the cgroup layer this process would get.
+		json.NewEncoder(os.Stdout).Encode(sandbox.Check().Cgroup)
 	case "noop":
 		// Not an attack: the smallest Go program, for the benchmarks.
 	default:
@@ -296,13 +306,57 @@ func TestEscapeForkBomb(t *testing.T) {
 	require.Less(t, time.Since(start), 10*time.Second)
 	require.True(t, res.TimedOut || res.ExitCode != 0)
 	requireNoProcessWith(t, m)
+	if cgroupMode(t) != sandbox.CgroupNone {
+		// The run's pids.max stopped it (no RLIMIT_NPROC is set then).
+		require.True(t, res.ProcessesExceeded)
+		require.Contains(t, string(res.Stderr), "warden sandbox: process limit 64 reached")
+	}
 }
 
 func TestEscapeMemoryBomb(t *testing.T) {
 	t.Parallel()
+	if raceEnabled {
+		t.Skip("RLIMIT_AS leaves the race detector no room for its shadow memory")
+	}
 	res := attack(t, "memory", sandbox.Spec{Limits: sandbox.Limits{AddressSpace: 1 << 30, Timeout: 20 * time.Second}})
 	require.NotEqual(t, 0, res.ExitCode)
 	require.Contains(t, string(res.Stderr), "out of memory")
+}
+
+// TestEscapeMemoryBombCgroup shows the run's cgroup, not RLIMIT_AS, stops
+// a memory bomb: the address space limit (2 GiB) would let it allocate its
+// 1 GiB, the cgroup's 128 MiB does not, and the kernel's kill is reported
+// as the memory limit rather than a bare signal.
+func TestEscapeMemoryBombCgroup(t *testing.T) {
+	t.Parallel()
+	requireCgroup(t)
+	const limit = 128 << 20
+	lim := sandbox.Limits{Memory: limit, AddressSpace: 2 << 30, Timeout: 20 * time.Second}
+	if raceEnabled {
+		lim.AddressSpace = 0 // see raceEnabled: the cgroup alone then
+	}
+	res := attack(t, "memory", sandbox.Spec{Limits: lim}, "1024")
+	require.True(t, res.MemoryExceeded)
+	require.Equal(t, "SIGKILL", res.Signal)
+	require.Equal(t, 128+9, res.ExitCode)
+	require.NotContains(t, string(res.Stdout), "allocated")
+	require.NotContains(t, string(res.Stderr), "out of memory", "RLIMIT_AS stopped it, not the cgroup")
+	require.Contains(t, string(res.Stderr), fmt.Sprintf("warden sandbox: killed: memory limit %d bytes exceeded", limit))
+}
+
+// TestCgroupMemoryIsPerRun shows Limits.Memory bounds the run as a whole:
+// four processes of 96 MiB each stay under RLIMIT_AS one by one, and
+// together exceed the run's 256 MiB.
+func TestCgroupMemoryIsPerRun(t *testing.T) {
+	t.Parallel()
+	requireCgroup(t)
+	// Each dd holds a 96 MiB block in memory while it waits on a full pipe.
+	hog := "dd if=/dev/zero bs=96M count=1 2>/dev/null | sleep 2"
+	res := run(t, sandbox.Spec{
+		Argv:   []string{"sh", "-c", strings.Repeat(hog+" & ", 4) + "wait"},
+		Limits: sandbox.Limits{Memory: 256 << 20, AddressSpace: 1 << 30, Timeout: 10 * time.Second},
+	})
+	require.True(t, res.MemoryExceeded, "exit %d timed out %v: %s", res.ExitCode, res.TimedOut, res.Stderr)
 }
 
 func TestEscapeCPUSpinPastDeadline(t *testing.T) {
@@ -522,9 +576,11 @@ func TestEscapeSetuidFileOnTheHost(t *testing.T) {
 	require.Equal(t, os.FileMode(0o755), fi.Mode().Perm())
 }
 
-// TestProcessLimitIsPerRun shows RLIMIT_NPROC counts each run's own user
-// namespace: two concurrent runs of the same host uid each get the whole
-// limit, and one run cannot exceed it.
+// TestProcessLimitIsPerRun shows Limits.Processes counts each run's own
+// processes: two concurrent runs of the same host uid each get the whole
+// limit, and one run cannot exceed it. With a cgroup it is the run's
+// pids.max; without, RLIMIT_NPROC, which counts the run's own user
+// namespace.
 func TestProcessLimitIsPerRun(t *testing.T) {
 	t.Parallel()
 	script := func(n int) []string {
@@ -534,7 +590,7 @@ func TestProcessLimitIsPerRun(t *testing.T) {
 	errs := make(chan sandbox.Result, 2)
 	for range 2 {
 		go func() {
-			res, err := newRunner(t).Run(context.Background(), sandbox.Spec{Argv: script(30), Dir: t.TempDir(), Limits: lim})
+			res, err := newRunner(t).Run(context.Background(), sandbox.Spec{Argv: script(25), Dir: t.TempDir(), Limits: lim})
 			if err != nil {
 				res.ExitCode = -1
 				res.Stderr = []byte(err.Error())
@@ -548,4 +604,142 @@ func TestProcessLimitIsPerRun(t *testing.T) {
 	}
 	res := run(t, sandbox.Spec{Argv: script(60), Limits: lim})
 	require.Contains(t, string(res.Stderr), "fork")
+}
+
+// cgroupMode is the cgroup layer a default Runner uses on this host.
+func cgroupMode(t *testing.T) string {
+	t.Helper()
+	return newRunner(t).Cgroup().Mode
+}
+
+// requireCgroup skips a test where no cgroup can bound a run.
+func requireCgroup(t *testing.T) sandbox.CgroupReport {
+	t.Helper()
+	c := newRunner(t).Cgroup()
+	if c.Mode == sandbox.CgroupNone {
+		t.Skipf("no usable cgroup here (rlimits only): %s", strings.Join(c.Notes, "; "))
+	}
+	return c
+}
+
+// ownCgroups lists the run cgroups this process has below the bases.
+func ownCgroups(t *testing.T, c sandbox.CgroupReport) []string {
+	t.Helper()
+	var left []string
+	for _, base := range c.Paths {
+		entries, err := os.ReadDir(base)
+		require.NoError(t, err)
+		for _, e := range entries {
+			if e.IsDir() && strings.HasPrefix(e.Name(), strconv.Itoa(os.Getpid())+"-") {
+				left = append(left, filepath.Join(base, e.Name()))
+			}
+		}
+	}
+	return left
+}
+
+// TestCgroupsLeftBehind runs sandboxes that end every way a run can end —
+// exit, timeout, caller cancel, OOM kill, a daemon that left the process
+// group — and finds none of their cgroups afterwards. Not parallel: no
+// other run of this process may hold a cgroup meanwhile.
+func TestCgroupsLeftBehind(t *testing.T) {
+	c := requireCgroup(t)
+	require.Empty(t, ownCgroups(t, c))
+	iso := newRunner(t)
+	proc, err := sandbox.New(sandbox.Options{Mode: sandbox.ModeProcess})
+	require.NoError(t, err)
+	require.Equal(t, c, proc.Cgroup())
+	ctx := context.Background()
+	dir := t.TempDir()
+	m := marker()
+
+	res, err := iso.Run(ctx, sandbox.Spec{Dir: dir, Argv: []string{"true"}})
+	require.NoError(t, err)
+	require.Equal(t, 0, res.ExitCode)
+
+	res, err = iso.Run(ctx, sandbox.Spec{Dir: dir, Argv: []string{"sh", "-c", "sleep " + m + " & sleep " + m},
+		Limits: sandbox.Limits{Timeout: 300 * time.Millisecond}})
+	require.NoError(t, err)
+	require.True(t, res.TimedOut)
+
+	cancelled, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	_, err = iso.Run(cancelled, sandbox.Spec{Dir: dir, Argv: []string{"sleep", m}})
+	cancel()
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+
+	res, err = iso.Run(ctx, sandbox.Spec{Dir: dir, Argv: []string{sandbox.SelfExe, attackArg, "memory", "512"},
+		Limits: sandbox.Limits{Memory: 64 << 20}})
+	require.NoError(t, err)
+	require.True(t, res.MemoryExceeded)
+
+	// Process mode: a daemon that left the process group (setsid) is
+	// still in the run's cgroup, and dies with it.
+	res, err = proc.Run(ctx, sandbox.Spec{Dir: dir, Argv: []string{"sh", "-c", "setsid sleep " + m + " >/dev/null 2>&1 < /dev/null &"}})
+	require.NoError(t, err)
+	require.Equal(t, 0, res.ExitCode)
+
+	require.Empty(t, ownCgroups(t, c))
+	requireNoProcessWith(t, m)
+}
+
+// TestCgroupsOfDeadWorkerRemoved: a worker killed mid-run leaves its run
+// cgroups behind; the next Runner on the host removes them (and never
+// those of a live worker).
+func TestCgroupsOfDeadWorkerRemoved(t *testing.T) {
+	t.Parallel()
+	c := requireCgroup(t)
+	dead := exec.Command("true")
+	require.NoError(t, dead.Run())
+	var stale, live []string
+	for _, base := range c.Paths {
+		stale = append(stale, filepath.Join(base, fmt.Sprintf("%d-1", dead.Process.Pid)))
+		live = append(live, filepath.Join(base, fmt.Sprintf("%d-1", os.Getppid())))
+	}
+	for _, d := range append(stale, live...) {
+		require.NoError(t, os.Mkdir(d, 0o755))
+	}
+	t.Cleanup(func() {
+		for _, d := range live {
+			os.Remove(d)
+		}
+	})
+	newRunner(t)
+	for _, d := range stale {
+		require.NoDirExists(t, d)
+	}
+	for _, d := range live {
+		require.DirExists(t, d)
+	}
+}
+
+// TestCgroupNoneWhenNotRoot: a worker that is not root has no cgroup it may
+// write on this host (none is delegated to it), and check says so with the
+// reason, rather than pretending.
+func TestCgroupNoneWhenNotRoot(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to start the check as another user")
+	}
+	self, err := os.Executable()
+	require.NoError(t, err)
+	// Not t.TempDir: its parent directory is private to root.
+	dir, err := os.MkdirTemp("", "warden-cgroup-check-")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	require.NoError(t, os.Chmod(dir, 0o755))
+	bin := filepath.Join(dir, "check")
+	raw, err := os.ReadFile(self)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(bin, raw, 0o755))
+	cmd := exec.Command(bin, attackArg, "cgroupcheck")
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: sandbox.DefaultHostID, Gid: sandbox.DefaultHostID}}
+	out, err := cmd.Output()
+	require.NoError(t, err)
+	var c sandbox.CgroupReport
+	require.NoError(t, json.Unmarshal(out, &c))
+	t.Logf("as uid %d: %s %v", sandbox.DefaultHostID, c, c.Notes)
+	require.Equal(t, sandbox.CgroupNone, c.Mode)
+	require.Empty(t, c.Paths)
+	require.NotEmpty(t, c.Notes)
 }

@@ -79,19 +79,15 @@ func BenchmarkRunGoToolDedicatedInit(b *testing.B) {
 	benchRunWith(b, dedicatedInit(b), []string{sandbox.SelfExe, attackArg, "noop"})
 }
 
+// BenchmarkRunTrueDedicatedInitNoCgroup is the production init with
+// rlimits only, against BenchmarkRunTrueDedicatedInit with the host's
+// cgroup layer.
+func BenchmarkRunTrueDedicatedInitNoCgroup(b *testing.B) {
+	benchRunOpts(b, sandbox.Options{SelfPath: dedicatedInit(b), Cgroups: sandbox.CgroupNone}, []string{"/bin/true"})
+}
+
 func benchRunWith(b *testing.B, init string, argv []string) {
-	r, err := sandbox.New(sandbox.Options{SelfPath: init})
-	if err != nil {
-		b.Fatal(err)
-	}
-	dir := b.TempDir()
-	ctx := context.Background()
-	for b.Loop() {
-		res, err := r.Run(ctx, sandbox.Spec{Argv: argv, Dir: dir})
-		if err != nil || res.ExitCode != 0 {
-			b.Fatal(err, res.ExitCode, string(res.Stderr))
-		}
-	}
+	benchRunOpts(b, sandbox.Options{SelfPath: init}, argv)
 }
 
 // BenchmarkRunTrueWorkerInit measures the init a worker binary would be

@@ -34,11 +34,23 @@ func Init() {
 func initMain() int {
 	configFile := os.NewFile(configFD, "warden-sandbox-config")
 	status := os.NewFile(statusFD, "warden-sandbox-status")
-	data, err := io.ReadAll(io.LimitReader(configFile, maxConfigBytes+1))
-	configFile.Close()
-	if err != nil {
+	// The config is one JSON value; the worker closes the pipe after it
+	// only once the init is in the run's cgroup (see awaitStart).
+	var data json.RawMessage
+	if err := json.NewDecoder(io.LimitReader(configFile, maxConfigBytes+1)).Decode(&data); err != nil {
 		fmt.Fprintf(os.Stderr, "warden sandbox init: read config: %v (started outside the sandbox?)\n", err)
 		return 125
+	}
+	awaitStart := func() error {
+		n, err := io.Copy(io.Discard, configFile)
+		configFile.Close()
+		if err == nil && n > 0 {
+			err = fmt.Errorf("%d unexpected bytes after the config", n)
+		}
+		if err != nil {
+			return fmt.Errorf("wait for the start signal: %w", err)
+		}
+		return nil
 	}
 	if _, err := status.Write([]byte{ackByte}); err != nil {
 		fmt.Fprintf(os.Stderr, "warden sandbox init: write status: %v\n", err)
@@ -57,10 +69,16 @@ func initMain() int {
 	if cfg.Protocol != initProtocol {
 		return fail(stageSetup, 125, fmt.Errorf("this init speaks protocol %d, the worker %d: build the init and the worker together", initProtocol, cfg.Protocol))
 	}
+	// Building the view overlaps with the worker moving the init into the
+	// run's cgroup (v1); nothing of the program runs before the start
+	// signal.
 	if cfg.Isolate != nil {
 		if err := buildView(cfg.Isolate); err != nil {
 			return fail(stageSetup, 125, err)
 		}
+	}
+	if err := awaitStart(); err != nil {
+		return fail(stageSetup, 125, err)
 	}
 	if cfg.Probe && cfg.Isolate == nil {
 		return 0

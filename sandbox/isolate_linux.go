@@ -49,7 +49,7 @@ const isolateCloneflags = unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEW
 	unix.CLONE_NEWNET | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS
 
 func newIsolation(opts Options) (*isolation, error) {
-	rep := Check()
+	rep := checkHost()
 	if !rep.UserNamespaces {
 		return nil, fmt.Errorf("user namespaces: %s", rep.UserNamespacesError)
 	}

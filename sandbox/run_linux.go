@@ -41,8 +41,10 @@ func defaultSelfPath() string {
 }
 
 // rlimitsFor lists the rlimits the init applies: each non-zero limit, and
-// never a core dump.
-func rlimitsFor(l Limits, isolated bool) []rlimit {
+// never a core dump. nproc asks for RLIMIT_NPROC: in isolated mode without
+// a cgroup (whose pids.max is the better limit: it counts every task of
+// the run, whatever its uid).
+func rlimitsFor(l Limits, nproc bool) []rlimit {
 	rl := []rlimit{{Name: "RLIMIT_CORE", Resource: unix.RLIMIT_CORE}}
 	if l.CPUSeconds > 0 {
 		// The soft limit sends SIGXCPU; the hard limit a second later SIGKILL,
@@ -58,7 +60,7 @@ func rlimitsFor(l Limits, isolated bool) []rlimit {
 	if l.OpenFiles > 0 {
 		rl = append(rl, rlimit{Name: "RLIMIT_NOFILE", Resource: unix.RLIMIT_NOFILE, Cur: l.OpenFiles, Max: l.OpenFiles})
 	}
-	if isolated && l.Processes > 0 {
+	if nproc && l.Processes > 0 {
 		// Counted per user namespace: the run's own processes only.
 		rl = append(rl, rlimit{Name: "RLIMIT_NPROC", Resource: unix.RLIMIT_NPROC, Cur: l.Processes, Max: l.Processes})
 	}
@@ -165,9 +167,30 @@ func (c *capture) drain(f *os.File) {
 
 func (c *capture) truncated() bool { return c.total > int64(len(c.buf)) }
 
-func (r *Runner) run(ctx context.Context, p runParams) (Result, error) {
+func (r *Runner) run(ctx context.Context, p runParams) (res Result, err error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, fmt.Errorf("%w: run not started: %w", ErrSandbox, err)
+	}
+	// The run's cgroup, made before the init starts and removed once it
+	// is reaped; what it counted is reported on the way out.
+	var cg *runCgroup
+	var events cgroupEvents
+	closeCgroup := func() {}
+	if r.cgroups != nil {
+		if cg, err = r.cgroups.create(p.limits); err != nil {
+			return Result{}, fmt.Errorf("%w: cgroup: %w", ErrSandbox, err)
+		}
+		closed := false
+		closeCgroup = func() {
+			if !closed {
+				closed = true
+				events, _ = cg.close() // a cgroup not removed is retried at the next run
+			}
+		}
+		defer func() {
+			closeCgroup()
+			res.noteLimits(events, p.limits)
+		}()
 	}
 	p.config.Protocol = initProtocol
 	extra := []*os.File{r.exe} // fd 5
@@ -233,6 +256,11 @@ func (r *Runner) run(ctx context.Context, p runParams) (Result, error) {
 	if r.iso != nil {
 		cmd.SysProcAttr = r.iso.sysProcAttr()
 	}
+	if cg != nil && cg.fd != nil {
+		// clone3(CLONE_INTO_CGROUP): the init starts inside the cgroup.
+		cmd.SysProcAttr.UseCgroupFD = true
+		cmd.SysProcAttr.CgroupFD = int(cg.fd.Fd())
+	}
 	cmd.Cancel = func() error {
 		killMu.Lock()
 		defer killMu.Unlock()
@@ -259,6 +287,20 @@ func (r *Runner) run(ctx context.Context, p runParams) (Result, error) {
 	// (or the init exits). Both end at the latest when the Timeout kills
 	// the group.
 	_, writeErr := pp.configW.Write(config)
+	if cg != nil {
+		// The init reads the config and builds its view meanwhile, but runs
+		// nothing of the program's before the pipe closes: the program
+		// starts inside the cgroup. ESRCH: the init is gone already, and
+		// its status says why.
+		if err := cg.join(pid); err != nil && !errors.Is(err, unix.ESRCH) {
+			killMu.Lock()
+			killGroup(pid)
+			reaped = true
+			killMu.Unlock()
+			cmd.Wait()
+			return Result{}, fmt.Errorf("%w: cgroup: %w", ErrSandbox, err)
+		}
+	}
 	pp.configW.Close()
 	status, readErr := io.ReadAll(io.LimitReader(pp.statusR, maxStatusBytes))
 
@@ -271,6 +313,9 @@ func (r *Runner) run(ctx context.Context, p runParams) (Result, error) {
 	reaped = true
 	killMu.Unlock()
 	_ = cmd.Wait() // the exit status is read from ProcessState below
+	// Kill what is left in the cgroup (in process mode: also what left the
+	// process group), read its counters and remove it.
+	closeCgroup()
 	if cmd.ProcessState == nil {
 		return Result{}, fmt.Errorf("%w: wait for init: %w", ErrSandbox, errors.Join(exitErr, groupErr))
 	}
@@ -285,7 +330,7 @@ func (r *Runner) run(ctx context.Context, p runParams) (Result, error) {
 	<-stderr.done
 	timer.Stop()
 
-	res := Result{
+	res = Result{
 		Stdout:          stdout.buf,
 		Stderr:          stderr.buf,
 		StdoutTruncated: stdout.truncated(),
@@ -372,5 +417,32 @@ func waitExited(pid int) error {
 		if !errors.Is(err, unix.EINTR) {
 			return err
 		}
+	}
+}
+
+// noteLimits reports the cgroup limits the run hit, in the Result and at
+// the end of Stderr, so the model and the audit read why the program died
+// rather than a bare signal.
+func (res *Result) noteLimits(ev cgroupEvents, lim Limits) {
+	var notes []string
+	switch {
+	case ev.oomKills > 0 && lim.Memory > 0:
+		res.MemoryExceeded = true
+		notes = append(notes, fmt.Sprintf("warden sandbox: killed: memory limit %d bytes exceeded (%d process(es) killed)", lim.Memory, ev.oomKills))
+	case ev.oomKills > 0:
+		// No limit of the run's own: the host or the worker's cgroup ran
+		// out of memory.
+		res.MemoryExceeded = true
+		notes = append(notes, fmt.Sprintf("warden sandbox: killed: out of memory on the host or in the worker's cgroup (%d process(es) killed)", ev.oomKills))
+	}
+	if ev.pidsMax > 0 {
+		res.ProcessesExceeded = true
+		notes = append(notes, fmt.Sprintf("warden sandbox: process limit %d reached (%d fork(s) refused)", lim.Processes, ev.pidsMax))
+	}
+	for _, n := range notes {
+		if len(res.Stderr) > 0 && res.Stderr[len(res.Stderr)-1] != '\n' {
+			res.Stderr = append(res.Stderr, '\n')
+		}
+		res.Stderr = append(res.Stderr, n+"\n"...)
 	}
 }

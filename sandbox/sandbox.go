@@ -79,10 +79,20 @@ type Limits struct {
 	FileSize uint64
 	// OpenFiles is RLIMIT_NOFILE.
 	OpenFiles uint64
-	// Processes is RLIMIT_NPROC. Isolated mode only, where it counts the
-	// processes of the run's own user namespace; zero means
-	// DefaultProcesses there. Process mode ignores it (there it would count
-	// every process of the worker's uid on the host).
+	// Memory caps the memory of the whole run — every process of it, its
+	// tmpfs /tmp and page cache included, no swap — through the run's
+	// cgroup (memory.max, or memory.limit_in_bytes on cgroup v1); the
+	// kernel kills a process of the run when it is exceeded and the Result
+	// says so (MemoryExceeded). Zero means no limit. Without a cgroup
+	// (Runner.Cgroup reports CgroupNone) it is not enforced: AddressSpace
+	// still bounds each process.
+	Memory uint64
+	// Processes caps the processes (threads included) of the run: pids.max
+	// of the run's cgroup when there is one, in both modes; else
+	// RLIMIT_NPROC in isolated mode, where it counts the processes of the
+	// run's own user namespace, and nothing in process mode (there
+	// RLIMIT_NPROC would count every process of the worker's uid on the
+	// host). Zero means DefaultProcesses.
 	Processes uint64
 	// TmpBytes caps the tmpfs on /tmp in isolated mode; zero means
 	// DefaultTmpBytes.
@@ -153,6 +163,14 @@ type Result struct {
 	Signal string
 	// Duration is the wall-clock time from start to exit.
 	Duration time.Duration
+	// MemoryExceeded is set when the kernel's OOM killer killed a process
+	// of the run's cgroup: at Limits.Memory (Stderr then ends with
+	// "warden sandbox: killed: memory limit N bytes exceeded ..."), or, with
+	// no Memory limit, because the host or the worker's cgroup ran out.
+	MemoryExceeded bool
+	// ProcessesExceeded is set when the run's cgroup refused a fork at
+	// Limits.Processes.
+	ProcessesExceeded bool
 }
 
 // Options configure a Runner.
@@ -175,6 +193,21 @@ type Options struct {
 	// come from the same build as the worker (New's self-test checks the
 	// protocol).
 	SelfPath string
+	// Cgroups chooses the cgroup layer that bounds a run's memory and
+	// processes: empty means the best the host offers (CgroupV2 where a
+	// cgroup with the memory and pids controllers can be delegated, else
+	// CgroupV1 where the v1 memory and pids hierarchies are writable,
+	// else CgroupNone: rlimits only); CgroupV2 or CgroupV1 ask for that
+	// one, and New fails where it is not usable; CgroupNone turns cgroups
+	// off.
+	Cgroups string
+	// CgroupParent is the cgroup v2 directory (e.g.
+	// /sys/fs/cgroup/system.slice/warden.service/sandboxes) under which
+	// runs get their cgroups; it must offer the memory and pids
+	// controllers and hold no processes, and New fails where it does not.
+	// Empty means the worker's own v2 cgroup, which works only where the
+	// worker may enable controllers there (the root cgroup, as root).
+	CgroupParent string
 }
 
 // Runner runs programs in the sandbox. It is safe for concurrent use.
@@ -182,6 +215,9 @@ type Runner struct {
 	mode     string
 	selfPath string
 	iso      *isolation
+	// cgroups makes each run's cgroup; nil means rlimits only.
+	cgroups *cgroups
+	cgroup  CgroupReport
 	// exe is the running executable, handed to the init for SelfExe.
 	exe *os.File
 	// init is the dedicated init binary, executed through its descriptor
@@ -225,6 +261,22 @@ func New(opts Options) (*Runner, error) {
 			return nil, fmt.Errorf("%w: self path: %w", ErrSandbox, err)
 		}
 	}
+	switch opts.Cgroups {
+	case "", CgroupV2, CgroupV1, CgroupNone:
+	default:
+		return nil, fmt.Errorf("%w: unknown cgroup mode %q (supported: %q, %q, %q, or empty for the best available)",
+			ErrSandbox, opts.Cgroups, CgroupV2, CgroupV1, CgroupNone)
+	}
+	r.cgroups, r.cgroup = detectCgroups(opts)
+	if opts.CgroupParent != "" && r.cgroup.Mode != CgroupV2 {
+		return nil, fmt.Errorf("%w: cgroup parent %s is not usable (%s); delegate the memory and pids controllers to it, or leave it empty for the best available",
+			ErrSandbox, opts.CgroupParent, strings.Join(r.cgroup.Notes, "; "))
+	}
+	if (opts.Cgroups == CgroupV2 || opts.Cgroups == CgroupV1) && r.cgroup.Mode != opts.Cgroups {
+		// An explicit choice is never downgraded silently.
+		return nil, fmt.Errorf("%w: cgroup %s is not usable on this host (%s); leave the cgroup mode empty for the best available",
+			ErrSandbox, opts.Cgroups, strings.Join(r.cgroup.Notes, "; "))
+	}
 	if mode == ModeIsolated {
 		iso, err := newIsolation(opts)
 		if err != nil {
@@ -241,6 +293,11 @@ func New(opts Options) (*Runner, error) {
 
 // Mode returns the isolation mode, for policies and the audit.
 func (r *Runner) Mode() string { return r.mode }
+
+// Cgroup reports the cgroup layer that bounds each run's memory and
+// processes: CgroupV2 or CgroupV1 with the base cgroups, or CgroupNone
+// (rlimits only) with the reasons.
+func (r *Runner) Cgroup() CgroupReport { return r.cgroup }
 
 // Run runs spec.Argv in the sandbox and waits for it, the whole process
 // group included. A program that fails — exits non-zero, is killed by a
@@ -273,7 +330,7 @@ func (r *Runner) Run(ctx context.Context, spec Spec) (Result, error) {
 		stdin:  spec.Stdin,
 		limits: lim,
 		binds:  spec.Binds,
-		config: initConfig{Argv: spec.Argv, Env: env, Rlimits: rlimitsFor(lim, r.iso != nil)},
+		config: initConfig{Argv: spec.Argv, Env: env, Rlimits: rlimitsFor(lim, r.iso != nil && r.cgroups == nil)},
 	}
 	return r.run(ctx, p)
 }
@@ -388,7 +445,9 @@ type initConfig struct {
 }
 
 // initProtocol versions the config the worker sends the init.
-const initProtocol = 2
+// 3: the worker closes the config pipe as the start signal, after moving
+// the init into the run's cgroup.
+const initProtocol = 3
 
 // rlimit is one resource limit the init applies before exec.
 type rlimit struct {

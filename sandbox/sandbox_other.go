@@ -16,7 +16,7 @@ func Init() {}
 // Check reports that this OS has none of the sandbox's primitives.
 func Check() HostReport {
 	return HostReport{OS: runtime.GOOS, Arch: runtime.GOARCH, MinLandlockABI: MinLandlockABI,
-		CgroupControllers: []string{}, CgroupV1Controllers: []string{}, Problems: []string{"only Linux is supported"}}
+		CgroupControllers: []string{}, CgroupV1Controllers: []string{}, Cgroup: CgroupReport{Mode: CgroupNone}, Problems: []string{"only Linux is supported"}}
 }
 
 // LandlockABI is 0: Landlock is a Linux LSM.
@@ -47,3 +47,7 @@ func (r *Runner) run(context.Context, runParams) (Result, error) {
 }
 
 func openExecutable() (*os.File, error) { return nil, errors.New("only Linux is supported") }
+
+type cgroups struct{}
+
+func detectCgroups(Options) (*cgroups, CgroupReport) { return nil, CgroupReport{Mode: CgroupNone} }

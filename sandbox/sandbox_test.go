@@ -26,7 +26,18 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 2 && os.Args[1] == attackArg {
 		os.Exit(attackMain(os.Args[2], os.Args[3:]))
 	}
+	// The base cgroups this run creates are removed afterwards (rmdir
+	// fails while a run of another process holds one).
+	var created []string
+	for _, b := range sandbox.CgroupBases() {
+		if _, err := os.Stat(b); err != nil {
+			created = append(created, b)
+		}
+	}
 	code := m.Run()
+	for _, b := range created {
+		unix.Rmdir(b)
+	}
 	if initBinary.path != "" {
 		os.RemoveAll(filepath.Dir(initBinary.path))
 	}
@@ -48,6 +59,39 @@ func run(t *testing.T, spec sandbox.Spec) sandbox.Result {
 	res, err := newRunner(t).Run(context.Background(), spec)
 	require.NoError(t, err)
 	return res
+}
+
+func TestCgroupModeChoice(t *testing.T) {
+	t.Parallel()
+	_, err := sandbox.New(sandbox.Options{Cgroups: "v3"})
+	require.ErrorIs(t, err, sandbox.ErrSandbox)
+	require.ErrorContains(t, err, `unknown cgroup mode "v3"`)
+
+	r, err := sandbox.New(sandbox.Options{Cgroups: sandbox.CgroupNone})
+	require.NoError(t, err)
+	require.Equal(t, sandbox.CgroupReport{Mode: sandbox.CgroupNone, Notes: []string{"cgroups disabled by configuration"}}, r.Cgroup())
+
+	// An explicit mode the host cannot give is an error, never a downgrade.
+	best := newRunner(t).Cgroup().Mode
+	for _, mode := range []string{sandbox.CgroupV2, sandbox.CgroupV1} {
+		r, err := sandbox.New(sandbox.Options{Cgroups: mode})
+		if err != nil {
+			require.NotEqual(t, best, mode)
+			require.ErrorContains(t, err, "cgroup "+mode+" is not usable on this host")
+			continue
+		}
+		require.Equal(t, mode, r.Cgroup().Mode)
+	}
+}
+
+func TestCgroupParentMustBeUsable(t *testing.T) {
+	t.Parallel()
+	// A directory that is no cgroup: a named parent is never downgraded.
+	parent := t.TempDir()
+	_, err := sandbox.New(sandbox.Options{CgroupParent: parent})
+	require.ErrorIs(t, err, sandbox.ErrSandbox)
+	require.ErrorContains(t, err, "cgroup parent "+parent+" is not usable")
+	require.ErrorContains(t, err, "cgroup.controllers")
 }
 
 func TestNewRejectsUnknownMode(t *testing.T) {

@@ -120,6 +120,8 @@ func (r *Registry) Run(ctx context.Context, sb *sandbox.Runner, in RunInput) (wa
 	}
 	if in.Obligations.MemoryBytes > 0 {
 		spec.Limits.AddressSpace = in.Obligations.MemoryBytes
+		// The whole run's memory, where the sandbox has a cgroup.
+		spec.Limits.Memory = in.Obligations.MemoryBytes
 	}
 	spec.Limits.Processes = in.Obligations.Processes
 	if len(in.Obligations.Hosts) > 0 {
@@ -176,13 +178,16 @@ func outputOf(res sandbox.Result, maxOutput int, timeout time.Duration) warden.T
 	case res.TimedOut:
 		newline()
 		fmt.Fprintf(&b, "[killed: timeout after %s]", timeout)
+	case res.MemoryExceeded:
+		newline()
+		b.WriteString("[killed: out of memory]")
 	case res.Signal != "":
 		newline()
 		fmt.Fprintf(&b, "[killed by %s]", res.Signal)
 	}
 	return warden.ToolOutput{
 		Content:    b.String(),
-		IsError:    res.ExitCode != 0 || res.TimedOut,
+		IsError:    res.ExitCode != 0 || res.TimedOut || res.MemoryExceeded,
 		ExitCode:   res.ExitCode,
 		Truncated:  truncated,
 		DurationMS: res.Duration.Milliseconds(),

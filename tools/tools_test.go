@@ -387,6 +387,25 @@ func TestTimeoutObligation(t *testing.T) {
 	require.Equal(t, "started\n[killed: timeout after 1s]", out.Content)
 }
 
+// TestMemoryObligation: memory_bytes bounds the whole run where the
+// sandbox has a cgroup: four processes under the address space limit each
+// exceed it together, and the model reads why one was killed.
+func TestMemoryObligation(t *testing.T) {
+	t.Parallel()
+	if c := newSandbox(t).Cgroup(); c.Mode == sandbox.CgroupNone {
+		t.Skipf("no usable cgroup here: %s", strings.Join(c.Notes, "; "))
+	}
+	r := mustRegistry(tools.Options{})
+	out := runTool(t, r, tools.RunInput{
+		Tool:        "shell",
+		Args:        json.RawMessage(`{"argv":["sh","-c","for i in 1 2 3 4; do dd if=/dev/zero bs=40M count=1 2>/dev/null | sleep 2 & done; wait"]}`),
+		Obligations: warden.Obligations{MemoryBytes: 64 << 20, TimeoutSeconds: 20},
+	})
+	require.True(t, out.IsError)
+	require.Contains(t, out.Content, "warden sandbox: killed: memory limit 67108864 bytes exceeded")
+	require.True(t, strings.HasSuffix(out.Content, "[killed: out of memory]"), out.Content)
+}
+
 func TestRunValidatesAgain(t *testing.T) {
 	t.Parallel()
 	r := mustRegistry(tools.Options{})

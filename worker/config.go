@@ -53,6 +53,13 @@ type Config struct {
 	// SandboxHostUID and SandboxHostGID are the unprivileged host ids the
 	// sandbox's root maps to when the worker runs as root. Default 65534.
 	SandboxHostUID, SandboxHostGID int
+	// SandboxCgroupParent is a delegated cgroup v2 (memory and pids in its
+	// cgroup.controllers, no processes of its own) under which each tool
+	// run gets a cgroup bounding its memory and processes. Empty means
+	// the worker's own v2 cgroup where it may enable those controllers,
+	// else writable v1 memory and pids hierarchies, else rlimits only
+	// (see docs/sandbox.md).
+	SandboxCgroupParent string
 	// SandboxInit is the dedicated sandbox init binary (built from
 	// ./sandbox/cmd/warden-sandbox-init with the worker). Empty means
 	// warden-sandbox-init next to the worker's executable when it exists,

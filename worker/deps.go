@@ -39,7 +39,10 @@ type Deps struct {
 	ModelBaseURL string
 	// Scripted is the in-process scripted model, nil with a real endpoint.
 	Scripted *llm.Scripted
-	closers  []func()
+	// SandboxCgroup is the cgroup layer that bounds each tool run's memory
+	// and processes (none: rlimits only).
+	SandboxCgroup sandbox.CgroupReport
+	closers       []func()
 }
 
 // Close releases everything Build opened.
@@ -100,10 +103,11 @@ func Build(ctx context.Context, cfg Config) (_ *Deps, err error) {
 	}
 
 	sb, err := sandbox.New(sandbox.Options{Mode: cfg.SandboxMode, HostUID: cfg.SandboxHostUID, HostGID: cfg.SandboxHostGID,
-		SelfPath: besideWorker(cfg.SandboxInit, "warden-sandbox-init")})
+		SelfPath: besideWorker(cfg.SandboxInit, "warden-sandbox-init"), CgroupParent: cfg.SandboxCgroupParent})
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
+	d.SandboxCgroup = sb.Cgroup()
 	egressLog := cfg.EgressLog
 	if egressLog == nil {
 		egressLog = func(c egress.Connection) {

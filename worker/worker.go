@@ -37,7 +37,8 @@ func Run(ctx context.Context, cfg Config, ready func(*Deps)) error {
 			"sandbox_mode", mode, "host", "run `warden sandbox check`")
 	}
 	log.Info("worker dependencies ready",
-		"audit", auditKind(cfg), "policy", policyKind(cfg), "sandbox_mode", deps.Activities.SandboxMode, "model", cfg.ModelName)
+		"audit", auditKind(cfg), "policy", policyKind(cfg), "sandbox_mode", deps.Activities.SandboxMode,
+		"sandbox_cgroup", deps.SandboxCgroup.String(), "model", cfg.ModelName)
 	// Observability: metrics and spans around the activities' dependencies,
 	// the /metrics server, Temporal's tracing interceptor (worker/observe.go).
 	obs, err := observe(cfg, deps)

@@ -70,6 +70,7 @@ func workerFlags(fs *pflag.FlagSet, cfg *worker.Config) {
 	fs.StringVar(&cfg.ModelsFile, "models-file", env("MODELS_FILE", ""), "named model configs: endpoint, key env/file, model ID, prices, context window (WARDEN_MODELS_FILE)")
 	fs.StringVar(&cfg.ScenarioFile, "scenario-file", env("SCENARIO_FILE", ""), "extra scripted-model scenarios, JSON (WARDEN_SCENARIO_FILE)")
 	fs.StringVar(&cfg.SandboxMode, "sandbox-mode", env("SANDBOX_MODE", ""), "tool isolation mode: isolated (default; refuses to start where the host cannot isolate) or process (degraded, explicit) (WARDEN_SANDBOX_MODE)")
+	fs.StringVar(&cfg.SandboxCgroupParent, "sandbox-cgroup-parent", env("SANDBOX_CGROUP_PARENT", ""), "delegated cgroup v2 directory (memory and pids controllers, no processes) under which each tool run gets its cgroup; empty finds the best the host offers (WARDEN_SANDBOX_CGROUP_PARENT)")
 	fs.StringVar(&cfg.LedgerPath, "ledger", env("LEDGER", ""), "demo refund ledger file; default <data-dir>/refunds.jsonl (WARDEN_LEDGER)")
 	fs.StringVar(&cfg.EscalationWebhook, "escalation-webhook", env("ESCALATION_WEBHOOK", ""), "URL that receives a JSON POST when a pending approval is escalated (WARDEN_ESCALATION_WEBHOOK)")
 	fs.DurationVar(&cfg.AuditSealInterval, "audit-seal-interval", envDuration("AUDIT_SEAL_INTERVAL"), "how often the worker seals the audit log; default 1m, negative seals only at stop (WARDEN_AUDIT_SEAL_INTERVAL)")

@@ -33,28 +33,31 @@ func newSandboxCmd() *cobra.Command {
 }
 
 func newSandboxCheckCmd() *cobra.Command {
-	var mode string
+	var mode, cgroupParent string
 	cmd := &cobra.Command{
 		Use:   "check",
 		Short: "Report namespaces, Landlock, seccomp and cgroups on this host, and the mode the worker would run tools in",
 		Long: "check probes this host the way the worker does: it starts a child in new user, mount, PID, network,\n" +
-			"IPC and UTS namespaces, reads the Landlock ABI, checks seccomp and the cgroup v2 controllers, then builds\n" +
-			"the sandbox in the configured mode and runs its self-test. It exits non-zero when the worker would refuse to start.",
+			"IPC and UTS namespaces, reads the Landlock ABI, checks seccomp, finds the cgroup layer that bounds each run's\n" +
+			"memory and processes (v2 delegated, v1, or none: rlimits only), then builds the sandbox in the configured\n" +
+			"mode and runs its self-test. It exits non-zero when the worker would refuse to start.",
 		Args: cobra.NoArgs,
 	}
 	out := outputFlag(cmd.Flags())
 	cmd.Flags().StringVar(&mode, "sandbox-mode", env("SANDBOX_MODE", ""), "tool isolation mode to check: isolated (default) or process (degraded) (WARDEN_SANDBOX_MODE)")
+	cmd.Flags().StringVar(&cgroupParent, "sandbox-cgroup-parent", env("SANDBOX_CGROUP_PARENT", ""), "delegated cgroup v2 the worker would put each run's cgroup under (WARDEN_SANDBOX_CGROUP_PARENT)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := out.validate(); err != nil {
 			return err
 		}
 		c := sandboxCheck{HostReport: sandbox.Check(), Configured: mode}
-		r, err := sandbox.New(sandbox.Options{Mode: mode})
+		r, err := sandbox.New(sandbox.Options{Mode: mode, CgroupParent: cgroupParent})
 		if err != nil {
 			c.WorkerError = err.Error()
 		} else {
 			c.WorkerMode = r.Mode()
 			c.Degraded = r.Mode() != sandbox.ModeIsolated
+			c.Cgroup = r.Cgroup()
 		}
 		yes := func(b bool) string {
 			if b {
@@ -69,7 +72,8 @@ func newSandboxCheckCmd() *cobra.Command {
 			{"landlock ABI", strconv.Itoa(c.LandlockABI), fmt.Sprintf("minimum %d", c.MinLandlockABI)},
 			{"seccomp", yes(c.Seccomp), map[bool]string{true: "deny-list for " + c.Arch, false: "no deny-list for " + c.Arch}[c.SeccompDenyList]},
 			{"cgroup v2", yes(c.CgroupV2), "controllers: " + strings.Join(c.CgroupControllers, " ")},
-			{"cgroup v1", yes(len(c.CgroupV1Controllers) > 0), "controllers: " + strings.Join(c.CgroupV1Controllers, " ") + " (not used: limits are rlimits)"},
+			{"cgroup v1", yes(len(c.CgroupV1Controllers) > 0), "controllers: " + strings.Join(c.CgroupV1Controllers, " ")},
+			{"cgroup limits", c.Cgroup.Mode, cgroupNote(c.Cgroup)},
 			{"host supports", map[bool]string{true: sandbox.ModeIsolated, false: "process only"}[c.Mode == sandbox.ModeIsolated], strings.Join(c.Problems, "; ")},
 		}
 		worker := []string{"worker mode", c.WorkerMode, ""}
@@ -95,4 +99,17 @@ func newSandboxCheckCmd() *cobra.Command {
 		return nil
 	}
 	return cmd
+}
+
+// cgroupNote says where runs get their cgroups, or that rlimits alone
+// bound them, and why a better mode is not used.
+func cgroupNote(c sandbox.CgroupReport) string {
+	note := "per run under " + strings.Join(c.Paths, " ")
+	if c.Mode == sandbox.CgroupNone {
+		note = "rlimits only: RLIMIT_AS per process, RLIMIT_NPROC per run, no total of a run's memory"
+	}
+	if len(c.Notes) > 0 {
+		note += " (" + strings.Join(c.Notes, "; ") + ")"
+	}
+	return note
 }

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/wardenhq/warden/sandbox"
+)
+
+// TestSandboxCheckCgroup: check names the cgroup layer the worker would
+// bound runs with, the same the sandbox finds on this host.
+func TestSandboxCheckCgroup(t *testing.T) {
+	t.Parallel()
+	want := sandbox.Check().Cgroup
+	out, err := cli(t, "sandbox", "check", "-o", "json")
+	require.NoError(t, err)
+	var c sandboxCheck
+	require.NoError(t, json.Unmarshal([]byte(out), &c))
+	require.Equal(t, want.Mode, c.Cgroup.Mode)
+	require.Equal(t, want.Paths, c.Cgroup.Paths)
+	for _, p := range c.Cgroup.Paths {
+		require.DirExists(t, p)
+	}
+	if os.Geteuid() != 0 {
+		require.Equal(t, sandbox.CgroupNone, c.Cgroup.Mode)
+	}
+
+	table, err := cli(t, "sandbox", "check")
+	require.NoError(t, err)
+	var row string
+	for _, line := range strings.Split(table, "\n") {
+		if strings.HasPrefix(line, "cgroup limits") {
+			row = line
+		}
+	}
+	require.NotEmpty(t, row, table)
+	switch c.Cgroup.Mode {
+	case sandbox.CgroupNone:
+		require.Contains(t, row, "rlimits only")
+	default:
+		require.Contains(t, row, "per run under "+strings.Join(c.Cgroup.Paths, " "))
+	}
+	t.Log(table)
+
+	// A named parent that is not a delegated cgroup v2: the worker would
+	// refuse to start, and check says so.
+	_, err = cli(t, "sandbox", "check", "--sandbox-cgroup-parent", t.TempDir())
+	require.ErrorContains(t, err, "would refuse to start")
+}
