@@ -114,6 +114,14 @@ func TestCgroupV2FileWrites(t *testing.T) {
 	require.Equal(t, "8", readFile(t, filepath.Join(rc.dirs[0], "pids.max")))
 	_, err = rc.close()
 	require.NoError(t, err)
+
+	// A run whose policy set no memory_bytes gets DefaultMemory (Run
+	// applies the defaults before it creates the cgroup).
+	rc, err = cg.create(Limits{}.withDefaults())
+	require.NoError(t, err)
+	require.Equal(t, strconv.Itoa(DefaultMemory), readFile(t, filepath.Join(rc.dirs[0], "memory.max")))
+	_, err = rc.close()
+	require.NoError(t, err)
 }
 
 // TestCgroupRemovalRetried: a run cgroup that cannot be removed when its

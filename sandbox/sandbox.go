@@ -39,6 +39,10 @@ const (
 	// DefaultProcesses is RLIMIT_NPROC in isolated mode, where it counts
 	// the processes of the sandbox's own user namespace only.
 	DefaultProcesses = 256
+	// DefaultMemory caps a whole run's memory through its cgroup when the
+	// policy sets no memory_bytes: a run of many processes, each within
+	// its own limits, must not take the worker's host down.
+	DefaultMemory = 1 << 30
 	// DefaultHostID is the host uid and gid the sandbox's root maps to when
 	// the worker runs as host root.
 	DefaultHostID = 65534
@@ -66,7 +70,8 @@ const BasePath = "/usr/local/bin:/usr/bin:/bin"
 var ErrSandbox = errors.New("sandbox")
 
 // Limits bound one run. Zero fields mean: Timeout DefaultTimeout,
-// MaxOutputBytes DefaultMaxOutputBytes, and no rlimit for the others.
+// MaxOutputBytes DefaultMaxOutputBytes, Processes DefaultProcesses, Memory
+// DefaultMemory, TmpBytes DefaultTmpBytes, and no rlimit for the others.
 type Limits struct {
 	// Timeout is the wall-clock limit; when it passes the whole process
 	// group is killed.
@@ -83,7 +88,7 @@ type Limits struct {
 	// tmpfs /tmp and page cache included, no swap — through the run's
 	// cgroup (memory.max, or memory.limit_in_bytes on cgroup v1); the
 	// kernel kills a process of the run when it is exceeded and the Result
-	// says so (MemoryExceeded). Zero means no limit. Without a cgroup
+	// says so (MemoryExceeded). Zero means DefaultMemory. Without a cgroup
 	// (Runner.Cgroup reports CgroupNone) it is not enforced: AddressSpace
 	// still bounds each process.
 	Memory uint64
@@ -111,6 +116,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.Processes == 0 {
 		l.Processes = DefaultProcesses
+	}
+	if l.Memory == 0 {
+		l.Memory = DefaultMemory
 	}
 	if l.TmpBytes == 0 {
 		l.TmpBytes = DefaultTmpBytes
