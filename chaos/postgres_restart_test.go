@@ -57,6 +57,7 @@ func TestPostgresRestartedMidRun(t *testing.T) {
 	// Restart while runs are starting, so each restart meets runs mid-step.
 	type restart struct {
 		mode     string
+		at       time.Time
 		inFlight int
 		took     time.Duration
 		err      error
@@ -72,6 +73,7 @@ func TestPostgresRestartedMidRun(t *testing.T) {
 			mode := []string{"fast", "immediate"}[i%2]
 			r := restart{mode: mode, inFlight: load.inFlight()}
 			began := time.Now()
+			r.at = began
 			if r.err = pg.Stop(mode); r.err == nil {
 				time.Sleep(downFor)
 				r.err = pg.Start()
@@ -87,13 +89,13 @@ func TestPostgresRestartedMidRun(t *testing.T) {
 	stopApproving()
 	for _, r := range done {
 		require.NoError(t, r.err, pg.Log())
-		t.Logf("postgres restart -m %s with %d runs in flight: down %s", r.mode, r.inFlight, r.took.Round(time.Millisecond))
+		t.Logf("%s postgres stop -m %s with %d runs in flight: back after %s", r.at.Format("15:04:05.000"), r.mode, r.inFlight, r.took.Round(time.Millisecond))
 	}
 
 	store, err := audit.OpenPostgres(ctx, pg.URL)
 	require.NoError(t, err)
 	defer store.Close()
 	c := checkDemoRuns(ctx, t, store, tenant, results, filepath.Join(dataDir, "refunds.jsonl"))
-	t.Logf("postgres chaos: %d runs, %d restarts (fast and immediate alternating); %d/%d completed; refunds: %d executed, %d outcome unknown (%d of them never reached the ledger); shell outcome unknown %d, ledger %d, 0 twice; %d audit events in %d chains verified, 0 duplicates, 0 missing",
-		runs, len(done), c.completed, c.runs, c.refundsExecuted, c.unknown, c.refundNotInLedger, c.shellUnknown, c.ledger, c.events, c.chains)
+	t.Logf("postgres chaos: %d runs, %d restarts (fast and immediate alternating); %d/%d completed; refunds: %d executed, %d outcome unknown (%d of them never reached the ledger); shell outcome unknown %d; calls that ran but were reported unknown %d; ledger %d, 0 twice; %d audit events in %d chains verified, 0 duplicates, 0 missing",
+		runs, len(done), c.completed, c.runs, c.refundsExecuted, c.unknown, c.refundNotInLedger, c.shellUnknown, c.resultLost, c.ledger, c.events, c.chains)
 }
