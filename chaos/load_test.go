@@ -302,6 +302,19 @@ func refundKey(workflowID string) string {
 	return activities.IdempotencyKey(workflowID, 1, refundCall)
 }
 
+// waitStarted waits until at least n runs have started.
+func (l *demoLoad) waitStarted(n int) {
+	for {
+		l.mu.Lock()
+		started := len(l.ids)
+		l.mu.Unlock()
+		if started >= n {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // waitInFlight waits until at least n runs are in flight, or for at most d.
 func (l *demoLoad) waitInFlight(n int, d time.Duration) {
 	deadline := time.Now().Add(d)

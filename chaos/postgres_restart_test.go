@@ -54,7 +54,8 @@ func TestPostgresRestartedMidRun(t *testing.T) {
 	defer stopApproving()
 	go load.approve(approveCtx)
 
-	// Restart while runs are starting, so each restart meets runs mid-step.
+	// Restart while runs are starting, spread over the starts, so each
+	// restart meets runs mid-step and more start after it.
 	type restart struct {
 		mode     string
 		at       time.Time
@@ -63,12 +64,11 @@ func TestPostgresRestartedMidRun(t *testing.T) {
 		err      error
 	}
 	restartsDone := make(chan []restart)
-	window := time.Duration(runs) * gap
 	go func() {
 		var done []restart
 		for i := range restarts {
-			slot := window / time.Duration(restarts)
-			time.Sleep(slot/2 + time.Duration(rand.Int64N(int64(slot/2)+1)))
+			load.waitStarted((i + 1) * runs / (restarts + 1))
+			time.Sleep(time.Duration(rand.Int64N(int64(gap) + 1)))
 			load.waitInFlight(2, 5*time.Second)
 			mode := []string{"fast", "immediate"}[i%2]
 			r := restart{mode: mode, inFlight: load.inFlight()}

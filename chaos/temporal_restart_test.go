@@ -101,12 +101,13 @@ func TestTemporalRestartedMidRun(t *testing.T) {
 		err      error
 	}
 	restartsDone := make(chan []restart)
-	window := time.Duration(runs) * gap
+	// Restarts are spread over the starts: each meets runs mid-step and
+	// more start after it.
 	go func() {
 		var done []restart
 		for i := range restarts {
-			slot := window / time.Duration(restarts)
-			time.Sleep(slot/2 + time.Duration(rand.Int64N(int64(slot/2)+1)))
+			load.waitStarted((i + 1) * runs / (restarts + 1))
+			time.Sleep(time.Duration(rand.Int64N(int64(gap) + 1)))
 			load.waitInFlight(2, 5*time.Second)
 			r := restart{how: []string{"SIGKILL", "clean stop"}[i%2], inFlight: load.inFlight()}
 			began := time.Now()
