@@ -105,6 +105,10 @@ const minAffordableOutput = 16
 // what the budget affords) and settles with the provider's usage. It
 // records one model_called audit event.
 func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanOutput, error) {
+	// Heartbeats let the server notice a lost attempt (a dead worker, or a
+	// completion the Temporal server lost in a restart) within the
+	// heartbeat timeout instead of the whole start-to-close timeout.
+	defer a.heartbeat(ctx)()
 	tools := a.Tools.Specs(in.AllowedTools)
 	convRef := ""
 	if in.ConversationRef != "" {
