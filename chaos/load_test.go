@@ -135,12 +135,12 @@ type permanent struct{ error }
 func retry(ctx context.Context, f func() error) error {
 	for {
 		err := f()
-		var p permanent
-		if err == nil || errors.As(err, &p) {
-			if err != nil {
-				return p.error
-			}
+		if err == nil {
 			return nil
+		}
+		var p permanent
+		if errors.As(err, &p) {
+			return p.error
 		}
 		select {
 		case <-ctx.Done():

@@ -85,8 +85,10 @@ func TestPostgresRestartedMidRun(t *testing.T) {
 	}()
 	load.start(ctx, t, runs, gap)
 	done := <-restartsDone
+	lastBack := time.Now()
 	results := load.wait(t)
 	stopApproving()
+	t.Logf("the last runs finished %s after the last restart", time.Since(lastBack).Round(100*time.Millisecond))
 	for _, r := range done {
 		require.NoError(t, r.err, pg.Log())
 		t.Logf("%s postgres stop -m %s with %d runs in flight: back after %s", r.at.Format("15:04:05.000"), r.mode, r.inFlight, r.took.Round(time.Millisecond))

@@ -138,8 +138,10 @@ func TestTemporalRestartedMidRun(t *testing.T) {
 		require.NoError(t, r.err)
 		t.Logf("%s temporal dev server %s with %d runs in flight: back after %s", r.at.Format("15:04:05.000"), r.how, r.inFlight, r.down.Round(time.Millisecond))
 	}
+	lastBack := time.Now()
 	results := load.wait(t)
 	stopApproving()
+	t.Logf("the last runs finished %s after the last restart", time.Since(lastBack).Round(100*time.Millisecond))
 
 	store, err := audit.OpenPostgres(ctx, dsn)
 	require.NoError(t, err)
