@@ -61,14 +61,16 @@ type faultyModel struct {
 	rate     float64
 
 	mu            sync.Mutex
-	next          int                       // round robin over faultKinds, so a short run sees every kind
-	injected      map[string]int            // fault kind → count, in flaky runs
-	permanent     map[string]int            // fault kind → count, in the permanently failing runs
-	malformedRuns map[string]int            // goal → malformed answers sent
-	lastMalformed map[string]bool           // goal → the last answer sent was malformed
-	perRun        map[string]map[string]int // goal → fault kind → count
+	next          int             // round robin over faultKinds, so a short run sees every kind
+	injected      map[string]int  // fault kind → count, in flaky runs
+	permanent     map[string]int  // fault kind → count, in the permanently failing runs
+	malformedRuns map[string]int  // goal → malformed answers sent
+	lastMalformed map[string]bool // goal → the last answer sent was malformed
 }
 
+// ServeHTTP picks the request's fault from the model it names (for flaky
+// runs, at random), counts it, and answers with it or, without one, with
+// the scripted model.
 func (f *faultyModel) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
@@ -115,10 +117,6 @@ func (f *faultyModel) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.permanent[kind]++
 	} else if kind != "" {
 		f.injected[kind]++
-		if f.perRun[goal] == nil {
-			f.perRun[goal] = map[string]int{}
-		}
-		f.perRun[goal][kind]++
 	}
 	if kind == "malformed_tool_call" {
 		f.malformedRuns[goal]++
@@ -188,7 +186,7 @@ func TestModelFaultsUnderLoad(t *testing.T) {
 	scripted, err := llm.NewScripted()
 	require.NoError(t, err)
 	fm := &faultyModel{scripted: scripted, rate: rate, injected: map[string]int{}, permanent: map[string]int{}, malformedRuns: map[string]int{},
-		lastMalformed: map[string]bool{}, perRun: map[string]map[string]int{}}
+		lastMalformed: map[string]bool{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	httpSrv := &http.Server{Handler: fm}
@@ -255,7 +253,7 @@ func TestModelFaultsUnderLoad(t *testing.T) {
 	require.Empty(t, report.Breaks, "every audit chain verifies")
 
 	states := map[string]map[warden.RunStatus]int{}
-	var slowest = map[string]time.Duration{}
+	slowest := map[string]time.Duration{}
 	for _, r := range list {
 		require.NoError(t, r.err, r.id)
 		res := r.res
