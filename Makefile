@@ -40,8 +40,14 @@ test: temporal-cli ## Run every test (real dev server, real PostgreSQL on 127.0.
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
-chaos: temporal-cli ## Long chaos run: 100 runs, 30 random worker SIGKILLs (results go to RELIABILITY.md)
+chaos: temporal-cli ## Long chaos runs: worker SIGKILLs, audit Postgres and Temporal restarts, model faults (results go to RELIABILITY.md)
 	WARDEN_CHAOS_RUNS=$(or $(RUNS),100) WARDEN_CHAOS_KILLS=$(or $(KILLS),30) $(GO) test -count=1 -v -timeout 60m -run TestWorkerKilledAtRandom ./chaos/
+	WARDEN_CHAOS_PG_RUNS=60 WARDEN_CHAOS_PG_RESTARTS=10 WARDEN_CHAOS_PG_GAP_MS=500 WARDEN_CHAOS_PG_DOWN_MS=2000 \
+		$(GO) test -count=1 -v -timeout 30m -run TestPostgresRestartedMidRun ./chaos/
+	WARDEN_CHAOS_TEMPORAL_RUNS=40 WARDEN_CHAOS_TEMPORAL_RESTARTS=8 WARDEN_CHAOS_TEMPORAL_DOWN_MS=3000 \
+		$(GO) test -count=1 -v -timeout 30m -run TestTemporalRestartedMidRun ./chaos/
+	WARDEN_CHAOS_MODEL_RUNS=100 WARDEN_CHAOS_MODEL_PERMANENT_RUNS=3 WARDEN_CHAOS_MODEL_STUCK_RUNS=2 \
+		$(GO) test -count=1 -v -timeout 30m -run TestModelFaultsUnderLoad ./chaos/
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -125,6 +125,10 @@ const minAffordableOutput = 16
 // decides the answer's tool calls as Authorize would, recording those
 // events in the same audit write.
 func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanOutput, error) {
+	// Heartbeats let the server notice a lost attempt (a dead worker, or a
+	// completion the Temporal server lost in a restart) within the
+	// heartbeat timeout instead of the whole start-to-close timeout.
+	defer a.heartbeat(ctx)()
 	tools := a.Tools.Specs(in.AllowedTools)
 	convRef := ""
 	// A short tail travels inline again next step; storing it every step

@@ -24,7 +24,11 @@ func PayloadRef(data []byte) string {
 // storing the same bytes again is a no-op.
 func (p *Postgres) PutPayload(ctx context.Context, data []byte) (string, error) {
 	ref := PayloadRef(data)
-	if _, err := p.pool.Exec(ctx, "INSERT INTO payloads (ref, data) VALUES ($1, $2) ON CONFLICT (ref) DO NOTHING", ref, data); err != nil {
+	err := untilAvailable(ctx, func() error {
+		_, err := p.pool.Exec(ctx, "INSERT INTO payloads (ref, data) VALUES ($1, $2) ON CONFLICT (ref) DO NOTHING", ref, data)
+		return err
+	})
+	if err != nil {
 		return "", fmt.Errorf("store payload: %w", err)
 	}
 	return ref, nil
@@ -33,7 +37,9 @@ func (p *Postgres) PutPayload(ctx context.Context, data []byte) (string, error) 
 // Payload returns the bytes stored under ref.
 func (p *Postgres) Payload(ctx context.Context, ref string) ([]byte, error) {
 	var data []byte
-	err := p.pool.QueryRow(ctx, "SELECT data FROM payloads WHERE ref = $1", ref).Scan(&data)
+	err := untilAvailable(ctx, func() error {
+		return p.pool.QueryRow(ctx, "SELECT data FROM payloads WHERE ref = $1", ref).Scan(&data)
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("%w: %s", ErrPayloadNotFound, ref)
 	}

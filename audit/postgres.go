@@ -320,23 +320,35 @@ func (c *committer) run() {
 }
 
 // insertWithRetry inserts events, retrying deadlocks and serialization
-// failures (safe: the insert is idempotent).
+// failures, a moved head or a stored ID (read again at once), and waiting
+// out an unavailable database for as long as the caller waits, up to
+// pgAppendTimeout (safe: the insert is idempotent, so a commit whose
+// answer was lost is skipped on the next try).
 func (c *committer) insertWithRetry(ctx context.Context, events []warden.AuditEvent) error {
+	caller := ctx
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pgAppendTimeout)
 	defer cancel()
-	for attempt := 1; ; attempt++ {
+	conflicts, outages := 0, 0
+	for {
 		err := c.insert(ctx, events)
 		if err == nil {
 			return nil
 		}
-		if attempt == pgAppendAttempts || !retryable(err) {
+		var pause time.Duration
+		switch {
+		case unavailable(err) && caller.Err() == nil:
+			outages++
+			pause = reconnectPause(outages)
+		case retryable(err) && conflicts < pgAppendAttempts-1:
+			conflicts++
+			if !conflict(err) {
+				continue // a moved head or a stored ID: read them, right away
+			}
+			// A jittered pause lets the surviving transaction commit first.
+			pause = time.Duration(conflicts) * (10*time.Millisecond + rand.N(20*time.Millisecond))
+		default:
 			return fmt.Errorf("append audit events: %w", err)
 		}
-		if !conflict(err) {
-			continue // a moved head or a stored ID: read them, right away
-		}
-		// A jittered pause lets the surviving transaction commit first.
-		pause := time.Duration(attempt) * (10*time.Millisecond + rand.N(20*time.Millisecond))
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("append audit events: %w", err)
@@ -598,7 +610,9 @@ func (p *Postgres) Query(ctx context.Context, f warden.AuditFilter) ([]warden.Au
 // Has implements Store.
 func (p *Postgres) Has(ctx context.Context, eventID string) (bool, error) {
 	var ok bool
-	err := p.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM audit_events WHERE event_id = $1)", eventID).Scan(&ok)
+	err := untilAvailable(ctx, func() error {
+		return p.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM audit_events WHERE event_id = $1)", eventID).Scan(&ok)
+	})
 	if err != nil {
 		return false, fmt.Errorf("look up audit event %s: %w", eventID, err)
 	}

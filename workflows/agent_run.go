@@ -184,6 +184,9 @@ func (r *run) continueAsNew(ctx workflow.Context) error {
 func (r *run) loop(ctx workflow.Context) (warden.RunResult, error) {
 	planCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 3 * time.Minute,
+		// Plan heartbeats every 2s: an attempt lost with a worker or a
+		// Temporal server restart is retried after 30s, not 3 minutes.
+		HeartbeatTimeout: 30 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        time.Second,
 			BackoffCoefficient:     2,
