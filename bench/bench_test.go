@@ -47,6 +47,7 @@ func TestParkedSmoke(t *testing.T) {
 	require.Equal(t, 4, rep.Completed)
 	require.Positive(t, rep.RSS)
 	require.GreaterOrEqual(t, rep.PeakRSS, rep.RSS)
+	require.GreaterOrEqual(t, rep.EndPeakRSS, rep.PeakRSS)
 	require.Positive(t, rep.HeapInUse)
 	require.Positive(t, rep.ApprovalsPerSec)
 }

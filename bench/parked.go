@@ -66,6 +66,9 @@ type ParkedReport struct {
 	ApproveWall     time.Duration `json:"approve_wall_ns"`
 	ApprovalsPerSec float64       `json:"approvals_per_sec"`
 	Completed       int           `json:"completed"`
+	// EndPeakRSS is the most resident memory this process reached over
+	// the whole benchmark, approvals included.
+	EndPeakRSS int64 `json:"end_peak_rss_bytes"`
 }
 
 // Parked starts Runs runs that each wait for a refund approval, measures
@@ -163,6 +166,7 @@ func Parked(ctx context.Context, opts ParkedOptions) (ParkedReport, error) {
 	})
 	rep.ApproveWall = time.Since(start)
 	rep.Completed = int(completed.Load())
+	_, rep.EndPeakRSS = memory()
 	rep.ApprovalsPerSec = float64(rep.Completed) / rep.ApproveWall.Seconds()
 	if err != nil {
 		return rep, fmt.Errorf("approve: %w", err)

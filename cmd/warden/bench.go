@@ -151,11 +151,11 @@ its own dev server.`,
 		}
 		mb := func(b int64) string { return fmt.Sprintf("%.0f", float64(b)/(1<<20)) }
 		return out.print(cmd.OutOrStdout(), rep, []any{rep},
-			[]string{"RUNS", "CACHE", "PARKED IN", "RSS MB", "PEAK RSS MB", "HEAP MB", "APPROVED IN", "APPROVALS/S", "COMPLETED"},
+			[]string{"RUNS", "CACHE", "PARKED IN", "RSS MB", "PEAK RSS MB", "HEAP MB", "APPROVED IN", "APPROVALS/S", "COMPLETED", "END PEAK RSS MB"},
 			func(int) []string {
 				return []string{fmt.Sprint(rep.Runs), fmt.Sprint(rep.CacheSize), rep.ParkWall.Round(time.Millisecond).String(),
 					mb(rep.RSS), mb(rep.PeakRSS), mb(rep.HeapInUse), rep.ApproveWall.Round(time.Millisecond).String(),
-					fmt.Sprintf("%.1f", rep.ApprovalsPerSec), fmt.Sprint(rep.Completed)}
+					fmt.Sprintf("%.1f", rep.ApprovalsPerSec), fmt.Sprint(rep.Completed), mb(rep.EndPeakRSS)}
 			})
 	}
 	fs := cmd.Flags()
