@@ -53,6 +53,7 @@ lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-bench: temporal-cli build ## Micro-benchmarks, then `warden bench` (governed vs ungoverned vs bare Temporal loop)
+bench: temporal-cli build ## Micro-benchmarks, `warden bench` (governed vs ungoverned vs bare Temporal loop), then 10,000 parked runs (~20 min)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
-	./bin/warden bench --runs $(or $(RUNS),20) --steps $(or $(STEPS),10)
+	./bin/warden bench --runs $(or $(RUNS),20) --steps $(or $(STEPS),10) --rounds $(or $(ROUNDS),3)
+	./bin/warden bench parked --runs $(or $(PARKED),10000) --cache-size $(or $(CACHE),2000)
