@@ -11,6 +11,9 @@ var (
 	// ErrModelPermanent marks a model failure that retrying cannot fix (bad
 	// request, bad key, unknown model).
 	ErrModelPermanent = errors.New("permanent model error")
+	// ErrInvalidAuditEvent wraps an audit event no store can accept (a
+	// missing field, text that is not UTF-8): writing it again cannot succeed.
+	ErrInvalidAuditEvent = errors.New("invalid audit event")
 )
 
 // Temporal application-error types. Activities return errors of these
@@ -30,4 +33,6 @@ const (
 	ErrTypeModel = "WardenModel"
 	// ErrTypeAudit: the audit log could not be written.
 	ErrTypeAudit = "WardenAudit"
+	// ErrTypeInvalidAudit: an audit event is invalid (ErrInvalidAuditEvent); never retried.
+	ErrTypeInvalidAudit = "WardenInvalidAudit"
 )

@@ -813,7 +813,7 @@ func (a *Activities) RecordIdentities(ctx context.Context, in IdentitiesInput) e
 	ev.Result, _ = json.Marshal(ids)
 	ev.Message = msg
 	if err := a.Audit.Append(ctx, ev); err != nil {
-		return fmt.Errorf("record identities: %w", err)
+		return auditError("record identities", err)
 	}
 	return nil
 }
@@ -827,9 +827,19 @@ type RecordInput struct {
 // decided, outcome unknown, run finished). Run it as a local activity.
 func (a *Activities) Record(ctx context.Context, in RecordInput) error {
 	if err := a.Audit.Append(ctx, in.Events...); err != nil {
-		return fmt.Errorf("record: %w", err)
+		return auditError("record", err)
 	}
 	return nil
+}
+
+// auditError wraps a failed audit write for the workflow: an invalid event
+// is not retried (writing it again cannot succeed); anything else is, until
+// the store takes it.
+func auditError(what string, err error) error {
+	if errors.Is(err, warden.ErrInvalidAuditEvent) {
+		return temporal.NewNonRetryableApplicationError(what+": "+err.Error(), warden.ErrTypeInvalidAudit, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // CallRef names one tool call of a run, for logs and audit rows written

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/wardenhq/warden"
@@ -44,4 +45,20 @@ func TestPlanStoresOnlyLongTails(t *testing.T) {
 	next := []warden.Message{{Role: warden.RoleUser, Content: "and now?"}}
 	out2 := f.plan(t, activities.PlanInput{Run: run, Step: 3, Model: "scripted/echo", Messages: next, ConversationRef: out.ConversationRef, RemainingMicroUSD: -1})
 	require.Empty(t, out2.ConversationRef, "the short tail after a reference stays inline")
+}
+
+// TestRecordInvalidEventIsNotRetried: an event no store accepts fails
+// Record with a non-retryable error, so the workflow's patient retries of
+// its own audit writes do not spin on it.
+func TestRecordInvalidEventIsNotRetried(t *testing.T) {
+	f := newFixture(t)
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestActivityEnvironment()
+	env.RegisterActivity(f.acts)
+	_, err := env.ExecuteActivity(f.acts.Record, activities.RecordInput{Events: []warden.AuditEvent{{ID: "e1", Type: warden.EventRunFinished}}})
+	var appErr *temporal.ApplicationError
+	require.ErrorAs(t, err, &appErr)
+	require.True(t, appErr.NonRetryable())
+	require.Equal(t, warden.ErrTypeInvalidAudit, appErr.Type())
+	require.Contains(t, appErr.Error(), "tenant")
 }

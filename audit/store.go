@@ -69,7 +69,7 @@ const (
 
 // ErrInvalidEvent wraps every rejected event: retrying the same Append cannot
 // succeed.
-var ErrInvalidEvent = errors.New("invalid audit event")
+var ErrInvalidEvent = warden.ErrInvalidAuditEvent
 
 // Open opens the action log: Postgres when databaseURL is set, otherwise the
 // SQLite file at sqlitePath.

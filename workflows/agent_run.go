@@ -588,7 +588,7 @@ func (r *run) recordIdentities(ctx workflow.Context) {
 	if workflow.GetVersion(ctx, "approval-identities", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return
 	}
-	err := workflow.ExecuteLocalActivity(localCtx(ctx), a.RecordIdentities, activities.IdentitiesInput{
+	err := workflow.ExecuteLocalActivity(recordCtx(ctx), a.RecordIdentities, activities.IdentitiesInput{
 		Run: r.ref, Step: r.state.Step, Identities: r.identities,
 	}).Get(ctx, nil)
 	if err != nil {
@@ -610,7 +610,7 @@ func (r *run) setStatus(ctx workflow.Context, s warden.RunStatus) {
 
 // record writes audit events through the Record local activity.
 func (r *run) record(ctx workflow.Context, events ...warden.AuditEvent) error {
-	return workflow.ExecuteLocalActivity(localCtx(ctx), a.Record, activities.RecordInput{Events: events}).Get(ctx, nil)
+	return workflow.ExecuteLocalActivity(recordCtx(ctx), a.Record, activities.RecordInput{Events: events}).Get(ctx, nil)
 }
 
 // event starts an audit event with a deterministic ID and workflow time.
@@ -626,6 +626,28 @@ func (r *run) event(ctx workflow.Context, step int, callID string, typ warden.Ev
 		OccurredAt: workflow.Now(ctx).UTC(),
 	}
 }
+
+// recordCtx runs the workflow's own audit writes: retried until the store
+// takes them (an audit outage holds the run rather than lose a row) for up
+// to recordPatience, except an invalid event, which cannot succeed. (A
+// local activity's retries end at its schedule-to-close timeout, which
+// defaults to its start-to-close timeout.)
+func recordCtx(ctx workflow.Context) workflow.Context {
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		ScheduleToCloseTimeout: recordPatience,
+		StartToCloseTimeout:    15 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        200 * time.Millisecond,
+			BackoffCoefficient:     2,
+			MaximumInterval:        30 * time.Second,
+			NonRetryableErrorTypes: []string{warden.ErrTypeInvalidAudit},
+		},
+	})
+}
+
+// recordPatience is how long the workflow keeps retrying one of its own
+// audit writes: an outage longer than a week is an incident on its own.
+const recordPatience = 7 * 24 * time.Hour
 
 func localCtx(ctx workflow.Context) workflow.Context {
 	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/activities"
 	"github.com/wardenhq/warden/tools"
 	"github.com/wardenhq/warden/worker"
 	"github.com/wardenhq/warden/workflows"
@@ -486,4 +488,41 @@ func TestRetriedPlanRecordsEachAttempt(t *testing.T) {
 		"step 1's only model call was Plan's second attempt")
 	decided := find(t, evs, warden.EventPolicyDecided)
 	require.Equal(t, warden.EventID(decided.WorkflowID, decided.RunID, 1, decided.CallID, warden.EventPolicyDecided, "attempt-2"), decided.ID)
+}
+
+// flakyAudit fails the first failures appends that hold an event of type
+// typ, as a store in an outage would, then passes them on. With
+// model_called, Plan is retried after the model already answered (and
+// charged) once.
+type flakyAudit struct {
+	activities.Audit
+	typ      warden.EventType
+	mu       sync.Mutex
+	failures int
+}
+
+func (f *flakyAudit) Append(ctx context.Context, events ...warden.AuditEvent) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, e := range events {
+		if e.Type == f.typ && f.failures > 0 {
+			f.failures--
+			return errors.New("audit store unavailable (injected)")
+		}
+	}
+	return f.Audit.Append(ctx, events...)
+}
+
+// TestRecordOutlastsAnAuditOutage: the workflow's own audit rows are
+// retried until the store takes them — more attempts than any fixed budget
+// of the other local activities — so an outage cannot lose run_finished.
+func TestRecordOutlastsAnAuditOutage(t *testing.T) {
+	h := newHarness(t)
+	flaky := &flakyAudit{Audit: h.deps.Activities.Audit, typ: warden.EventRunFinished, failures: 9}
+	h.deps.Activities.Audit = flaky
+	res, err := h.run(request("answer"))
+	require.NoError(t, err)
+	require.Equal(t, warden.StatusCompleted, res.Status)
+	require.Zero(t, flaky.failures)
+	find(t, h.events(), warden.EventRunFinished)
 }

@@ -1,14 +1,11 @@
 package workflows_test
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -22,27 +19,14 @@ import (
 	"github.com/wardenhq/warden/worker"
 )
 
-// flakyAudit fails the first model_called append, so the Plan activity is
-// retried after the model already answered (and charged) once.
-type flakyAudit struct {
-	activities.Audit
-	failed atomic.Bool
-}
-
-func (f *flakyAudit) Append(ctx context.Context, events ...warden.AuditEvent) error {
-	if len(events) == 1 && events[0].Type == warden.EventModelCalled && f.failed.CompareAndSwap(false, true) {
-		return errors.New("audit briefly unavailable")
-	}
-	return f.Audit.Append(ctx, events...)
-}
-
 // TestMoneyBudgetIsExactAcrossRetries: a USD cap ends the run before it is
 // exceeded; the spend equals the sum of the audited calls although one
 // Plan attempt was retried after the model had answered.
 func TestMoneyBudgetIsExactAcrossRetries(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	h.deps.Activities.Audit = &flakyAudit{Audit: h.deps.Activities.Audit}
+	flaky := &flakyAudit{Audit: h.deps.Activities.Audit, typ: warden.EventModelCalled, failures: 1}
+	h.deps.Activities.Audit = flaky
 	req := request("loop")
 	req.Budget.MaxCostUSD = 0.01
 	res, err := h.run(req)
@@ -52,6 +36,7 @@ func TestMoneyBudgetIsExactAcrossRetries(t *testing.T) {
 	require.Positive(t, res.Usage.CostMicroUSD)
 	require.LessOrEqual(t, res.Usage.CostMicroUSD, warden.MicroUSD(0.01), "the cap is never exceeded")
 	require.Greater(t, res.Steps, 2)
+	require.Zero(t, flaky.failures, "a Plan attempt failed after the model answered")
 
 	var audited int64
 	var calls int
