@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"strings"
 	"sync"
@@ -330,4 +331,40 @@ func describe(evs []warden.AuditEvent) string {
 		fmt.Fprintf(&b, "  %s step %d %s %s by %s: %s\n", e.OccurredAt.Format("15:04:05.000"), e.Step, e.CallID, e.Type, e.Actor, e.Message)
 	}
 	return b.String()
+}
+
+// restart is one outage a restart test injected.
+type restart struct {
+	how      string
+	at       time.Time
+	inFlight int
+	took     time.Duration // from the stop until the service was back
+	err      error
+}
+
+// restartDuring injects n outages spread over the load's runs starts (each
+// after a share of the runs started, a random pause of up to gap, and with
+// at least two runs in flight), so each meets runs mid-step and more start
+// after it. outage(i) stops and restarts the service and says how. The
+// channel gets the outages once all are done, or after the first that
+// failed.
+func (l *demoLoad) restartDuring(runs, n int, gap time.Duration, outage func(i int) (how string, err error)) <-chan []restart {
+	out := make(chan []restart, 1)
+	go func() {
+		var done []restart
+		for i := range n {
+			l.waitStarted((i + 1) * runs / (n + 1))
+			time.Sleep(time.Duration(rand.Int64N(int64(gap) + 1)))
+			l.waitInFlight(2, 5*time.Second)
+			r := restart{inFlight: l.inFlight(), at: time.Now()}
+			r.how, r.err = outage(i)
+			r.took = time.Since(r.at)
+			done = append(done, r)
+			if r.err != nil {
+				break
+			}
+		}
+		out <- done
+	}()
+	return out
 }

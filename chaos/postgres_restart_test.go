@@ -3,7 +3,6 @@ package chaos_test
 import (
 	"context"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -54,35 +53,14 @@ func TestPostgresRestartedMidRun(t *testing.T) {
 	defer stopApproving()
 	go load.approve(approveCtx)
 
-	// Restart while runs are starting, spread over the starts, so each
-	// restart meets runs mid-step and more start after it.
-	type restart struct {
-		mode     string
-		at       time.Time
-		inFlight int
-		took     time.Duration
-		err      error
-	}
-	restartsDone := make(chan []restart)
-	go func() {
-		var done []restart
-		for i := range restarts {
-			load.waitStarted((i + 1) * runs / (restarts + 1))
-			time.Sleep(time.Duration(rand.Int64N(int64(gap) + 1)))
-			load.waitInFlight(2, 5*time.Second)
-			mode := []string{"fast", "immediate"}[i%2]
-			r := restart{mode: mode, inFlight: load.inFlight()}
-			began := time.Now()
-			r.at = began
-			if r.err = pg.Stop(mode); r.err == nil {
-				time.Sleep(downFor)
-				r.err = pg.Start()
-			}
-			r.took = time.Since(began)
-			done = append(done, r)
+	restartsDone := load.restartDuring(runs, restarts, gap, func(i int) (string, error) {
+		mode := []string{"fast", "immediate"}[i%2]
+		if err := pg.Stop(mode); err != nil {
+			return mode, err
 		}
-		restartsDone <- done
-	}()
+		time.Sleep(downFor)
+		return mode, pg.Start()
+	})
 	load.start(ctx, t, runs, gap)
 	done := <-restartsDone
 	lastBack := time.Now()
@@ -91,7 +69,7 @@ func TestPostgresRestartedMidRun(t *testing.T) {
 	t.Logf("the last runs finished %s after the last restart", time.Since(lastBack).Round(100*time.Millisecond))
 	for _, r := range done {
 		require.NoError(t, r.err, pg.Log())
-		t.Logf("%s postgres stop -m %s with %d runs in flight: back after %s", r.at.Format("15:04:05.000"), r.mode, r.inFlight, r.took.Round(time.Millisecond))
+		t.Logf("%s postgres stop -m %s with %d runs in flight: back after %s", r.at.Format("15:04:05.000"), r.how, r.inFlight, r.took.Round(time.Millisecond))
 	}
 
 	store, err := audit.OpenPostgres(ctx, pg.URL)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -93,50 +92,30 @@ func TestTemporalRestartedMidRun(t *testing.T) {
 	defer stopApproving()
 	go load.approve(approveCtx)
 
-	type restart struct {
-		how      string
-		at       time.Time
-		inFlight int
-		down     time.Duration
-		err      error
-	}
-	restartsDone := make(chan []restart)
-	// Restarts are spread over the starts: each meets runs mid-step and
-	// more start after it.
-	go func() {
-		var done []restart
-		for i := range restarts {
-			load.waitStarted((i + 1) * runs / (restarts + 1))
-			time.Sleep(time.Duration(rand.Int64N(int64(gap) + 1)))
-			load.waitInFlight(2, 5*time.Second)
-			r := restart{how: []string{"SIGKILL", "clean stop"}[i%2], inFlight: load.inFlight()}
-			began := time.Now()
-			r.at = began
-			mu.Lock()
-			if i%2 == 0 {
-				r.err = killDevServer(dbFile)
-				_ = srv.Stop() // reaps the killed process
-			} else if err := srv.Stop(); err != nil && !errors.As(err, new(*exec.ExitError)) {
-				r.err = err // an exit status after the interrupt is fine
-			}
-			mu.Unlock()
-			if r.err == nil {
-				time.Sleep(downFor)
-				r.err = startServer()
-			}
-			r.down = time.Since(began)
-			done = append(done, r)
-			if r.err != nil {
-				break
-			}
+	// SIGKILL and a clean stop alternate; the server comes back on the same
+	// port and database file.
+	restartsDone := load.restartDuring(runs, restarts, gap, func(i int) (string, error) {
+		how := []string{"SIGKILL", "clean stop"}[i%2]
+		mu.Lock()
+		var err error
+		if i%2 == 0 {
+			err = killDevServer(dbFile)
+			_ = srv.Stop() // reaps the killed process
+		} else if serr := srv.Stop(); serr != nil && !errors.As(serr, new(*exec.ExitError)) {
+			err = serr // an exit status after the interrupt is fine
 		}
-		restartsDone <- done
-	}()
+		mu.Unlock()
+		if err != nil {
+			return how, err
+		}
+		time.Sleep(downFor)
+		return how, startServer()
+	})
 	load.start(ctx, t, runs, gap)
 	done := <-restartsDone
 	for _, r := range done {
 		require.NoError(t, r.err)
-		t.Logf("%s temporal dev server %s with %d runs in flight: back after %s", r.at.Format("15:04:05.000"), r.how, r.inFlight, r.down.Round(time.Millisecond))
+		t.Logf("%s temporal dev server %s with %d runs in flight: back after %s", r.at.Format("15:04:05.000"), r.how, r.inFlight, r.took.Round(time.Millisecond))
 	}
 	lastBack := time.Now()
 	results := load.wait(t)
