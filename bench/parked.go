@@ -139,7 +139,7 @@ func Parked(ctx context.Context, opts ParkedOptions) (ParkedReport, error) {
 		// loaded machine the first one can time out; asking again is safe.
 		var pending []warden.ApprovalRequest
 		var err error
-		for attempt := range 5 {
+		for attempt := range 8 {
 			if pending, err = wc.PendingApprovals(ctx, id); err == nil {
 				break
 			}
