@@ -351,8 +351,8 @@ func (r *run) authorize(ctx workflow.Context, step int, call warden.ToolCall, ac
 // executes the allowed ones, waits for the approvals the policy asks for
 // (all requests of the turn are open at once, each with its own expiry and
 // escalation) and executes the approved ones, and returns one tool message
-// per call, in the model's order. stop is set when a rejection ends the run (policy stop_on_reject).
-// It returns an error only on cancellation.
+// per call, in the model's order. stop is set when a rejection ends the
+// run (policy stop_on_reject). It returns an error only on cancellation.
 func (r *run) handleCalls(ctx workflow.Context, step int, calls []warden.ToolCall, pre []activities.AuthorizeOutput) (msgs []warden.Message, stop string, err error) {
 	states := make([]*callState, len(calls))
 	var waiting []*callState
