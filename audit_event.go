@@ -76,7 +76,8 @@ type AuditEvent struct {
 
 // Redaction records that a rule replaced matches in one field of an event.
 type Redaction struct {
-	// Field is "args", "result" or "message".
+	// Field is "args", "result", "message", "reasons", "actor" or
+	// "request_id".
 	Field string `json:"field"`
 	// Rule names the rule that fired (for example "email" or "aws_access_key").
 	Rule string `json:"rule"`

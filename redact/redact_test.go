@@ -60,7 +60,7 @@ func TestJSONKeepsValidJSONAndRedactsKeysAndNumbers(t *testing.T) {
 	t.Parallel()
 	r := Default()
 	in := json.RawMessage(`{"user":"jane@example.com","password":"hunter2","card":4012888888881881,"amount":250.5,
-		"nested":[{"Authorization":"Basic dXNlcjpwYXNz"},"ok"],"empty_password":{"password":""}}`)
+		"nested":[{"Authorization":"Basic dXNlcjpwYXNz"},"ok"],"empty":{"password":""}}`)
 	out, c, err := r.JSON(in)
 	require.NoError(t, err)
 	require.True(t, json.Valid(out))
@@ -154,7 +154,8 @@ func BenchmarkRedact(b *testing.B) {
 	for _, bc := range []struct {
 		name string
 		e    warden.AuditEvent
-	}{{"clean-2KB", clean}, {"secrets", dirty}} {
+	}{{"clean-2KB", clean}, {"secrets", dirty}, {"adversarial-100KB", warden.AuditEvent{ID: "e",
+		Result: json.RawMessage(`"` + strings.Repeat("0-", 50000) + `"`)}}} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.SetBytes(int64(len(bc.e.Args) + len(bc.e.Result) + len(bc.e.Message)))
 			for b.Loop() {
