@@ -137,6 +137,9 @@ func attackMain(name string, args []string) int {
 	case "noop":
 		// Not an attack: the smallest Go program, for the benchmarks.
 	default:
+		if code, ok := hostileMain(name, args); ok {
+			return code
+		}
 		fmt.Fprintln(os.Stderr, "unknown attack", name)
 		return 2
 	}

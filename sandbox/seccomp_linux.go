@@ -117,13 +117,18 @@ func seccompFilter() []unix.SockFilter {
 	return p
 }
 
-// loadSeccomp installs the deny-list on the calling thread (no_new_privs
-// must be set); children forked from it inherit it.
+// loadSeccomp installs the filter on every thread of the process
+// (SECCOMP_FILTER_FLAG_TSYNC, which sets no_new_privs on each too; the
+// calling thread must have it); children forked inherit it.
 func loadSeccomp() error {
 	prog := seccompFilter()
 	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
-	if _, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&fprog))); errno != 0 {
+	r, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_TSYNC, uintptr(unsafe.Pointer(&fprog)))
+	if errno != 0 {
 		return fmt.Errorf("seccomp: %w", errno)
+	}
+	if r != 0 {
+		return fmt.Errorf("seccomp: thread %d of the init could not take the filter", r)
 	}
 	return nil
 }
