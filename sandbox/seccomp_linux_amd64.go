@@ -10,7 +10,6 @@ var modeSyscalls = []modeSyscall{
 	{unix.SYS_MKDIR, 1}, {unix.SYS_MKDIRAT, 2}, {unix.SYS_MKNOD, 1}, {unix.SYS_MKNODAT, 2},
 }
 
-
 // archDeniedSyscalls are refused with EPERM on this architecture only:
 // modify_ldt (a local descriptor table, an old source of kernel bugs),
 // iopl and ioperm (port I/O), uselib.

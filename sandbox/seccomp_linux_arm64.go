@@ -9,6 +9,5 @@ var modeSyscalls = []modeSyscall{
 	{unix.SYS_OPENAT, 3}, {unix.SYS_MKDIRAT, 2}, {unix.SYS_MKNODAT, 2},
 }
 
-
 // archDeniedSyscalls: none beyond deniedSyscalls on this architecture.
 var archDeniedSyscalls []uintptr
