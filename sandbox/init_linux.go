@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -69,14 +68,6 @@ func initMain() int {
 	}
 	if cfg.Protocol != initProtocol {
 		return fail(stageSetup, 125, fmt.Errorf("this init speaks protocol %d, the worker %d: build the init and the worker together", initProtocol, cfg.Protocol))
-	}
-	// Descriptors above the passed ones came from the worker's own
-	// parent without close-on-exec: closed before anything else runs.
-	if cfg.LastFD < statusFD {
-		return fail(stageSetup, 125, fmt.Errorf("config names last descriptor %d", cfg.LastFD))
-	}
-	if err := closeFrom(cfg.LastFD + 1); err != nil {
-		return fail(stageSetup, 125, fmt.Errorf("close inherited descriptors: %w", err))
 	}
 	// Building the view overlaps with the worker moving the init into the
 	// run's cgroup (v1); nothing of the program runs before the start
@@ -161,27 +152,6 @@ func lookPath(file string, env []string) (string, error) {
 	return "", fmt.Errorf("exec %q: executable file not found in PATH (%s)", file, pathEnv)
 }
 
-// closeFrom closes every descriptor >= first.
-func closeFrom(first int) error {
-	err := unix.CloseRange(uint(first), ^uint(0), 0)
-	if err == nil {
-		return nil
-	}
-	if !errors.Is(err, unix.ENOSYS) {
-		return err
-	}
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if fd, err := strconv.Atoi(e.Name()); err == nil && fd >= first {
-			unix.Close(fd) // the directory's own descriptor: EBADF
-		}
-	}
-	return nil
-}
-
 // closeOnExecFrom marks every descriptor >= first close-on-exec.
 func closeOnExecFrom(first int) error {
 	err := unix.CloseRange(uint(first), ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
@@ -228,28 +198,6 @@ func runIsolated(cfg initConfig, fail func(string, int, error) int, status *os.F
 	if err != nil {
 		return fail(stageExec, 127, err)
 	}
-	// The init outlives the program's start and holds the status pipe:
-	// nothing of it may reach the program. Non-dumpable, its descriptors,
-	// memory and /proc entries are closed to a process without
-	// CAP_SYS_PTRACE (pidfd_getfd, /proc/1/fd, /proc/1/mem, ptrace), and it
-	// keeps only the descriptors it still uses: the status pipe, and the
-	// worker's executable when that is the program.
-	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
-		return fail(stageSetup, 125, fmt.Errorf("non-dumpable init: %w", err))
-	}
-	for fd := statusFD + 1; fd <= cfg.LastFD; fd++ {
-		if fd == cfg.ExeFD && strings.HasPrefix(path, "/proc/self/fd/") {
-			continue
-		}
-		unix.Close(fd)
-	}
-	// Signals the program sends PID 1 are caught and dropped: the kernel
-	// delivers them to a namespace's init only when it has a handler, and
-	// Go's would end the init (TERM, HUP, INT) or dump its goroutines into
-	// the tool's stderr (QUIT). Caught, not ignored, so the program
-	// starts with default dispositions. SIGKILL from the worker still ends
-	// the run.
-	signal.Notify(make(chan os.Signal, 1), ignoredSignals...)
 	dir, err := os.Getwd()
 	if err != nil {
 		return fail(stageSetup, 125, err)
@@ -295,14 +243,6 @@ func runIsolated(cfg initConfig, fail func(string, int, error) int, status *os.F
 		}
 		msg, _ := json.Marshal(st)
 		status.Write(msg)
-		return st.ExitCode
+		return 0
 	}
-}
-
-// ignoredSignals are the signals the isolated init catches and drops.
-var ignoredSignals = []os.Signal{
-	unix.SIGTERM, unix.SIGQUIT, unix.SIGHUP, unix.SIGINT, unix.SIGUSR1, unix.SIGUSR2,
-	unix.SIGPIPE, unix.SIGALRM, unix.SIGVTALRM, unix.SIGPROF, unix.SIGTSTP, unix.SIGTTIN,
-	unix.SIGTTOU, unix.SIGXCPU, unix.SIGXFSZ, unix.SIGWINCH, unix.SIGIO, unix.SIGPWR,
-	unix.SIGSYS, unix.SIGTRAP, unix.SIGSTKFLT,
 }
