@@ -40,6 +40,8 @@ type Connection struct {
 	// BytesUp went from the tool to the target, BytesDown back.
 	BytesUp   int64 `json:"bytes_up"`
 	BytesDown int64 `json:"bytes_down"`
+	// Address is the IP address and port dialed (or refused) for Target.
+	Address string `json:"address,omitempty"`
 }
 
 // Options configure a Proxy.
@@ -51,9 +53,29 @@ type Options struct {
 	Dir string
 	// DialTimeout bounds the TCP connect to a target. Default 10s.
 	DialTimeout time.Duration
-	// Dial opens the TCP connection to a target; nil means net.Dialer.
+	// Dial opens the TCP connection to a target; nil means a net.Dialer
+	// whose Control refuses every address RefusedAddress names unless the
+	// grant names that IP literal itself. A Dial of the caller's own must
+	// apply the same check (CheckDialAddress); the proxy also refuses a
+	// tunnel whose connected remote address is such an address.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// MaxTunnels caps the connections one grant serves at once (header
+	// still being read included); more are refused at once. Default 32.
+	MaxTunnels int
+	// HeaderTimeout bounds the time a tool has to send its CONNECT
+	// request. Default 5s.
+	HeaderTimeout time.Duration
+	// MaxBytes caps the bytes one grant carries, both directions and all
+	// tunnels together; a tunnel that reaches it is closed. Default 256 MiB.
+	MaxBytes int64
 }
+
+// Defaults of Options.
+const (
+	DefaultMaxTunnels    = 32
+	DefaultHeaderTimeout = 5 * time.Second
+	DefaultMaxBytes      = 256 << 20
+)
 
 // Proxy serves grants. It is safe for concurrent use.
 type Proxy struct {
@@ -69,8 +91,17 @@ func New(opts Options) *Proxy {
 		opts.DialTimeout = 10 * time.Second
 	}
 	if opts.Dial == nil {
-		d := &net.Dialer{Timeout: opts.DialTimeout}
+		d := &net.Dialer{Timeout: opts.DialTimeout, ControlContext: checkControl}
 		opts.Dial = d.DialContext
+	}
+	if opts.MaxTunnels <= 0 {
+		opts.MaxTunnels = DefaultMaxTunnels
+	}
+	if opts.HeaderTimeout <= 0 {
+		opts.HeaderTimeout = DefaultHeaderTimeout
+	}
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = DefaultMaxBytes
 	}
 	return &Proxy{opts: opts}
 }
@@ -156,6 +187,10 @@ type grant struct {
 	mu      sync.Mutex
 	conns   map[net.Conn]struct{}
 	closed  bool
+	// clients counts the tool's connections being served; bytes what the
+	// grant carried.
+	clients atomic.Int64
+	bytes   atomic.Int64
 }
 
 func (g *grant) track(c net.Conn) bool {
@@ -193,9 +228,19 @@ func (g *grant) serve(l net.Listener) {
 			c.Close()
 			return
 		}
+		if g.clients.Add(1) > int64(g.p.opts.MaxTunnels) {
+			g.clients.Add(-1)
+			g.untrack(c)
+			now := time.Now()
+			g.p.opts.Log(Connection{Call: g.call, Start: now, End: now,
+				Reason: fmt.Sprintf("too many connections: the grant serves %d at once", g.p.opts.MaxTunnels)})
+			c.Close()
+			continue
+		}
 		g.wg.Add(1)
 		go func() {
 			defer g.wg.Done()
+			defer g.clients.Add(-1)
 			defer g.untrack(c)
 			defer c.Close()
 			g.handle(c)
@@ -213,7 +258,7 @@ func (g *grant) handle(c net.Conn) {
 		rec.Reason = reason
 		g.p.opts.Log(rec)
 	}
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_ = c.SetReadDeadline(time.Now().Add(g.p.opts.HeaderTimeout))
 	br := bufio.NewReader(io.LimitReader(c, maxRequestHeader))
 	req, err := http.ReadRequest(br)
 	if err != nil {
@@ -235,13 +280,28 @@ func (g *grant) handle(c net.Conn) {
 		return
 	}
 	rec.Target = target[0]
-	dctx, cancel := context.WithTimeout(g.ctx, g.p.opts.DialTimeout)
+	dctx, cancel := context.WithTimeout(withTarget(g.ctx, target[0]), g.p.opts.DialTimeout)
 	up, err := g.p.opts.Dial(dctx, "tcp", target[0])
 	cancel()
+	var refusedErr *AddressError
+	if errors.As(err, &refusedErr) {
+		rec.Address = refusedErr.Address
+		reply(c, http.StatusForbidden, "address not allowed: "+refusedErr.Error())
+		finish("refused: " + refusedErr.Error())
+		return
+	}
 	if err != nil {
 		reply(c, http.StatusBadGateway, "connect failed")
 		rec.Allowed = true
 		finish("dial: " + err.Error())
+		return
+	}
+	rec.Address = up.RemoteAddr().String()
+	if err := CheckDialAddress(target[0], rec.Address); err != nil {
+		// A Dial of the caller's own connected somewhere it must not.
+		up.Close()
+		reply(c, http.StatusForbidden, "address not allowed: "+err.Error())
+		finish("refused: " + err.Error())
 		return
 	}
 	if !g.track(up) {
@@ -256,10 +316,36 @@ func (g *grant) handle(c net.Conn) {
 		return
 	}
 	var upBytes, downBytes atomic.Int64
+	var overLimit atomic.Bool
 	done := make(chan struct{}, 2)
+	// copyCapped copies until EOF or the grant's byte limit, which closes
+	// both ends.
+	copyCapped := func(dst io.Writer, src io.Reader) int64 {
+		var n int64
+		buf := make([]byte, 32<<10)
+		for {
+			k, rerr := src.Read(buf)
+			if k > 0 {
+				if g.bytes.Add(int64(k)) > g.p.opts.MaxBytes {
+					overLimit.Store(true)
+					c.Close()
+					up.Close()
+					return n
+				}
+				w, werr := dst.Write(buf[:k])
+				n += int64(w)
+				if werr != nil {
+					return n
+				}
+			}
+			if rerr != nil {
+				return n
+			}
+		}
+	}
 	go func() {
 		// Bytes the tool sent after the request header, then the rest.
-		n, _ := io.Copy(up, io.MultiReader(buffered(br), c))
+		n := copyCapped(up, io.MultiReader(buffered(br), c))
 		upBytes.Store(n)
 		if cw, ok := up.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite()
@@ -267,7 +353,7 @@ func (g *grant) handle(c net.Conn) {
 		done <- struct{}{}
 	}()
 	go func() {
-		n, _ := io.Copy(c, up)
+		n := copyCapped(c, up)
 		downBytes.Store(n)
 		if cw, ok := c.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite()
@@ -277,6 +363,10 @@ func (g *grant) handle(c net.Conn) {
 	<-done
 	<-done
 	rec.BytesUp, rec.BytesDown = upBytes.Load(), downBytes.Load()
+	if overLimit.Load() {
+		finish(fmt.Sprintf("byte limit: the grant carries at most %d bytes", g.p.opts.MaxBytes))
+		return
+	}
 	finish("")
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -68,6 +69,14 @@ func initMain() int {
 	}
 	if cfg.Protocol != initProtocol {
 		return fail(stageSetup, 125, fmt.Errorf("this init speaks protocol %d, the worker %d: build the init and the worker together", initProtocol, cfg.Protocol))
+	}
+	// Descriptors above the passed ones came from the worker's own
+	// parent without close-on-exec: closed before anything else runs.
+	if cfg.LastFD < statusFD {
+		return fail(stageSetup, 125, fmt.Errorf("config names last descriptor %d", cfg.LastFD))
+	}
+	if err := closeFrom(cfg.LastFD + 1); err != nil {
+		return fail(stageSetup, 125, fmt.Errorf("close inherited descriptors: %w", err))
 	}
 	// Building the view overlaps with the worker moving the init into the
 	// run's cgroup (v1); nothing of the program runs before the start
@@ -152,6 +161,61 @@ func lookPath(file string, env []string) (string, error) {
 	return "", fmt.Errorf("exec %q: executable file not found in PATH (%s)", file, pathEnv)
 }
 
+// closeFrom closes every descriptor >= first except those on the kernel's
+// shared anonymous inode (epoll, eventfd and the like): the Go runtime of
+// the init owns its netpoller's epoll and eventfd descriptors, created at
+// a moment the init does not choose, and closing them crashes the init
+// (epollwait: EBADF). An inherited descriptor of that kind holds no file,
+// socket or pipe, and the init is non-dumpable before the program starts.
+func closeFrom(first int) error {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	var fds []int
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd >= first {
+			fds = append(fds, fd)
+		}
+	}
+	return closeFDs(fds)
+}
+
+// closeFDs closes each descriptor in fds that is open and not on the
+// shared anonymous inode (see closeFrom).
+func closeFDs(fds []int) error {
+	anon, err := anonInode()
+	if err != nil {
+		return err
+	}
+	for _, fd := range fds {
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) != nil {
+			continue // closed already, or the directory listing's own descriptor
+		}
+		if st.Dev == anon.Dev && st.Ino == anon.Ino {
+			continue
+		}
+		unix.Close(fd)
+	}
+	return nil
+}
+
+// anonInode is the identity of the kernel's shared anonymous inode, read
+// off a fresh eventfd.
+func anonInode() (unix.Stat_t, error) {
+	var st unix.Stat_t
+	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+	if err != nil {
+		return st, fmt.Errorf("eventfd: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Fstat(fd, &st); err != nil {
+		return st, fmt.Errorf("fstat eventfd: %w", err)
+	}
+	return st, nil
+}
+
 // closeOnExecFrom marks every descriptor >= first close-on-exec.
 func closeOnExecFrom(first int) error {
 	err := unix.CloseRange(uint(first), ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
@@ -198,6 +262,32 @@ func runIsolated(cfg initConfig, fail func(string, int, error) int, status *os.F
 	if err != nil {
 		return fail(stageExec, 127, err)
 	}
+	// The init outlives the program's start and holds the status pipe:
+	// nothing of it may reach the program. Non-dumpable, its descriptors,
+	// memory and /proc entries are closed to a process without
+	// CAP_SYS_PTRACE (pidfd_getfd, /proc/1/fd, /proc/1/mem, ptrace), and it
+	// keeps only the descriptors it still uses: the status pipe, and the
+	// worker's executable when that is the program.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fail(stageSetup, 125, fmt.Errorf("non-dumpable init: %w", err))
+	}
+	var passed []int
+	for fd := statusFD + 1; fd <= cfg.LastFD; fd++ {
+		if fd == cfg.ExeFD && strings.HasPrefix(path, "/proc/self/fd/") {
+			continue
+		}
+		passed = append(passed, fd)
+	}
+	if err := closeFDs(passed); err != nil {
+		return fail(stageSetup, 125, fmt.Errorf("close passed descriptors: %w", err))
+	}
+	// Signals the program sends PID 1 are caught and dropped: the kernel
+	// delivers them to a namespace's init only when it has a handler, and
+	// Go's would end the init (TERM, HUP, INT) or dump its goroutines into
+	// the tool's stderr (QUIT). Caught, not ignored, so the program
+	// starts with default dispositions. SIGKILL from the worker still ends
+	// the run.
+	signal.Notify(make(chan os.Signal, 1), ignoredSignals...)
 	dir, err := os.Getwd()
 	if err != nil {
 		return fail(stageSetup, 125, err)
@@ -243,6 +333,14 @@ func runIsolated(cfg initConfig, fail func(string, int, error) int, status *os.F
 		}
 		msg, _ := json.Marshal(st)
 		status.Write(msg)
-		return 0
+		return st.ExitCode
 	}
+}
+
+// ignoredSignals are the signals the isolated init catches and drops.
+var ignoredSignals = []os.Signal{
+	unix.SIGTERM, unix.SIGQUIT, unix.SIGHUP, unix.SIGINT, unix.SIGUSR1, unix.SIGUSR2,
+	unix.SIGPIPE, unix.SIGALRM, unix.SIGVTALRM, unix.SIGPROF, unix.SIGTSTP, unix.SIGTTIN,
+	unix.SIGTTOU, unix.SIGXCPU, unix.SIGXFSZ, unix.SIGWINCH, unix.SIGIO, unix.SIGPWR,
+	unix.SIGSYS, unix.SIGTRAP, unix.SIGSTKFLT,
 }

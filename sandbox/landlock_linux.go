@@ -102,8 +102,8 @@ func restrictLandlock(minABI int, rules []landlockRule) error {
 			return fmt.Errorf("landlock rule %s: %w", r.path, errno)
 		}
 	}
-	if _, _, errno := unix.Syscall(unix.SYS_LANDLOCK_RESTRICT_SELF, rfd, 0, 0); errno != 0 {
-		return fmt.Errorf("landlock_restrict_self: %w", errno)
+	if _, err := onAllThreads(unix.SYS_LANDLOCK_RESTRICT_SELF, rfd, 0, 0); err != nil {
+		return fmt.Errorf("landlock_restrict_self: %w", err)
 	}
 	return nil
 }

@@ -209,6 +209,7 @@ func (r *Runner) run(ctx context.Context, p runParams) (res Result, err error) {
 		p.config.Isolate = plan
 		extra = append(extra, files...)
 	}
+	p.config.LastFD = 4 + len(extra)
 	config, err := json.Marshal(p.config)
 	if err != nil {
 		return Result{}, fmt.Errorf("%w: encode init config: %w", ErrSandbox, err)
@@ -380,6 +381,11 @@ func (r *Runner) run(ctx context.Context, p runParams) (res Result, err error) {
 		return res, fmt.Errorf("%w: malformed init status %q: %w", ErrSandbox, status[1:], err)
 	}
 	if st.Stage == stageExited {
+		// The init exits with the code it reports: a report that disagrees
+		// was not written by the init alone.
+		if st.ExitCode != res.ExitCode {
+			return res, fmt.Errorf("%w: init status reports exit %d but the init exited %d: status channel tampered with", ErrSandbox, st.ExitCode, res.ExitCode)
+		}
 		res.ExitCode = st.ExitCode
 		if st.Signal > 0 {
 			res.Signal = unix.SignalName(syscall.Signal(st.Signal))

@@ -447,6 +447,11 @@ type initConfig struct {
 	Isolate *isolatePlan `json:"isolate,omitempty"`
 	// ExeFD is the descriptor of the worker's executable, run for SelfExe.
 	ExeFD int `json:"exe_fd,omitempty"`
+	// LastFD is the highest descriptor the worker passes; the init closes
+	// every descriptor above it at once (ones the worker inherited without
+	// close-on-exec) and, in isolated mode, every passed one the program
+	// does not need before it forks the program.
+	LastFD int `json:"last_fd"`
 	// Protocol is initProtocol of the worker; an init of another build
 	// refuses to run.
 	Protocol int `json:"protocol"`
@@ -455,7 +460,9 @@ type initConfig struct {
 // initProtocol versions the config the worker sends the init.
 // 3: the worker closes the config pipe as the start signal, after moving
 // the init into the run's cgroup.
-const initProtocol = 3
+// 4: LastFD; an isolated init exits with the program's exit code (128 +
+// signal), which the worker holds its status report to.
+const initProtocol = 4
 
 // rlimit is one resource limit the init applies before exec.
 type rlimit struct {

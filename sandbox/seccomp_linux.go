@@ -26,7 +26,31 @@ var deniedSyscalls = []uintptr{
 	unix.SYS_NAME_TO_HANDLE_AT, unix.SYS_OPEN_BY_HANDLE_AT,
 	unix.SYS_SETTIMEOFDAY, unix.SYS_CLOCK_SETTIME, unix.SYS_ADJTIMEX, unix.SYS_CLOCK_ADJTIME,
 	unix.SYS_VHANGUP,
+	// Reach into another process, or hold memory even the kernel cannot
+	// read: pidfd_getfd takes a descriptor, kcmp compares kernel objects,
+	// process_madvise and process_mrelease act on another process's
+	// memory, move_pages and migrate_pages move it, memfd_secret hides
+	// pages from the kernel's own inspection.
+	unix.SYS_PIDFD_GETFD, unix.SYS_KCMP, unix.SYS_PROCESS_MADVISE, unix.SYS_PROCESS_MRELEASE,
+	unix.SYS_MOVE_PAGES, unix.SYS_MIGRATE_PAGES, unix.SYS_MEMFD_SECRET,
+	unix.SYS_FANOTIFY_INIT, unix.SYS_LOOKUP_DCOOKIE,
 }
+
+// enosysSyscalls fail with ENOSYS, so that libc and runtimes fall back to
+// an older call the filter can inspect: clone3 (flags in a struct) falls
+// back to clone, openat2 (mode in a struct: a setuid file could be made
+// through it) to openat.
+var enosysSyscalls = []uintptr{unix.SYS_CLONE3, unix.SYS_OPENAT2}
+
+// allowedSocketFamilies are the only address families socket and
+// socketpair accept; any other (netlink, vsock, packet, alg, bluetooth,
+// ...) fails with EAFNOSUPPORT, as on a kernel built without it.
+var allowedSocketFamilies = []uint32{unix.AF_UNIX, unix.AF_INET, unix.AF_INET6}
+
+// allowedPersonalities are the personality(2) arguments allowed: the
+// default and the query. Others (ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC,
+// ...) weaken the program's own address space layout and fail with EPERM.
+var allowedPersonalities = []uint32{0, 0xffffffff}
 
 // namespaceCloneFlags are the clone flags that create namespaces; clone
 // with any of them fails with EPERM. clone3 (whose flags BPF cannot read)
@@ -88,11 +112,33 @@ func seccompFilter() []unix.SockFilter {
 		// x32 system calls share the x86_64 arch value: refuse them all.
 		p = append(p, jmp(jge, 0x40000000, 0, 1), st(ret, eperm))
 	}
-	for _, nr := range deniedSyscalls {
+	for _, nr := range append(deniedSyscalls, archDeniedSyscalls...) {
 		p = append(p, jmp(jeq, uint32(nr), 0, 1), st(ret, eperm))
 	}
+	for _, nr := range enosysSyscalls {
+		p = append(p, jmp(jeq, uint32(nr), 0, 1), st(ret, unix.SECCOMP_RET_ERRNO|uint32(unix.ENOSYS)))
+	}
+	// allowOnly lets nr through only when the low half of argument arg is
+	// one of values, else returns deny.
+	allowOnly := func(nr uintptr, arg uint32, values []uint32, deny uint32) {
+		n := len(values)
+		p = append(p, jmp(jeq, uint32(nr), 0, uint8(n+3)), st(ldAbs, 16+8*arg))
+		for i, v := range values {
+			p = append(p, jmp(jeq, v, uint8(n-i), 0))
+		}
+		p = append(p, st(ret, deny), st(ret, allow))
+	}
+	eafnosupport := unix.SECCOMP_RET_ERRNO | uint32(unix.EAFNOSUPPORT)
+	allowOnly(unix.SYS_SOCKET, 0, allowedSocketFamilies, eafnosupport)
+	allowOnly(unix.SYS_SOCKETPAIR, 0, allowedSocketFamilies, eafnosupport)
+	allowOnly(unix.SYS_PERSONALITY, 0, allowedPersonalities, eperm)
+	// fallocate with any mode but 0 (KEEP_SIZE, PUNCH_HOLE, ZERO_RANGE,
+	// COLLAPSE_RANGE, INSERT_RANGE, UNSHARE_RANGE) fails with EOPNOTSUPP,
+	// as on a file system without them: KEEP_SIZE reserves blocks past
+	// RLIMIT_FSIZE, which only checks the file's size. Mode 0 is checked
+	// against RLIMIT_FSIZE by the kernel; posix_fallocate uses it.
+	allowOnly(unix.SYS_FALLOCATE, 1, []uint32{0}, unix.SECCOMP_RET_ERRNO|uint32(unix.EOPNOTSUPP))
 	p = append(p,
-		jmp(jeq, unix.SYS_CLONE3, 0, 1), st(ret, unix.SECCOMP_RET_ERRNO|uint32(unix.ENOSYS)),
 		jmp(jeq, unix.SYS_CLONE, 0, 4),
 		st(ldAbs, 16),
 		jmp(jset, namespaceCloneFlags, 0, 1),
@@ -117,13 +163,18 @@ func seccompFilter() []unix.SockFilter {
 	return p
 }
 
-// loadSeccomp installs the deny-list on the calling thread (no_new_privs
-// must be set); children forked from it inherit it.
+// loadSeccomp installs the filter on every thread of the process
+// (SECCOMP_FILTER_FLAG_TSYNC, which sets no_new_privs on each too; the
+// calling thread must have it); children forked inherit it.
 func loadSeccomp() error {
 	prog := seccompFilter()
 	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
-	if _, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&fprog))); errno != 0 {
+	r, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_TSYNC, uintptr(unsafe.Pointer(&fprog)))
+	if errno != 0 {
 		return fmt.Errorf("seccomp: %w", errno)
+	}
+	if r != 0 {
+		return fmt.Errorf("seccomp: thread %d of the init could not take the filter", r)
 	}
 	return nil
 }
