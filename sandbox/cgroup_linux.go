@@ -37,11 +37,17 @@ const cgroupWait = 2 * time.Second
 type cgroups struct {
 	// version is 2 or 1.
 	version int
-	// bases are the v2 base cgroup, or the v1 memory and pids base cgroups.
+	// bases are the v2 base cgroup, or the v1 memory, pids (and cpu)
+	// base cgroups.
 	bases []string
 	// swap is set when the memory controller accounts swap
 	// (memory.swap.max on v2, memory.memsw.limit_in_bytes on v1).
 	swap bool
+	// cpu is set when runs get a CPU bandwidth limit: the v2 cpu
+	// controller is enabled for the base, or the v1 cpu hierarchy is
+	// writable (then bases[2] is its base). Without it Limits.CPUs is
+	// not enforced and CPUSeconds bounds each process only.
+	cpu bool
 	// mkdir and rmdir create and remove a cgroup; the unit test of the v2
 	// path replaces them with a fake cgroupfs that creates the kernel's
 	// files.
@@ -60,7 +66,7 @@ type cgroups struct {
 // runCgroup is the cgroup of one run.
 type runCgroup struct {
 	cg *cgroups
-	// dirs are the v2 cgroup, or the v1 memory and pids cgroups.
+	// dirs are the v2 cgroup, or the v1 memory, pids (and cpu) cgroups.
 	dirs []string
 	// fd is the v2 cgroup's directory, for clone(CLONE_INTO_CGROUP); nil
 	// on v1, where the worker moves the init in before it runs anything.
@@ -71,6 +77,9 @@ type runCgroup struct {
 type cgroupEvents struct {
 	// oomKills counts processes of the cgroup the OOM killer killed.
 	oomKills uint64
+	// throttled counts the periods in which the run used its whole CPU
+	// quota.
+	throttled uint64
 	// pidsMax counts forks refused at the process limit.
 	pidsMax uint64
 }
@@ -105,7 +114,10 @@ func detectCgroups(opts Options) (*cgroups, CgroupReport) {
 			cg := newCgroups(2)
 			err := cg.setupV2(parent)
 			if err == nil {
-				return cg, CgroupReport{Mode: CgroupV2, Paths: cg.bases, Notes: rep.Notes}
+				if !cg.cpu {
+					rep.Notes = append(rep.Notes, "v2: the cpu controller is not delegated: CPU bounded per process only (RLIMIT_CPU)")
+				}
+				return cg, CgroupReport{Mode: CgroupV2, Paths: cg.bases, CPU: cg.cpu, Notes: rep.Notes}
 			}
 			rep.Notes = append(rep.Notes, "v2: "+err.Error())
 		} else {
@@ -125,7 +137,12 @@ func detectCgroups(opts Options) (*cgroups, CgroupReport) {
 		rep.Notes = append(rep.Notes, "v1: "+err.Error())
 		return nil, rep
 	}
-	return cg, CgroupReport{Mode: CgroupV1, Paths: cg.bases, Notes: rep.Notes}
+	if cpu := mounts.v1["cpu"]; cpu == "" {
+		rep.Notes = append(rep.Notes, "v1: no cpu hierarchy: CPU bounded per process only (RLIMIT_CPU)")
+	} else if err := cg.setupV1CPU(filepath.Join(cpu, own["cpu"])); err != nil {
+		rep.Notes = append(rep.Notes, "v1 cpu: "+err.Error()+": CPU bounded per process only (RLIMIT_CPU)")
+	}
+	return cg, CgroupReport{Mode: CgroupV1, Paths: cg.bases, CPU: cg.cpu, Notes: rep.Notes}
 }
 
 // setupV2 prepares parent/warden as the base of the runs' cgroups: parent
@@ -133,25 +150,36 @@ func detectCgroups(opts Options) (*cgroups, CgroupReport) {
 // its subtree and the base's.
 func (cg *cgroups) setupV2(parent string) error {
 	cg.bases = []string{filepath.Join(parent, cgroupBase)}
-	if err := cg.enableV2(parent); err != nil {
+	cpuParent, err := cg.enableV2(parent)
+	if err != nil {
 		return err
 	}
 	if err := cg.mkdir(cg.bases[0]); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("create %s: %w", cg.bases[0], err)
 	}
-	if err := cg.enableV2(cg.bases[0]); err != nil {
-		return err
-	}
-	_, err := os.Stat(filepath.Join(cg.bases[0], "memory.swap.max"))
-	cg.swap = err == nil
-	return cg.prove()
-}
-
-// enableV2 enables the memory and pids controllers for dir's children.
-func (cg *cgroups) enableV2(dir string) error {
-	raw, err := os.ReadFile(filepath.Join(dir, "cgroup.controllers"))
+	cpuBase, err := cg.enableV2(cg.bases[0])
 	if err != nil {
 		return err
+	}
+	cg.cpu = cpuParent && cpuBase
+	_, err = os.Stat(filepath.Join(cg.bases[0], "memory.swap.max"))
+	cg.swap = err == nil
+	err = cg.prove()
+	if err != nil && cg.cpu {
+		cg.cpu = false
+		err = cg.prove()
+	}
+	return err
+}
+
+// enableV2 enables the memory and pids controllers for dir's children,
+// and the cpu controller when dir offers it (a host that does not
+// delegate it still gets memory and pids limits); cpu says whether it is
+// enabled.
+func (cg *cgroups) enableV2(dir string) (cpu bool, err error) {
+	raw, err := os.ReadFile(filepath.Join(dir, "cgroup.controllers"))
+	if err != nil {
+		return false, err
 	}
 	have := strings.Fields(string(raw))
 	var missing []string
@@ -161,23 +189,50 @@ func (cg *cgroups) enableV2(dir string) error {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("%s offers controllers [%s], needs memory and pids (delegate them to the worker's cgroup)",
+		return false, fmt.Errorf("%s offers controllers [%s], needs memory and pids (delegate them to the worker's cgroup)",
 			dir, strings.Join(have, " "))
+	}
+	want := []string{"memory", "pids"}
+	if slices.Contains(have, "cpu") {
+		want = append(want, "cpu")
 	}
 	raw, err = os.ReadFile(filepath.Join(dir, "cgroup.subtree_control"))
 	if err != nil {
-		return err
+		return false, err
 	}
 	enabled := strings.Fields(string(raw))
-	if slices.Contains(enabled, "memory") && slices.Contains(enabled, "pids") {
-		return nil
+	var add []string
+	for _, c := range want {
+		if !slices.Contains(enabled, c) {
+			add = append(add, "+"+c)
+		}
 	}
-	if err := writeCgroupFile(dir, "cgroup.subtree_control", "+memory +pids"); err != nil {
+	if len(add) == 0 {
+		return len(want) == 3, nil
+	}
+	if err := writeCgroupFile(dir, "cgroup.subtree_control", strings.Join(add, " ")); err != nil {
 		if errors.Is(err, unix.EBUSY) {
 			// The no-internal-processes rule: a non-root cgroup with
 			// processes cannot hand controllers to children.
-			return fmt.Errorf("%w (the cgroup holds processes, the worker's own among them: run the worker in a child cgroup and name this one as the parent)", err)
+			return false, fmt.Errorf("%w (the cgroup holds processes, the worker's own among them: run the worker in a child cgroup and name this one as the parent)", err)
 		}
+		return false, err
+	}
+	return len(want) == 3, nil
+}
+
+// setupV1CPU adds cpu/.../warden as the third base, proved by creating
+// and removing a run's cgroup with a quota.
+func (cg *cgroups) setupV1CPU(cpu string) error {
+	base := filepath.Join(cpu, cgroupBase)
+	if err := cg.mkdir(base); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("create %s: %w", base, err)
+	}
+	cg.bases = append(cg.bases, base)
+	cg.cpu = true
+	if err := cg.prove(); err != nil {
+		cg.bases = cg.bases[:2]
+		cg.cpu = false
 		return err
 	}
 	return nil
@@ -279,6 +334,14 @@ func (cg *cgroups) create(lim Limits) (*runCgroup, error) {
 		}
 		writes = append(writes, [3]string{rc.dirs[1], "pids.max", pids})
 	}
+	if cg.cpu {
+		quota, period := cpuQuota(lim.CPUs)
+		if cg.version == 2 {
+			writes = append(writes, [3]string{rc.dirs[0], "cpu.max", quota + " " + period})
+		} else {
+			writes = append(writes, [3]string{rc.dirs[2], "cpu.cfs_period_us", period}, [3]string{rc.dirs[2], "cpu.cfs_quota_us", quota})
+		}
+	}
 	for _, w := range writes {
 		if err := writeCgroupFile(w[0], w[1], w[2]); err != nil {
 			return fail(err)
@@ -292,6 +355,20 @@ func (cg *cgroups) create(lim Limits) (*runCgroup, error) {
 		rc.fd = fd
 	}
 	return rc, nil
+}
+
+// cpuPeriod is the CPU bandwidth period of a run's cgroup, in µs.
+const cpuPeriod = 100_000
+
+// cpuQuota is the quota and period, in µs, for cpus cores ("max" when
+// cpus is not positive). The kernel's floor is 1 ms.
+func cpuQuota(cpus float64) (quota, period string) {
+	period = strconv.Itoa(cpuPeriod)
+	if cpus <= 0 {
+		return "max", period
+	}
+	q := max(int64(cpus*cpuPeriod), 1000)
+	return strconv.FormatInt(q, 10), period
 }
 
 // join moves pid into the run's v1 cgroups. Run calls it after starting
@@ -432,11 +509,15 @@ func (ev *cgroupEvents) read(version int, dirs []string) {
 	if version == 2 {
 		ev.oomKills = cgroupCounter(filepath.Join(dirs[0], "memory.events"), "oom_kill")
 		ev.pidsMax = cgroupCounter(filepath.Join(dirs[0], "pids.events"), "max")
+		ev.throttled = cgroupCounter(filepath.Join(dirs[0], "cpu.stat"), "nr_throttled")
 		return
 	}
 	ev.oomKills = cgroupCounter(filepath.Join(dirs[0], "memory.oom_control"), "oom_kill")
 	if len(dirs) > 1 {
 		ev.pidsMax = cgroupCounter(filepath.Join(dirs[1], "pids.events"), "max")
+	}
+	if len(dirs) > 2 {
+		ev.throttled = cgroupCounter(filepath.Join(dirs[2], "cpu.stat"), "nr_throttled")
 	}
 }
 
@@ -506,7 +587,7 @@ func cgroupMounts() (mountedCgroups, error) {
 			}
 		case "cgroup":
 			for _, opt := range strings.Split(tail[2], ",") {
-				if opt == "memory" || opt == "pids" {
+				if opt == "memory" || opt == "pids" || opt == "cpu" {
 					if _, dup := m.v1[opt]; !dup {
 						m.v1[opt] = fields[4]
 					}

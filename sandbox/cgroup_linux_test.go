@@ -34,7 +34,8 @@ func fakeCgroupV2(t *testing.T, controllers, subtree string) (*cgroups, string) 
 			return err
 		}
 		for name, value := range map[string]string{
-			"cgroup.controllers": "memory pids", "cgroup.subtree_control": "", "cgroup.procs": "",
+			"cgroup.controllers": controllers, "cgroup.subtree_control": "", "cgroup.procs": "",
+			"cpu.max": "max 100000", "cpu.stat": "usage_usec 0\nnr_periods 0\nnr_throttled 0\n",
 			"memory.max": "max", "memory.swap.max": "max", "pids.max": "max",
 			"memory.events": "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n", "pids.events": "max 0\n",
 		} {
@@ -61,8 +62,9 @@ func TestCgroupV2FileWrites(t *testing.T) {
 	require.Equal(t, []string{base}, cg.bases)
 	// Controllers handed down: to the base, and from it to the runs.
 	require.Equal(t, "+memory +pids", readFile(t, filepath.Join(parent, "cgroup.subtree_control")))
-	require.Equal(t, "+memory +pids", readFile(t, filepath.Join(base, "cgroup.subtree_control")))
+	require.Equal(t, "+memory +pids +cpu", readFile(t, filepath.Join(base, "cgroup.subtree_control")))
 	require.True(t, cg.swap)
+	require.True(t, cg.cpu, "the cpu controller is offered: runs get a CPU cap")
 	// The proof run's cgroup is gone.
 	entries, err := os.ReadDir(base)
 	require.NoError(t, err)
@@ -79,6 +81,7 @@ func TestCgroupV2FileWrites(t *testing.T) {
 	require.Equal(t, "104857600", readFile(t, filepath.Join(dir, "memory.max")))
 	require.Equal(t, "0", readFile(t, filepath.Join(dir, "memory.swap.max")))
 	require.Equal(t, "32", readFile(t, filepath.Join(dir, "pids.max")))
+	require.Equal(t, "max 100000", readFile(t, filepath.Join(dir, "cpu.max")), "no CPUs: no cap")
 	// v2 clones the init into the cgroup: the directory is open for
 	// CLONE_INTO_CGROUP, and join writes nothing.
 	require.NotNil(t, rc.fd)
@@ -174,8 +177,8 @@ func TestCgroupV2NeedsMemoryAndPids(t *testing.T) {
 
 func TestCgroupReportString(t *testing.T) {
 	t.Parallel()
-	require.Equal(t, "v2 delegated at /sys/fs/cgroup/w/warden", CgroupReport{Mode: CgroupV2, Paths: []string{"/sys/fs/cgroup/w/warden"}}.String())
-	require.Equal(t, "v1 at /m/warden /p/warden", CgroupReport{Mode: CgroupV1, Paths: []string{"/m/warden", "/p/warden"}}.String())
+	require.Equal(t, "v2 delegated at /sys/fs/cgroup/w/warden; CPU per process only (RLIMIT_CPU)", CgroupReport{Mode: CgroupV2, Paths: []string{"/sys/fs/cgroup/w/warden"}}.String())
+	require.Equal(t, "v1 at /m/warden /p/warden /c/warden; CPU capped per run", CgroupReport{Mode: CgroupV1, Paths: []string{"/m/warden", "/p/warden", "/c/warden"}, CPU: true}.String())
 	require.Equal(t, "none: rlimits only", CgroupReport{Mode: CgroupNone}.String())
 }
 

@@ -60,6 +60,10 @@ type CgroupReport struct {
 	// Paths are the base cgroups each run's cgroup is created in: one on
 	// v2; the memory and the pids one on v1.
 	Paths []string `json:"paths,omitempty"`
+	// CPU is set when runs get a CPU bandwidth cap (Limits.CPUs): the v2
+	// cpu controller or the v1 cpu hierarchy. Without it CPU is bounded
+	// per process only (RLIMIT_CPU).
+	CPU bool `json:"cpu"`
 	// Notes say why a better mode is not used (e.g. "v2: ... offers
 	// controllers [hugetlb], needs memory and pids").
 	Notes []string `json:"notes,omitempty"`
@@ -67,11 +71,15 @@ type CgroupReport struct {
 
 // String is the one-line form the worker logs and check prints.
 func (c CgroupReport) String() string {
+	cpu := "; CPU per process only (RLIMIT_CPU)"
+	if c.CPU {
+		cpu = "; CPU capped per run"
+	}
 	switch c.Mode {
 	case CgroupV2:
-		return "v2 delegated at " + strings.Join(c.Paths, " ")
+		return "v2 delegated at " + strings.Join(c.Paths, " ") + cpu
 	case CgroupV1:
-		return "v1 at " + strings.Join(c.Paths, " ")
+		return "v1 at " + strings.Join(c.Paths, " ") + cpu
 	}
 	return "none: rlimits only"
 }

@@ -157,6 +157,25 @@ func hostileMain(name string, args []string) (code int, ok bool) {
 		err = unix.Fallocate(int(f.Fd()), uint32(mode), 0, 512<<20)
 		f.Close()
 		fmt.Printf("fallocate mode %d: %v\n", mode, err)
+	case "cpu-spin":
+		// Four busy threads for a second of wall time; print the CPU the
+		// process used.
+		stop := time.Now().Add(time.Second)
+		done := make(chan struct{})
+		for range 4 {
+			go func() {
+				for time.Now().Before(stop) {
+				}
+				done <- struct{}{}
+			}()
+		}
+		for range 4 {
+			<-done
+		}
+		var ru unix.Rusage
+		unix.Getrusage(unix.RUSAGE_SELF, &ru)
+		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		fmt.Printf("cpu-ms %d\n", cpu.Milliseconds())
 	case "probe":
 		errno := probe(args[0])
 		fmt.Printf("probe %s: %d\n", args[0], int(errno))
@@ -392,4 +411,27 @@ func TestHostileSignalsToTheInit(t *testing.T) {
 	require.Equal(t, 0, res.ExitCode)
 	require.Contains(t, string(res.Stdout), "alive after signalling the init")
 	require.NotContains(t, string(res.Stderr), "goroutine")
+}
+
+// Class: CPU. Four spinning threads of one run get the run's CPU quota
+// (half a core here), not every core of the host.
+func TestHostileCPUSpinnersShareTheRunsQuota(t *testing.T) {
+	t.Parallel()
+	r := newRunner(t)
+	if !r.Cgroup().CPU {
+		t.Skipf("no cpu cgroup on this host (%s): CPU is bounded per process only", r.Cgroup())
+	}
+	res, err := r.Run(context.Background(), sandbox.Spec{Dir: t.TempDir(), Argv: []string{sandbox.SelfExe, attackArg, "cpu-spin"}, Limits: sandbox.Limits{CPUs: 0.5}})
+	require.NoError(t, err)
+	t.Logf("exit %d in %s\n%s%s", res.ExitCode, res.Duration, res.Stdout, res.Stderr)
+	require.Equal(t, 0, res.ExitCode)
+	var ms int64
+	_, err = fmt.Sscanf(strings.TrimSpace(string(res.Stdout)), "cpu-ms %d", &ms)
+	require.NoError(t, err)
+	// Half a core over the run's wall time, with room for one period of
+	// burst and the runtime's start: far below the 2+ s four threads take
+	// unthrottled.
+	limit := res.Duration.Milliseconds()/2 + 300
+	require.LessOrEqual(t, ms, limit, "the run used more CPU than its quota allows")
+	require.True(t, res.CPUThrottled, "the Result must say the run was throttled")
 }

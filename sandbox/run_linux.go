@@ -441,6 +441,9 @@ func (res *Result) noteLimits(ev cgroupEvents, lim Limits) {
 		res.MemoryExceeded = true
 		notes = append(notes, fmt.Sprintf("warden sandbox: killed: out of memory on the host or in the worker's cgroup (%d process(es) killed)", ev.oomKills))
 	}
+	if ev.throttled > 0 {
+		res.CPUThrottled = true
+	}
 	if ev.pidsMax > 0 {
 		res.ProcessesExceeded = true
 		notes = append(notes, fmt.Sprintf("warden sandbox: process limit %d reached (%d fork(s) refused)", lim.Processes, ev.pidsMax))

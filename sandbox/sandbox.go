@@ -43,6 +43,10 @@ const (
 	// policy sets no memory_bytes: a run of many processes, each within
 	// its own limits, must not take the worker's host down.
 	DefaultMemory = 1 << 30
+	// DefaultCPUs caps a whole run's CPU at one core through its cgroup
+	// when the policy sets no cpus: four spinning processes must not take
+	// every core of the worker's host.
+	DefaultCPUs = 1.0
 	// DefaultHostID is the host uid and gid the sandbox's root maps to when
 	// the worker runs as host root.
 	DefaultHostID = 65534
@@ -99,6 +103,13 @@ type Limits struct {
 	// RLIMIT_NPROC would count every process of the worker's uid on the
 	// host). Zero means DefaultProcesses.
 	Processes uint64
+	// CPUs caps the CPU time of the whole run per second of wall time, in
+	// cores (0.5 is half a core), through the run's cgroup (cpu.max, or
+	// cpu.cfs_quota_us on cgroup v1): the run is throttled, not killed,
+	// and the Result says so (CPUThrottled). Zero means DefaultCPUs;
+	// negative means no cap. Without a cpu controller (CgroupReport.CPU
+	// false) it is not enforced: CPUSeconds still bounds each process.
+	CPUs float64
 	// TmpBytes caps the tmpfs on /tmp in isolated mode; zero means
 	// DefaultTmpBytes.
 	TmpBytes uint64
@@ -122,6 +133,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.TmpBytes == 0 {
 		l.TmpBytes = DefaultTmpBytes
+	}
+	if l.CPUs == 0 {
+		l.CPUs = DefaultCPUs
 	}
 	return l
 }
@@ -179,6 +193,9 @@ type Result struct {
 	// ProcessesExceeded is set when the run's cgroup refused a fork at
 	// Limits.Processes.
 	ProcessesExceeded bool
+	// CPUThrottled is set when the run used its whole Limits.CPUs quota
+	// in at least one period and waited for the next.
+	CPUThrottled bool
 }
 
 // Options configure a Runner.
