@@ -32,6 +32,8 @@ type Postgres struct {
 	// mu guards closed (and the queue against sends after Close).
 	mu     sync.RWMutex
 	closed bool
+	// signerSlot signs seals (SetSealSigner).
+	signerSlot
 }
 
 const (
@@ -700,6 +702,7 @@ func (p *Postgres) sealTenant(ctx context.Context, tx pgx.Tx, tenant string) (Se
 	if err != nil {
 		return Seal{}, false, err
 	}
+	s = p.sign(s)
 	err = pgInsertSeal(ctx, tx, s)
 	return s, err == nil, err
 }
@@ -713,19 +716,19 @@ func pgInsertSeal(ctx context.Context, tx pgx.Tx, s Seal) error {
 	if err != nil {
 		return err
 	}
-	_, err = tx.Exec(ctx, "INSERT INTO audit_seals ("+sealColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-		s.Tenant, s.Index, s.Kind, s.FromSeq, s.ToSeq, s.EventCount, string(headsJSON), s.SealedAt, s.PrevHash, s.Hash, retention)
+	_, err = tx.Exec(ctx, "INSERT INTO audit_seals ("+sealColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+		s.Tenant, s.Index, s.Kind, s.FromSeq, s.ToSeq, s.EventCount, string(headsJSON), s.SealedAt, s.PrevHash, s.Hash, retention, s.KeyID, s.Signature)
 	return err
 }
 
-const sealColumns = "tenant, seal_index, kind, from_seq, to_seq, event_count, heads, sealed_at, prev_hash, hash, retention"
+const sealColumns = "tenant, seal_index, kind, from_seq, to_seq, event_count, heads, sealed_at, prev_hash, hash, retention, key_id, signature"
 
 func scanSeal(row pgx.Row) (Seal, error) {
 	var (
 		s                Seal
 		heads, retention []byte
 	)
-	if err := row.Scan(&s.Tenant, &s.Index, &s.Kind, &s.FromSeq, &s.ToSeq, &s.EventCount, &heads, &s.SealedAt, &s.PrevHash, &s.Hash, &retention); err != nil {
+	if err := row.Scan(&s.Tenant, &s.Index, &s.Kind, &s.FromSeq, &s.ToSeq, &s.EventCount, &heads, &s.SealedAt, &s.PrevHash, &s.Hash, &retention, &s.KeyID, &s.Signature); err != nil {
 		return Seal{}, err
 	}
 	s.SealedAt = s.SealedAt.UTC()
@@ -776,4 +779,24 @@ func (p *Postgres) Close() error {
 	p.committers.Wait()
 	p.pool.Close()
 	return nil
+}
+
+// tenantVisible implements tenantVisibility: a role bound by the auditor
+// policies sees a tenant only with a grant in audit_tenant_access (its
+// own, or '*'); the owner, superusers and roles bypassing row-level
+// security see every tenant.
+func (p *Postgres) tenantVisible(ctx context.Context, tenant string) (bool, string, error) {
+	var (
+		visible bool
+		role    string
+	)
+	err := p.pool.QueryRow(ctx, `SELECT current_user::text,
+		(SELECT r.rolsuper OR r.rolbypassrls FROM pg_roles r WHERE r.rolname = current_user)
+		OR pg_has_role(current_user, (SELECT c.relowner FROM pg_class c WHERE c.oid = 'audit_events'::regclass), 'MEMBER')
+		OR NOT EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'warden_audit_auditor' AND pg_has_role(current_user, g.oid, 'MEMBER'))
+		OR EXISTS (SELECT 1 FROM audit_tenant_access a WHERE a.tenant IN ($1, '*'))`, tenant).Scan(&role, &visible)
+	if err != nil {
+		return false, "", fmt.Errorf("check that tenant %s is visible: %w", tenant, err)
+	}
+	return visible, role, nil
 }

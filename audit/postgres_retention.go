@@ -84,6 +84,7 @@ func (p *Postgres) Retain(ctx context.Context, opts RetainOptions) (Seal, error)
 		if opts.DryRun {
 			return errDryRun
 		}
+		seal = p.sign(seal)
 		if err := pgInsertSeal(ctx, tx, seal); err != nil {
 			return fmt.Errorf("write retention seal: %w", err)
 		}

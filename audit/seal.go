@@ -40,6 +40,12 @@ type Seal struct {
 	// Retention records what a retention seal dropped (nil for a
 	// checkpoint).
 	Retention *Retention `json:"retention,omitempty"`
+	// KeyID and Signature are the sealer's Ed25519 signature over
+	// SealSigningMessage(KeyID, Hash) (empty for a seal written without a
+	// key, as every seal before signing existed was). They are not part of
+	// Hash.
+	KeyID     string `json:"key_id,omitempty"`
+	Signature string `json:"signature,omitempty"`
 }
 
 // ChainHead is the last event of one workflow's chain at a seal.

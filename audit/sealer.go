@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 )
@@ -14,10 +15,17 @@ import (
 // tenant with no new events gets no seal. A non-positive interval seals
 // only at stop.
 func SealEvery(s Store, interval time.Duration, onError func(error)) (stop func()) {
+	return SealAndAnchorEvery(s, interval, nil, nil, onError)
+}
+
+// SealAndAnchorEvery is SealEvery that also writes every seal it makes to
+// anchor (when not nil) and catches the anchor up with seals other
+// processes signed with key (RecordSeals, Anchor.CatchUp).
+func SealAndAnchorEvery(s Store, interval time.Duration, anchor *Anchor, key *PublicKey, onError func(error)) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	seal := func(ctx context.Context) {
-		if _, err := s.Seal(ctx, ""); err != nil && onError != nil && ctx.Err() == nil {
+		if err := SealAndAnchor(ctx, s, "", anchor, key); err != nil && onError != nil && ctx.Err() == nil {
 			onError(err)
 		}
 	}
@@ -45,4 +53,23 @@ func SealEvery(s Store, interval time.Duration, onError func(error)) (stop func(
 			seal(final)
 		})
 	}
+}
+
+// SealAndAnchor seals tenant (every tenant when empty) and writes the new
+// seals to anchor, then anchors seals of other sealers signed with key.
+// A seal written but not anchored is reported by Verify with the anchor,
+// so an anchor failure is returned, never ignored.
+func SealAndAnchor(ctx context.Context, s Store, tenant string, anchor *Anchor, key *PublicKey) error {
+	seals, err := s.Seal(ctx, tenant)
+	if anchor == nil {
+		return err
+	}
+	if aerr := anchor.Record(seals...); aerr != nil {
+		return errors.Join(err, aerr)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = anchor.CatchUp(ctx, s, key)
+	return err
 }

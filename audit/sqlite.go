@@ -34,6 +34,8 @@ type SQLite struct {
 	// many concurrent runs).
 	pendMu  sync.Mutex
 	pending []*sqliteAppend
+	// signerSlot signs seals (SetSealSigner).
+	signerSlot
 }
 
 // sqliteTimeLayout stores times as UTC RFC 3339 with a fixed-width
@@ -304,15 +306,15 @@ func (s *SQLite) sealTenant(ctx context.Context, tenant string) (Seal, bool, err
 		return Seal{}, false, err
 	}
 	defer tx.Rollback()
-	seal, ok, err := sqliteSealTenant(ctx, tx, tenant)
+	seal, ok, err := s.sealTx(ctx, tx, tenant)
 	if err != nil || !ok {
 		return Seal{}, false, err
 	}
 	return seal, true, tx.Commit()
 }
 
-// sqliteSealTenant writes tenant's next seal in tx, if it has new events.
-func sqliteSealTenant(ctx context.Context, tx *sql.Tx, tenant string) (Seal, bool, error) {
+// sealTx writes tenant's next seal in tx, if it has new events.
+func (s *SQLite) sealTx(ctx context.Context, tx *sql.Tx, tenant string) (Seal, bool, error) {
 	var prev *Seal
 	seals, err := querySeals(ctx, tx, " WHERE tenant = ? ORDER BY seal_index DESC LIMIT 1", tenant)
 	if err != nil {
@@ -356,6 +358,7 @@ func sqliteSealTenant(ctx context.Context, tx *sql.Tx, tenant string) (Seal, boo
 	if err != nil {
 		return Seal{}, false, err
 	}
+	seal = s.sign(seal)
 	if err := sqliteInsertSeal(ctx, tx, seal); err != nil {
 		return Seal{}, false, err
 	}
@@ -371,9 +374,9 @@ func sqliteInsertSeal(ctx context.Context, tx *sql.Tx, seal Seal) error {
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, "INSERT INTO audit_seals ("+sealColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	_, err = tx.ExecContext(ctx, "INSERT INTO audit_seals ("+sealColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		seal.Tenant, seal.Index, seal.Kind, seal.FromSeq, seal.ToSeq, seal.EventCount, string(headsJSON),
-		seal.SealedAt.Format(sqliteTimeLayout), seal.PrevHash, seal.Hash, retention)
+		seal.SealedAt.Format(sqliteTimeLayout), seal.PrevHash, seal.Hash, retention, seal.KeyID, seal.Signature)
 	return err
 }
 
@@ -396,7 +399,7 @@ func querySeals(ctx context.Context, db sqlQueryer, where string, args ...any) (
 			retention     sql.NullString
 		)
 		if err := rows.Scan(&seal.Tenant, &seal.Index, &seal.Kind, &seal.FromSeq, &seal.ToSeq, &seal.EventCount,
-			&heads, &sealed, &seal.PrevHash, &seal.Hash, &retention); err != nil {
+			&heads, &sealed, &seal.PrevHash, &seal.Hash, &retention, &seal.KeyID, &seal.Signature); err != nil {
 			return nil, err
 		}
 		if seal.Retention, err = decodeRetention([]byte(retention.String)); err != nil {

@@ -35,7 +35,7 @@ func (s *SQLite) retain(ctx context.Context, opts RetainOptions) (Seal, error) {
 		return Seal{}, err
 	}
 	defer tx.Rollback()
-	if _, _, err := sqliteSealTenant(ctx, tx, opts.Tenant); err != nil {
+	if _, _, err := s.sealTx(ctx, tx, opts.Tenant); err != nil {
 		return Seal{}, fmt.Errorf("seal before dropping: %w", err)
 	}
 	// The head is the row holding max(seq): SQLite returns its bare
@@ -98,11 +98,12 @@ func (s *SQLite) retain(ctx context.Context, opts RetainOptions) (Seal, error) {
 	if err := rows.Err(); err != nil {
 		return Seal{}, fmt.Errorf("read runs to drop: %w", err)
 	}
-	prev := &seals[len(seals)-1] // sqliteSealTenant left at least one: the tenant has events
+	prev := &seals[len(seals)-1] // sealTx left at least one: the tenant has events
 	seal, err := newRetentionSeal(opts, prev, chains, removed, time.Now())
 	if err != nil || opts.DryRun {
 		return seal, err
 	}
+	seal = s.sign(seal)
 	if err := sqliteInsertSeal(ctx, tx, seal); err != nil {
 		return Seal{}, fmt.Errorf("write retention seal: %w", err)
 	}

@@ -22,6 +22,14 @@ type VerifyOptions struct {
 	// event of each chain in range is then allowed to link to an earlier,
 	// unchecked event, and seals are checked for their own chain only.
 	Since time.Time
+	// PublicKeys check seal signatures (several for rotation, looked up
+	// by key ID). None: signatures are not checked (the report says so).
+	PublicKeys []PublicKey
+	// RequireSigned makes every unsigned seal a break; without it only an
+	// unsigned seal after a signed one of the same tenant is.
+	RequireSigned bool
+	// Anchors are anchor files (ReadAnchor) to compare the seals with.
+	Anchors []*AnchorLog
 }
 
 // Break is one place where the log does not verify.
@@ -33,11 +41,17 @@ type Break struct {
 	EventID string `json:"event_id,omitempty"`
 	// SealIndex names the seal at fault (zero for an event problem).
 	SealIndex int64 `json:"seal_index,omitempty"`
+	// Anchor and Line name the anchor file line at fault, if any.
+	Anchor string `json:"anchor,omitempty"`
+	Line   int    `json:"line,omitempty"`
 	// Problem says what is wrong.
 	Problem string `json:"problem"`
 }
 
 func (b Break) String() string {
+	if b.Anchor != "" {
+		return fmt.Sprintf("tenant %s seal #%d (anchor %s line %d): %s", b.Tenant, b.SealIndex, b.Anchor, b.Line, b.Problem)
+	}
 	if b.SealIndex > 0 {
 		return fmt.Sprintf("tenant %s seal #%d: %s", b.Tenant, b.SealIndex, b.Problem)
 	}
@@ -53,6 +67,13 @@ type VerifyReport struct {
 	// their tenant's last seal): their chains link, but deleting them
 	// whole would not be detected until the next seal.
 	Unsealed int64 `json:"unsealed"`
+	// Signed and Unsigned count the checked seals with and without a
+	// signature; SignaturesChecked says whether public keys were given.
+	Signed            int  `json:"signed"`
+	Unsigned          int  `json:"unsigned"`
+	SignaturesChecked bool `json:"signatures_checked"`
+	// Anchored counts the anchor entries compared with the database.
+	Anchored int `json:"anchored"`
 	// Breaks lists the problems in the order found (at most
 	// maxBreaks); Breaks[0] is the first broken link.
 	Breaks []Break `json:"breaks"`
@@ -67,12 +88,40 @@ const maxBreaks = 100
 // ErrTampered is returned by callers (the CLI) when a report has breaks.
 var ErrTampered = errors.New("audit log does not verify")
 
+// ErrNothingVerified is returned by Verify when its scope holds no event,
+// no seal and no anchor entry the caller can see: "OK" would then vouch
+// for nothing.
+var ErrNothingVerified = errors.New("nothing to verify")
+
+// tenantVisibility is implemented by stores that can tell whether the
+// caller may see a tenant (PostgreSQL row-level security).
+type tenantVisibility interface {
+	// tenantVisible reports whether the connection's role may see tenant,
+	// and who that role is.
+	tenantVisible(ctx context.Context, tenant string) (bool, string, error)
+}
+
 // Verify checks the events and seals opts selects: every event's hash
 // against its content, every link to the previous event of its chain, the
 // seal chain of each tenant, and (without Since or WorkflowID) that each
 // seal's heads still exist and its event count still holds.
 func Verify(ctx context.Context, store Store, opts VerifyOptions) (VerifyReport, error) {
 	v := newVerifier(!opts.Since.IsZero())
+	if err := v.setKeys(opts.PublicKeys, opts.RequireSigned); err != nil {
+		return VerifyReport{}, fmt.Errorf("verify: %w", err)
+	}
+	if opts.Tenant != "" {
+		if tv, ok := store.(tenantVisibility); ok {
+			visible, role, err := tv.tenantVisible(ctx, opts.Tenant)
+			if err != nil {
+				return VerifyReport{}, fmt.Errorf("verify: %w", err)
+			}
+			if !visible {
+				return VerifyReport{}, fmt.Errorf("%w: tenant %s is not visible to role %s (row-level security: no grant in audit_tenant_access); nothing was checked",
+					ErrNothingVerified, opts.Tenant, role)
+			}
+		}
+	}
 	f := warden.AuditFilter{Tenant: opts.Tenant, WorkflowID: opts.WorkflowID, Since: opts.Since, Limit: MaxQueryLimit}
 	for {
 		page, err := store.Query(ctx, f)
@@ -92,7 +141,38 @@ func Verify(ctx context.Context, store Store, opts VerifyOptions) (VerifyReport,
 		return VerifyReport{}, fmt.Errorf("verify: %w", err)
 	}
 	v.seals(seals, opts.WorkflowID, opts.Since.IsZero() && opts.WorkflowID == "")
-	return v.report(), nil
+	if len(opts.Anchors) > 0 {
+		v.checkAnchors(seals, opts.Anchors, opts.Tenant, v.keys)
+	}
+	r := v.report()
+	if r.Events == 0 && r.Seals == 0 && r.Anchored == 0 && r.OK() {
+		scope := "the audit log"
+		if opts.Tenant != "" {
+			scope = "tenant " + opts.Tenant
+		}
+		if opts.WorkflowID != "" {
+			scope += " workflow " + opts.WorkflowID
+		}
+		if !opts.Since.IsZero() {
+			scope += " since " + opts.Since.UTC().Format(time.RFC3339)
+		}
+		return r, fmt.Errorf("%w: %s has no events or seals you can see (it is empty, was wiped, or you may not read it); nothing was checked",
+			ErrNothingVerified, scope)
+	}
+	return r, nil
+}
+
+// setKeys makes the verifier check seal signatures against keys.
+func (v *verifier) setKeys(keys []PublicKey, requireSigned bool) error {
+	ring, err := keyring(keys)
+	if err != nil {
+		return err
+	}
+	if requireSigned && len(ring) == 0 {
+		return errors.New("requiring signed seals needs the public key(s) to check them with")
+	}
+	v.keys, v.requireSigned = ring, requireSigned
+	return nil
 }
 
 // ExportHeader is the first line of an export (`warden audit export`).
@@ -115,6 +195,22 @@ type ExportHeader struct {
 // mid-way (a time-ranged export) is accepted; seal heads and counts are
 // checked only for a complete export.
 func VerifyFile(r io.Reader) (VerifyReport, error) {
+	return VerifyFileWith(r, FileOptions{})
+}
+
+// FileOptions are VerifyFileWith's checks beyond the hashes.
+type FileOptions struct {
+	// PublicKeys and RequireSigned check the seals' signatures as in
+	// VerifyOptions.
+	PublicKeys    []PublicKey
+	RequireSigned bool
+	// Anchors are compared with the export's seals (a complete export of
+	// every tenant the anchors hold, or Tenant set).
+	Anchors []*AnchorLog
+}
+
+// VerifyFileWith is VerifyFile with signature and anchor checks.
+func VerifyFileWith(r io.Reader, opts FileOptions) (VerifyReport, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 64<<20)
 	var (
@@ -162,6 +258,9 @@ func VerifyFile(r io.Reader) (VerifyReport, error) {
 	}
 	complete := header != nil && header.Complete
 	v := newVerifier(!complete)
+	if err := v.setKeys(opts.PublicKeys, opts.RequireSigned); err != nil {
+		return VerifyReport{}, fmt.Errorf("verify file: %w", err)
+	}
 	for i, e := range events {
 		if i > 0 && e.Seq <= events[i-1].Seq {
 			v.add(Break{Tenant: e.Tenant, WorkflowID: e.WorkflowID, Seq: e.Seq, EventID: e.ID,
@@ -184,7 +283,18 @@ func VerifyFile(r io.Reader) (VerifyReport, error) {
 		return seals[i].Index < seals[j].Index
 	})
 	v.seals(seals, "", complete)
-	return v.report(), nil
+	if len(opts.Anchors) > 0 {
+		tenant := ""
+		if header != nil {
+			tenant = header.Tenant
+		}
+		v.checkAnchors(seals, opts.Anchors, tenant, v.keys)
+	}
+	rep := v.report()
+	if rep.Events == 0 && rep.Seals == 0 && rep.Anchored == 0 && rep.OK() {
+		return rep, fmt.Errorf("%w: the file holds no events and no seals", ErrNothingVerified)
+	}
+	return rep, nil
 }
 
 // verifier accumulates what Verify and VerifyFile check.
@@ -202,6 +312,14 @@ type verifier struct {
 	nseals int
 	// sealedTo is each tenant's last seal's ToSeq.
 	sealedTo map[string]int64
+	// keys check signatures (none: not checked); requireSigned refuses
+	// unsigned seals.
+	keys          map[string]PublicKey
+	requireSigned bool
+	signed        int
+	unsigned      int
+	lastSigned    map[string]int64
+	anchored      int
 }
 
 type chainState struct {
@@ -211,7 +329,7 @@ type chainState struct {
 
 func newVerifier(partial bool) *verifier {
 	return &verifier{partial: partial, chains: map[chainKey]*chainState{}, hashes: map[[32]byte]int64{},
-		seqs: map[string][]int64{}, sealedTo: map[string]int64{}}
+		seqs: map[string][]int64{}, sealedTo: map[string]int64{}, lastSigned: map[string]int64{}}
 }
 
 func (v *verifier) add(b Break) {
@@ -283,6 +401,7 @@ func (v *verifier) seals(seals []Seal, workflow string, full bool) {
 		if h, err := SealHash(*s); err != nil || h != s.Hash {
 			fail(s, "content does not match its hash: the seal was changed")
 		}
+		v.signature(s, func(format string, args ...any) { fail(s, format, args...) })
 		switch {
 		case s.Index != wantIndex:
 			fail(s, "expected seal #%d here: a seal was deleted or inserted", wantIndex)
@@ -337,6 +456,29 @@ func (v *verifier) seals(seals []Seal, workflow string, full bool) {
 				fail(s, "covers %d events (seq %d to %d), but %d are there: events were deleted or inserted", s.EventCount, s.FromSeq+1, s.ToSeq, n)
 			}
 		}
+	}
+}
+
+// signature checks s's signature (with keys) and that no unsigned seal
+// follows a signed one.
+func (v *verifier) signature(s *Seal, fail func(string, ...any)) {
+	if s.Signature == "" {
+		v.unsigned++
+		switch last := v.lastSigned[s.Tenant]; {
+		case v.requireSigned:
+			fail("unsigned: signatures are required, and this seal was written without the sealing key (forged with database rights, or older than signing)")
+		case last > 0:
+			fail("unsigned, but seal #%d before it is signed: written without the sealing key (forged with database rights)", last)
+		}
+		return
+	}
+	v.signed++
+	v.lastSigned[s.Tenant] = s.Index
+	if len(v.keys) == 0 {
+		return
+	}
+	if p := checkSignature(s, v.keys); p != "" {
+		fail("%s", p)
 	}
 }
 
@@ -432,7 +574,8 @@ func (d droppedRuns) explains(tenant, workflow string, seq, index int64) bool {
 }
 
 func (v *verifier) report() VerifyReport {
-	r := VerifyReport{Events: v.events, Chains: len(v.chains), Seals: v.nseals, Breaks: v.breaks}
+	r := VerifyReport{Events: v.events, Chains: len(v.chains), Seals: v.nseals, Breaks: v.breaks,
+		Signed: v.signed, Unsigned: v.unsigned, SignaturesChecked: len(v.keys) > 0, Anchored: v.anchored}
 	for tenant, seqs := range v.seqs {
 		to := v.sealedTo[tenant]
 		r.Unsealed += int64(len(seqs) - sort.Search(len(seqs), func(i int) bool { return seqs[i] > to }))

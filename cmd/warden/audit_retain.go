@@ -21,6 +21,7 @@ func newAuditRetainCmd() *cobra.Command {
 		opts   audit.RetainOptions
 		before string
 		format string
+		sf     sealerFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "retain --tenant T --before <2160h | RFC3339> [--dry-run]",
@@ -49,7 +50,19 @@ func newAuditRetainCmd() *cobra.Command {
 				return err
 			}
 			defer store.Close()
+			anchor, key, err := sf.setUp(store)
+			if err != nil {
+				return err
+			}
 			seal, err := store.Retain(cmd.Context(), opts)
+			if err == nil && anchor != nil && !opts.DryRun {
+				defer anchor.Close()
+				// The retention seal, then the checkpoint Retain wrote
+				// before it (signed with key).
+				if err = anchor.Record(seal); err == nil {
+					_, err = anchor.CatchUp(cmd.Context(), store, key)
+				}
+			}
 			if err != nil {
 				return err
 			}
@@ -65,6 +78,7 @@ func newAuditRetainCmd() *cobra.Command {
 	}
 	fs := cmd.Flags()
 	storeFlags(fs, &cfg)
+	sf.register(fs)
 	fs.StringVar(&opts.Tenant, "tenant", "", "the tenant whose old runs are dropped (required)")
 	fs.StringVar(&before, "before", "", "cutoff: drop runs whose every event is older; a duration ago (2160h) or RFC3339 (required)")
 	fs.BoolVar(&opts.DryRun, "dry-run", false, "list what would be dropped; change nothing")

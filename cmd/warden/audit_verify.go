@@ -14,19 +14,23 @@ import (
 
 func newAuditVerifyCmd() *cobra.Command {
 	var (
-		cfg    worker.Config
-		opts   audit.VerifyOptions
-		since  string
-		file   string
-		format string
+		cfg     worker.Config
+		opts    audit.VerifyOptions
+		since   string
+		file    string
+		format  string
+		keys    []string
+		anchors []string
 	)
 	cmd := &cobra.Command{
-		Use:   "verify [--tenant T] [--workflow ID] [--since T] | --file export.jsonl",
+		Use:   "verify [--tenant T] [--workflow ID] [--since T] | --file export.jsonl [--pubkey K]... [--anchor FILE]...",
 		Short: "Check the audit log's hash chains and seals; exit 1 naming the first broken link",
 		Long: "Recompute every event's hash, check each link to the previous event of its workflow, the seal chain\n" +
 			"of each tenant, and that every sealed run head and sealed event count is still there unless a retention\n" +
 			"seal (warden audit retain) records it as dropped. With --file, check an export (warden audit export)\n" +
-			"offline. See docs/audit.md for the encoding.",
+			"offline. With --pubkey, check the seals' signatures; with --anchor, compare the seals with anchor files and\n" +
+			"name any seal missing, extra or different. A scope with nothing visible to check is an error, not OK.\n" +
+			"See docs/audit.md for the encoding.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if format != "table" && format != "json" {
@@ -36,6 +40,20 @@ func newAuditVerifyCmd() *cobra.Command {
 				report audit.VerifyReport
 				err    error
 			)
+			for _, k := range keys {
+				pk, err := audit.ParsePublicKey(k)
+				if err != nil {
+					return err
+				}
+				opts.PublicKeys = append(opts.PublicKeys, pk)
+			}
+			for _, a := range anchors {
+				log, err := audit.ReadAnchor(a)
+				if err != nil {
+					return fmt.Errorf("%w: the anchor cannot vouch for the seals; nothing was checked", err)
+				}
+				opts.Anchors = append(opts.Anchors, log)
+			}
 			if file != "" {
 				if opts.Tenant != "" || opts.WorkflowID != "" || since != "" {
 					return fmt.Errorf("--file checks the whole export: drop --tenant, --workflow and --since")
@@ -45,7 +63,8 @@ func newAuditVerifyCmd() *cobra.Command {
 					return err
 				}
 				defer fh.Close()
-				if report, err = audit.VerifyFile(fh); err != nil {
+				if report, err = audit.VerifyFileWith(fh, audit.FileOptions{PublicKeys: opts.PublicKeys,
+					RequireSigned: opts.RequireSigned, Anchors: opts.Anchors}); err != nil {
 					return err
 				}
 			} else {
@@ -71,6 +90,19 @@ func newAuditVerifyCmd() *cobra.Command {
 			} else {
 				fmt.Fprintf(w, "checked %d events in %d chains and %d seals; %d events not sealed yet\n",
 					report.Events, report.Chains, report.Seals, report.Unsealed)
+				switch {
+				case report.SignaturesChecked:
+					fmt.Fprintf(w, "signatures: %d seals signed and checked, %d unsigned\n", report.Signed, report.Unsigned)
+				case report.Signed > 0:
+					fmt.Fprintf(w, "signatures NOT checked (%d signed seals, %d unsigned): give --pubkey\n", report.Signed, report.Unsigned)
+				default:
+					fmt.Fprintf(w, "signatures: none (%d unsigned seals)\n", report.Unsigned)
+				}
+				if len(opts.Anchors) > 0 {
+					fmt.Fprintf(w, "anchors: %d entries in %d file(s) compared with the seals\n", report.Anchored, len(opts.Anchors))
+				} else {
+					fmt.Fprintln(w, "anchors: none given (a deleted last seal and its events cannot be detected without --anchor)")
+				}
 				for i, b := range report.Breaks {
 					label := "BROKEN"
 					if i == 0 {
@@ -95,6 +127,9 @@ func newAuditVerifyCmd() *cobra.Command {
 	fs.StringVar(&since, "since", "", "only events at or after this time: a duration ago (1h) or RFC3339")
 	fs.StringVar(&file, "file", "", "verify an export file offline instead of the database")
 	fs.StringVarP(&format, "output", "o", "table", "output format: table or json")
+	fs.StringArrayVar(&keys, "pubkey", nil, "seal public key: a .pub file (warden audit keygen) or KEYID=BASE64; repeat for rotated keys")
+	fs.BoolVar(&opts.RequireSigned, "require-signed", false, "every seal must be signed (unsigned seals written before signing are breaks too)")
+	fs.StringArrayVar(&anchors, "anchor", nil, "anchor file to compare the seals with; repeat for one file per sealer")
 	return cmd
 }
 
@@ -153,9 +188,10 @@ func newAuditSealCmd() *cobra.Command {
 	var (
 		cfg    worker.Config
 		tenant string
+		sf     sealerFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "seal [--tenant T]",
+		Use:   "seal [--tenant T] [--seal-key FILE] [--anchor FILE]",
 		Short: "Seal the events appended since the last seal (every tenant by default)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -164,9 +200,19 @@ func newAuditSealCmd() *cobra.Command {
 				return err
 			}
 			defer store.Close()
+			anchor, _, err := sf.setUp(store)
+			if err != nil {
+				return err
+			}
 			seals, err := store.Seal(cmd.Context(), tenant)
 			if err != nil {
 				return err
+			}
+			if anchor != nil {
+				defer anchor.Close()
+				if err := anchor.Record(seals...); err != nil {
+					return err
+				}
 			}
 			for _, s := range seals {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s\tseal #%d\tseq %d..%d\t%d events\t%d runs\t%s\n",
@@ -179,6 +225,7 @@ func newAuditSealCmd() *cobra.Command {
 		},
 	}
 	storeFlags(cmd.Flags(), &cfg)
+	sf.register(cmd.Flags())
 	cmd.Flags().StringVar(&tenant, "tenant", "", "only this tenant")
 	return cmd
 }
