@@ -62,6 +62,11 @@ type RunRef struct {
 	Requester  string `json:"requester"`
 	WorkflowID string `json:"workflow_id"`
 	RunID      string `json:"run_id"`
+	// ChainID is the first run ID of the run's chain of continue-as-new
+	// segments (workflow.Info.FirstRunID): the workspace belongs to the
+	// chain, so it survives a new segment and a reused workflow ID gets a
+	// new one. Empty in inputs recorded before it existed: RunID is used.
+	ChainID string `json:"chain_id,omitempty"`
 }
 
 // PlanInput is the input of Plan.
@@ -906,19 +911,39 @@ func (a *Activities) policyInput(run RunRef, step int, call warden.ToolCall, spe
 
 var unsafePathChars = regexp.MustCompile(`[^A-Za-z0-9._-]`)
 
+// WorkspaceDir is the workspace folder of a run below root:
+// root/<tenant>-<h1>/<workflow>-<h2>, where the readable parts are the
+// names with unsafe characters replaced (for people looking at the disk)
+// and h1, h2 are SHA-256 prefixes (96 bits) of the length-prefixed
+// tenant, and of tenant, workflow ID and chain: distinct runs never share
+// a folder (short of a hash collision), however their names fold.
+func WorkspaceDir(root string, run RunRef) string {
+	chain := cmp.Or(run.ChainID, run.RunID)
+	readable := func(s string, n int) string {
+		s = unsafePathChars.ReplaceAllString(s, "_")
+		if len(s) > n {
+			s = s[:n]
+		}
+		return strings.Trim(s, ".")
+	}
+	sum := func(parts ...string) string {
+		h := sha256.New()
+		for _, p := range parts {
+			fmt.Fprintf(h, "%d:%s;", len(p), p)
+		}
+		return hex.EncodeToString(h.Sum(nil))[:24]
+	}
+	return filepath.Join(root,
+		readable(run.Tenant, 32)+"-"+sum("tenant", run.Tenant),
+		readable(run.WorkflowID, 48)+"-"+sum("run", run.Tenant, run.WorkflowID, chain))
+}
+
 // workspace returns (creating it) the run's workspace folder.
 func (a *Activities) workspace(run RunRef) (string, error) {
 	if a.WorkspaceRoot == "" {
 		return "", errors.New("no workspace root configured")
 	}
-	seg := func(s string) string {
-		s = unsafePathChars.ReplaceAllString(s, "_")
-		if s == "" || s == "." || s == ".." {
-			s = "_"
-		}
-		return s
-	}
-	dir := filepath.Join(a.WorkspaceRoot, seg(run.Tenant), seg(run.WorkflowID))
+	dir := WorkspaceDir(a.WorkspaceRoot, run)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return "", fmt.Errorf("create workspace: %w", err)
 	}

@@ -120,6 +120,7 @@ func newRun(ctx workflow.Context, req warden.RunRequest) *run {
 		ref: activities.RunRef{
 			Tenant: req.Tenant, Requester: req.Requester,
 			WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID,
+			ChainID: info.FirstRunID,
 		},
 		pending:   map[string]*approval{},
 		toolCalls: map[string]int{},
