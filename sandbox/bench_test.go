@@ -28,7 +28,7 @@ import (
 // so isolated mode does strictly more.
 
 func benchRun(b *testing.B, mode string, argv []string) {
-	benchRunOpts(b, sandbox.Options{Mode: mode}, argv)
+	benchRunOpts(b, sandbox.Options{Mode: mode, ProcessAsRoot: true}, argv)
 }
 
 func benchRunOpts(b *testing.B, opts sandbox.Options, argv []string) {
@@ -61,7 +61,7 @@ func BenchmarkRunTrueProcessMode(b *testing.B) {
 }
 
 func BenchmarkRunTrueProcessModeNoCgroup(b *testing.B) {
-	benchRunOpts(b, sandbox.Options{Mode: sandbox.ModeProcess, Cgroups: sandbox.CgroupNone}, []string{"/bin/true"})
+	benchRunOpts(b, sandbox.Options{Mode: sandbox.ModeProcess, ProcessAsRoot: true, Cgroups: sandbox.CgroupNone}, []string{"/bin/true"})
 }
 
 // BenchmarkRunGoTool runs a small Go program: this test binary, as Go

@@ -650,7 +650,7 @@ func TestCgroupsLeftBehind(t *testing.T) {
 	c := requireCgroup(t)
 	require.Empty(t, ownCgroups(t, c))
 	iso := newRunner(t)
-	proc, err := sandbox.New(sandbox.Options{Mode: sandbox.ModeProcess})
+	proc, err := sandbox.New(sandbox.Options{Mode: sandbox.ModeProcess, ProcessAsRoot: true})
 	require.NoError(t, err)
 	require.Equal(t, c, proc.Cgroup())
 	ctx := context.Background()

@@ -48,7 +48,7 @@ func TestDedicatedInit(t *testing.T) {
 	t.Parallel()
 	path := dedicatedInit(t)
 	for _, mode := range []string{sandbox.ModeIsolated, sandbox.ModeProcess} {
-		r, err := sandbox.New(sandbox.Options{Mode: mode, SelfPath: path})
+		r, err := sandbox.New(sandbox.Options{Mode: mode, SelfPath: path, ProcessAsRoot: true})
 		require.NoError(t, err, mode)
 		res, err := r.Run(context.Background(), sandbox.Spec{Argv: []string{"sh", "-c", "echo hi; cat /proc/1/cmdline"}, Dir: t.TempDir()})
 		require.NoError(t, err, mode)

@@ -205,6 +205,10 @@ type Options struct {
 	// cannot isolate; ModeProcess must be chosen explicitly. An unknown mode
 	// is an error.
 	Mode string
+	// ProcessAsRoot accepts ModeProcess when the worker runs as root, where
+	// each tool runs as host root with every capability; without it New
+	// refuses that combination.
+	ProcessAsRoot bool
 	// HostUID and HostGID are the unprivileged host ids the sandbox's root
 	// maps to in isolated mode when the worker runs as host root (zero
 	// means DefaultHostID). A worker that is not root maps its own ids.
@@ -261,6 +265,11 @@ func New(opts Options) (*Runner, error) {
 	}
 	if mode != ModeProcess && mode != ModeIsolated {
 		return nil, fmt.Errorf("%w: unknown mode %q (supported: %q, %q)", ErrSandbox, opts.Mode, ModeIsolated, ModeProcess)
+	}
+	if mode == ModeProcess && os.Geteuid() == 0 && !opts.ProcessAsRoot {
+		return nil, fmt.Errorf("%w: process mode as root would run every tool as host root with all capabilities, "+
+			"able to read the worker's memory, environment and keys: run the worker as an unprivileged user, use the %q mode, "+
+			"or accept it explicitly (--sandbox-process-as-root, WARDEN_SANDBOX_PROCESS_AS_ROOT=1)", ErrSandbox, ModeIsolated)
 	}
 	self := opts.SelfPath
 	if self == "" {

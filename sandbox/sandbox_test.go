@@ -102,9 +102,26 @@ func TestNewRejectsUnknownMode(t *testing.T) {
 
 	r := newRunner(t)
 	require.Equal(t, sandbox.ModeIsolated, r.Mode())
-	p, err := sandbox.New(sandbox.Options{Mode: sandbox.ModeProcess})
+	p, err := sandbox.New(sandbox.Options{Mode: sandbox.ModeProcess, ProcessAsRoot: os.Geteuid() == 0})
 	require.NoError(t, err)
 	require.Equal(t, sandbox.ModeProcess, p.Mode())
+}
+
+// Class: process mode. As root it would run every tool as host root with
+// every capability: refused unless accepted explicitly, and the error
+// says what to do.
+func TestProcessModeAsRootNeedsConsent(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("the worker is not root here: process mode runs tools as its own unprivileged uid")
+	}
+	_, err := sandbox.New(sandbox.Options{Mode: sandbox.ModeProcess})
+	require.ErrorIs(t, err, sandbox.ErrSandbox)
+	require.ErrorContains(t, err, "process mode as root")
+	require.ErrorContains(t, err, "--sandbox-process-as-root")
+	r, err := sandbox.New(sandbox.Options{Mode: sandbox.ModeProcess, ProcessAsRoot: true})
+	require.NoError(t, err)
+	require.Equal(t, sandbox.ModeProcess, r.Mode())
 }
 
 func TestCheckReportsThisHost(t *testing.T) {
@@ -121,7 +138,7 @@ func TestCheckReportsThisHost(t *testing.T) {
 // environment, deadline of the process group.
 func TestProcessMode(t *testing.T) {
 	t.Setenv("WARDEN_TEST_SECRET", "hunter2")
-	r, err := sandbox.New(sandbox.Options{Mode: sandbox.ModeProcess})
+	r, err := sandbox.New(sandbox.Options{Mode: sandbox.ModeProcess, ProcessAsRoot: true})
 	require.NoError(t, err)
 	dir := t.TempDir()
 	res, err := r.Run(context.Background(), sandbox.Spec{Argv: []string{"sh", "-c", "env; ulimit -n; pwd"}, Dir: dir, Limits: sandbox.Limits{OpenFiles: 19}})

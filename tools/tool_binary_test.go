@@ -49,7 +49,7 @@ func TestToolBinaryRunsBuiltins(t *testing.T) {
 	bin := builtToolBinary(t)
 	r := mustRegistry(tools.Options{ToolBinary: bin})
 	for _, mode := range []string{sandbox.ModeIsolated, sandbox.ModeProcess} {
-		sb, err := sandbox.New(sandbox.Options{Mode: mode})
+		sb, err := sandbox.New(sandbox.Options{Mode: mode, ProcessAsRoot: true})
 		require.NoError(t, err)
 		dir := t.TempDir()
 		run := func(tool, args string) warden.ToolOutput {

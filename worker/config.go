@@ -50,6 +50,9 @@ type Config struct {
 	// namespaces, Landlock, seccomp; Build fails where the host cannot
 	// isolate) or "process" (degraded, chosen explicitly; policies see it).
 	SandboxMode string
+	// SandboxProcessAsRoot accepts SandboxMode "process" when the worker
+	// runs as root (tools then run as host root with every capability).
+	SandboxProcessAsRoot bool
 	// SandboxHostUID and SandboxHostGID are the unprivileged host ids the
 	// sandbox's root maps to when the worker runs as root. Default 65534.
 	SandboxHostUID, SandboxHostGID int

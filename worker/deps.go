@@ -102,7 +102,7 @@ func Build(ctx context.Context, cfg Config) (_ *Deps, err error) {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
 
-	sb, err := sandbox.New(sandbox.Options{Mode: cfg.SandboxMode, HostUID: cfg.SandboxHostUID, HostGID: cfg.SandboxHostGID,
+	sb, err := sandbox.New(sandbox.Options{Mode: cfg.SandboxMode, ProcessAsRoot: cfg.SandboxProcessAsRoot, HostUID: cfg.SandboxHostUID, HostGID: cfg.SandboxHostGID,
 		SelfPath: besideWorker(cfg.SandboxInit, "warden-sandbox-init"), CgroupParent: cfg.SandboxCgroupParent})
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)

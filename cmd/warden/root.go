@@ -70,6 +70,7 @@ func workerFlags(fs *pflag.FlagSet, cfg *worker.Config) {
 	fs.StringVar(&cfg.ModelsFile, "models-file", env("MODELS_FILE", ""), "named model configs: endpoint, key env/file, model ID, prices, context window (WARDEN_MODELS_FILE)")
 	fs.StringVar(&cfg.ScenarioFile, "scenario-file", env("SCENARIO_FILE", ""), "extra scripted-model scenarios, JSON (WARDEN_SCENARIO_FILE)")
 	fs.StringVar(&cfg.SandboxMode, "sandbox-mode", env("SANDBOX_MODE", ""), "tool isolation mode: isolated (default; refuses to start where the host cannot isolate) or process (degraded, explicit) (WARDEN_SANDBOX_MODE)")
+	fs.BoolVar(&cfg.SandboxProcessAsRoot, "sandbox-process-as-root", env("SANDBOX_PROCESS_AS_ROOT", "") == "1", "accept --sandbox-mode process when the worker runs as root: every tool then runs as host root with all capabilities (WARDEN_SANDBOX_PROCESS_AS_ROOT=1)")
 	fs.StringVar(&cfg.SandboxCgroupParent, "sandbox-cgroup-parent", env("SANDBOX_CGROUP_PARENT", ""), "delegated cgroup v2 directory (memory and pids controllers, no processes) under which each tool run gets its cgroup; empty finds the best the host offers (WARDEN_SANDBOX_CGROUP_PARENT)")
 	fs.StringVar(&cfg.LedgerPath, "ledger", env("LEDGER", ""), "demo refund ledger file; default <data-dir>/refunds.jsonl (WARDEN_LEDGER)")
 	fs.StringVar(&cfg.EscalationWebhook, "escalation-webhook", env("ESCALATION_WEBHOOK", ""), "URL that receives a JSON POST when a pending approval is escalated (WARDEN_ESCALATION_WEBHOOK)")
