@@ -74,6 +74,8 @@ func newSandboxCheckCmd() *cobra.Command {
 			{"cgroup v2", yes(c.CgroupV2), "controllers: " + strings.Join(c.CgroupControllers, " ")},
 			{"cgroup v1", yes(len(c.CgroupV1Controllers) > 0), "controllers: " + strings.Join(c.CgroupV1Controllers, " ")},
 			{"cgroup limits", c.Cgroup.Mode, cgroupNote(c.Cgroup)},
+			{"cpu per run", yes(c.Cgroup.CPU), map[bool]string{true: "cgroup CPU bandwidth cap (default 1 core)", false: "no cpu controller: CPU bounded per process only (RLIMIT_CPU)"}[c.Cgroup.CPU]},
+			{"syscall filter", "deny-list", "seccomp deny-list with argument checks (openat2 ENOSYS, fallocate mode 0, socket families); not an allowlist"},
 			{"host supports", map[bool]string{true: sandbox.ModeIsolated, false: "process only"}[c.Mode == sandbox.ModeIsolated], strings.Join(c.Problems, "; ")},
 		}
 		worker := []string{"worker mode", c.WorkerMode, ""}

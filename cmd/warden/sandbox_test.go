@@ -22,6 +22,7 @@ func TestSandboxCheckCgroup(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(out), &c))
 	require.Equal(t, want.Mode, c.Cgroup.Mode)
 	require.Equal(t, want.Paths, c.Cgroup.Paths)
+	require.Equal(t, want.CPU, c.Cgroup.CPU, "check reports whether runs get a CPU cap")
 	for _, p := range c.Cgroup.Paths {
 		require.DirExists(t, p)
 	}
@@ -38,6 +39,7 @@ func TestSandboxCheckCgroup(t *testing.T) {
 		}
 	}
 	require.NotEmpty(t, row, table)
+	require.Contains(t, table, map[bool]string{true: "cgroup CPU bandwidth cap", false: "CPU bounded per process only"}[c.Cgroup.CPU])
 	switch c.Cgroup.Mode {
 	case sandbox.CgroupNone:
 		require.Contains(t, row, "rlimits only")
