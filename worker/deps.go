@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/wardenhq/warden"
@@ -218,6 +219,20 @@ func (t toolBox) Run(ctx context.Context, in activities.ToolRun) (warden.ToolOut
 
 // auditEgress writes one egress_connection audit event for a connection
 // the proxy opened or refused.
+// egressMessage is the audit message of a connection: the target, the
+// address dialed or refused (after resolution), why, and the bytes.
+func egressMessage(c egress.Connection) string {
+	var parts []string
+	if c.Address != "" {
+		parts = append(parts, "address "+c.Address)
+	}
+	if c.Reason != "" {
+		parts = append(parts, c.Reason)
+	}
+	parts = append(parts, fmt.Sprintf("%d bytes up, %d down", c.BytesUp, c.BytesDown))
+	return fmt.Sprintf("%s %s (%s)", map[bool]string{true: "connected to", false: "refused"}[c.Allowed], c.Target, strings.Join(parts, "; "))
+}
+
 func auditEgress(store audit.Store, c egress.Connection) error {
 	ref, ok := activities.ParseCallRef(c.Call)
 	if !ok {
@@ -241,7 +256,7 @@ func auditEgress(store audit.Store, c egress.Connection) error {
 		Actor:      "sandbox",
 		Decision:   verdict,
 		Result:     result,
-		Message:    fmt.Sprintf("%s %s (%s; %d bytes up, %d down)", map[bool]string{true: "connected to", false: "refused"}[c.Allowed], c.Target, c.Reason, c.BytesUp, c.BytesDown),
+		Message:    egressMessage(c),
 		OccurredAt: c.Start.UTC(),
 	})
 }

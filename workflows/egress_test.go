@@ -54,4 +54,6 @@ func TestEgressIsGrantedByPolicyAndAudited(t *testing.T) {
 	require.Equal(t, warden.VerdictAllow, egress[0].Decision)
 	require.Equal(t, "acme", egress[0].Tenant)
 	require.Contains(t, egress[0].Message, "connected to "+host)
+	require.Contains(t, egress[0].Message, "address "+host, "the audit names the address dialed")
+	require.Contains(t, string(egress[0].Result), `"address":"`+host+`"`)
 }
