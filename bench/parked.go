@@ -166,7 +166,12 @@ func Parked(ctx context.Context, opts ParkedOptions) (ParkedReport, error) {
 	})
 	rep.ApproveWall = time.Since(start)
 	rep.Completed = int(completed.Load())
-	_, rep.EndPeakRSS = memory()
+	// VmHWM is not monotonic as read: the kernel reports the larger of a
+	// lazily updated high-water mark and the current RSS, so a peak read
+	// earlier can exceed a later one. The whole run's peak is at least
+	// every peak seen.
+	_, end := memory()
+	rep.EndPeakRSS = max(end, rep.PeakRSS)
 	rep.ApprovalsPerSec = float64(rep.Completed) / rep.ApproveWall.Seconds()
 	if err != nil {
 		return rep, fmt.Errorf("approve: %w", err)

@@ -339,6 +339,9 @@ func (cg *cgroups) create(lim Limits) (*runCgroup, error) {
 		if cg.version == 2 {
 			writes = append(writes, [3]string{rc.dirs[0], "cpu.max", quota + " " + period})
 		} else {
+			if quota == "max" {
+				quota = "-1" // v1's "no cap"
+			}
 			writes = append(writes, [3]string{rc.dirs[2], "cpu.cfs_period_us", period}, [3]string{rc.dirs[2], "cpu.cfs_quota_us", quota})
 		}
 	}

@@ -435,3 +435,12 @@ func TestHostileCPUSpinnersShareTheRunsQuota(t *testing.T) {
 	require.LessOrEqual(t, ms, limit, "the run used more CPU than its quota allows")
 	require.True(t, res.CPUThrottled, "the Result must say the run was throttled")
 }
+
+// A run without a CPU cap (CPUs < 0) still runs where the cap is v1's.
+func TestCPUsNegativeMeansNoCap(t *testing.T) {
+	t.Parallel()
+	res, err := newRunner(t).Run(context.Background(), sandbox.Spec{Dir: t.TempDir(), Argv: []string{"true"}, Limits: sandbox.Limits{CPUs: -1}})
+	require.NoError(t, err)
+	require.Equal(t, 0, res.ExitCode, "%s", res.Stderr)
+	require.False(t, res.CPUThrottled)
+}
