@@ -33,15 +33,7 @@ func newKeygenCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			f, err := os.OpenFile(out, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-			if err != nil {
-				return fmt.Errorf("write key: %w", err)
-			}
-			if err := pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
-				f.Close()
-				return err
-			}
-			if err := f.Close(); err != nil {
+			if err := writeNewFile(out, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 				return err
 			}
 			entry, _ := json.Marshal(map[string]any{"warden": map[string]any{"approver_keys": map[string]string{name: base64.StdEncoding.EncodeToString(pub)}}})
