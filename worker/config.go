@@ -92,6 +92,14 @@ type Config struct {
 	// whole run detectable; docs/audit.md). It also seals once when it
 	// stops. Default 1m; negative seals only at stop.
 	AuditSealInterval time.Duration
+	// AuditSealKey is the file of the Ed25519 private key that signs the
+	// worker's seals (warden audit keygen). Empty leaves seals unsigned:
+	// anyone with the writer credential can then forge a seal (docs/audit.md).
+	AuditSealKey string
+	// AuditAnchor is the append-only file every seal's head is also written
+	// to, outside the database, so verify --anchor catches a deleted last
+	// seal, a truncation or a wiped tenant. Empty writes no anchor.
+	AuditAnchor string
 	// Logger receives the worker's logs. Default slog.Default().
 	Logger *slog.Logger
 
