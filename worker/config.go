@@ -122,7 +122,8 @@ type Config struct {
 	// cmd/warden passes an OTLP exporter when OTEL_EXPORTER_OTLP_ENDPOINT or
 	// OTEL_EXPORTER_OTLP_METRICS_ENDPOINT is set, tests a ManualReader. With
 	// MetricsAddress set, /metrics serves them too. The worker shuts the
-	// readers down (flushing them) when it stops.
+	// readers down (flushing them) when it stops, so a reader serves one
+	// Run.
 	MetricReaders []sdkmetric.Reader
 }
 
