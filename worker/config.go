@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/wardenhq/warden"
@@ -124,6 +125,14 @@ type Config struct {
 	// no tracing (cmd/warden sets an OTLP exporter when
 	// OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set).
 	TracerProvider trace.TracerProvider
+	// MetricReaders receive the OpenTelemetry GenAI metrics of model calls
+	// (gen_ai.client.token.usage, gen_ai.client.operation.duration):
+	// cmd/warden passes an OTLP exporter when OTEL_EXPORTER_OTLP_ENDPOINT or
+	// OTEL_EXPORTER_OTLP_METRICS_ENDPOINT is set, tests a ManualReader. With
+	// MetricsAddress set, /metrics serves them too. The worker shuts the
+	// readers down (flushing them) when it stops, so a reader serves one
+	// Run.
+	MetricReaders []sdkmetric.Reader
 }
 
 // DefaultTemporalAddress is where a local dev server listens.
