@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -189,6 +190,66 @@ func BenchmarkQueryAtScale(b *testing.B) {
 			slices.SortFunc(lat, func(a, b time.Duration) int { return cmp.Compare(a, b) })
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+		})
+	}
+}
+
+// BenchmarkSealMinute measures what one seal costs after a stretch of
+// appends: WARDEN_BENCH_SEAL_EVENTS (default 50,000: ten seconds at the
+// 5,000 events/s goal; a minute is 300,000) in 50 runs of one tenant,
+// then one checkpoint seal — unsigned, signed, and signed and anchored
+// (the worker with a key and an anchor file). Reported per seal and per
+// event sealed; a worker seals once a minute.
+//
+//	go test ./audit -run '^$' -bench SealMinute -benchtime 3x
+func BenchmarkSealMinute(b *testing.B) {
+	events := 50_000
+	if v, err := strconv.Atoi(os.Getenv("WARDEN_BENCH_SEAL_EVENTS")); err == nil && v > 0 {
+		events = v
+	}
+	priv, _, err := GenerateSealKey("bench", time.Now().Add(-time.Hour))
+	require.NoError(b, err)
+	keyPath := filepath.Join(b.TempDir(), "key")
+	require.NoError(b, os.WriteFile(keyPath, priv, 0o600))
+	signer, err := LoadSealSigner(keyPath)
+	require.NoError(b, err)
+	for _, mode := range []string{"unsigned", "signed", "signed+anchor"} {
+		b.Run(mode, func(b *testing.B) {
+			ctx := context.Background()
+			s, err := OpenPostgres(ctx, testenv.PostgresSchema(b))
+			require.NoError(b, err)
+			defer s.Close()
+			if mode != "unsigned" {
+				s.SetSealSigner(signer)
+			}
+			var anchor *Anchor
+			if mode == "signed+anchor" {
+				anchor, err = OpenAnchor(filepath.Join(b.TempDir(), "anchor.jsonl"))
+				require.NoError(b, err)
+				defer anchor.Close()
+			}
+			pub := signer.Public()
+			round := 0
+			for b.Loop() {
+				b.StopTimer()
+				// A minute of appends: 50 runs, loaded in batches.
+				const runs = 50
+				batch := make([]warden.AuditEvent, 0, 1000)
+				for i := range events {
+					batch = append(batch, benchEvent("acme", fmt.Sprintf("wf-%d-%d", round, i%runs), i/runs, time.Now()))
+					if len(batch) == cap(batch) {
+						require.NoError(b, s.Append(ctx, batch...))
+						batch = batch[:0]
+					}
+				}
+				if len(batch) > 0 {
+					require.NoError(b, s.Append(ctx, batch...))
+				}
+				round++
+				b.StartTimer()
+				require.NoError(b, SealAndAnchor(ctx, s, "acme", anchor, &pub))
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*events), "ns/event-sealed")
 		})
 	}
 }
