@@ -56,14 +56,15 @@ type MigrateOptions struct {
 // MigrateReport says what MigratePostgres did.
 type MigrateReport struct {
 	// Schema and User are the schema migrated and the user who did it.
-	Schema, User string
+	Schema string `json:"schema"`
+	User   string `json:"user"`
 	// Version is the schema's migration version after the call.
-	Version int64
+	Version int64 `json:"version"`
 	// Applied are the migrations this call applied, oldest first.
-	Applied []string
+	Applied []string `json:"applied"`
 	// Actions are the role, grant, policy and login changes made, in
 	// order; empty when everything was in place.
-	Actions []string
+	Actions []string `json:"actions"`
 }
 
 // MigratePostgres brings the audit schema at dsn up to date as its owner:
