@@ -227,3 +227,16 @@ func TestDockerfileShipsEverySandboxHelper(t *testing.T) {
 	}
 	require.Contains(t, entrypoint, `"`+path.Join(shipped["warden"], "warden")+`"`, "the entrypoint is the shipped warden")
 }
+
+func TestConfigurationDocCoversAuditMigrate(t *testing.T) {
+	b, err := os.ReadFile("../../docs/configuration.md")
+	require.NoError(t, err)
+	doc := string(b)
+	newAuditMigrateCmd().Flags().VisitAll(func(f *pflag.Flag) {
+		require.True(t, strings.Contains(doc, "`--"+f.Name+"`") || (f.Shorthand != "" && strings.Contains(doc, "`-"+f.Shorthand+"`")),
+			"docs/configuration.md must document audit migrate --%s", f.Name)
+	})
+	for v := range migrateVariables() {
+		require.True(t, strings.Contains(doc, "`"+v+"`"), "docs/configuration.md must document %s", v)
+	}
+}
