@@ -3,7 +3,9 @@ package main
 import (
 	"net/url"
 	"os"
+	"os/exec"
 	"path"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -239,4 +241,39 @@ func TestConfigurationDocCoversAuditMigrate(t *testing.T) {
 	for v := range migrateVariables() {
 		require.True(t, strings.Contains(doc, "`"+v+"`"), "docs/configuration.md must document %s", v)
 	}
+}
+
+// The opt-in AppArmor profile keeps docker-default's denials and adds only
+// mount, pivot_root (and umount, as docker-default). apparmor_parser, where
+// installed, parses it without loading it.
+func TestComposeAppArmorProfileIsDockerDefaultPlusMounts(t *testing.T) {
+	const file = "../../deploy/apparmor/warden-worker"
+	b, err := os.ReadFile(file)
+	require.NoError(t, err)
+	var rules []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if l := strings.TrimSpace(line); l != "" && !strings.HasPrefix(l, "#") {
+			rules = append(rules, l)
+		}
+	}
+	for _, want := range []string{
+		"profile warden-worker flags=(attach_disconnected,mediate_deleted) {",
+		"mount,", "pivot_root,", "umount,",
+		"deny @{PROC}/* w,", "deny @{PROC}/sysrq-trigger rwklx,", "deny @{PROC}/kcore rwklx,",
+		"deny /sys/firmware/** rwklx,", "deny /sys/kernel/security/** rwklx,", "deny /sys/fs/cg[^r]*/** wklx,",
+	} {
+		require.Contains(t, rules, want)
+	}
+	for _, r := range rules {
+		require.NotRegexp(t, `^(capability [a-z_]+|change_profile|unix|dbus)`, r, "nothing beyond docker-default and the mounts")
+	}
+	parser, err := exec.LookPath("apparmor_parser")
+	if err != nil {
+		return // the rules above still hold
+	}
+	out, err := exec.Command(parser, "-Q", "-K", file).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	broken := filepath.Join(t.TempDir(), "broken")
+	require.NoError(t, os.WriteFile(broken, []byte(strings.Replace(string(b), "pivot_root,", "pivot_root", 1)), 0o644))
+	require.Error(t, exec.Command(parser, "-Q", "-K", broken).Run(), "the parser does check the syntax")
 }
