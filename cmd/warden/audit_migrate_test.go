@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -12,7 +13,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/wardenhq/warden"
 	"github.com/wardenhq/warden/internal/testenv"
+	"github.com/wardenhq/warden/worker"
 )
 
 func asUser(t *testing.T, dsn, user string) string {
@@ -111,4 +114,50 @@ func TestCLIAuditMigrateInputs(t *testing.T) {
 	t.Setenv("WARDEN_AUDIT_WRITER_PASSWORD", "")
 	_, err = cli(t, "audit", "migrate", "--database-url", "postgres://127.0.0.1:1/x", "--writer-login", "w", "--writer-password-file", empty)
 	require.ErrorContains(t, err, "is empty")
+}
+
+// TestCLIAuditMigrateThenWorkerAsWriter is the compose stack's order: the
+// owner migrates and creates the worker's login, then a worker with only
+// that writer login runs, approves and finishes a run, and its trail
+// verifies.
+func TestCLIAuditMigrateThenWorkerAsWriter(t *testing.T) {
+	dsn := testenv.PostgresSchema(t)
+	writer := "warden_cli_w_" + testenv.RandomHex(6)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, dsn)
+		require.NoError(t, err)
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, "DROP ROLE IF EXISTS "+writer)
+		require.NoError(t, err)
+	})
+	_, err := cli(t, "audit", "migrate", "--database-url", dsn, "--writer-login", writer)
+	require.NoError(t, err)
+
+	writerURL := asUser(t, dsn, writer)
+	conn := startWorker(t, worker.Config{DataDir: t.TempDir(), DatabaseURL: writerURL})
+	id := "writer-" + testenv.RandomHex(4)
+	_, err = cli(t, append([]string{"run", "--tenant", "acme", "--requester", "dana", "--goal", "refund A-1",
+		"--model", "scripted/refund", "--id", id}, conn...)...)
+	require.NoError(t, err)
+	var pending []warden.ApprovalRequest
+	require.Eventually(t, func() bool {
+		out, err := cli(t, append([]string{"pending", id, "-o", "json"}, conn...)...)
+		return err == nil && json.Unmarshal([]byte(out), &pending) == nil && len(pending) == 1
+	}, time.Minute, 300*time.Millisecond)
+	_, err = cli(t, append([]string{"approve", id, pending[0].RequestID, "--as", "alice"}, conn...)...)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		out, err := cli(t, append([]string{"status", id, "-o", "json"}, conn...)...)
+		var st warden.RunState
+		return err == nil && json.Unmarshal([]byte(out), &st) == nil && st.Status == warden.StatusCompleted
+	}, time.Minute, 300*time.Millisecond)
+
+	out, err := cli(t, "audit", "--database-url", writerURL, "--workflow", id, "--type", "run_finished", "-o", "jsonl")
+	require.NoError(t, err)
+	require.Equal(t, 1, strings.Count(out, "\n"), "the writer login wrote the whole trail")
+	out, err = cli(t, "audit", "verify", "--database-url", dsn)
+	require.NoError(t, err)
+	require.Contains(t, out, "OK")
 }
