@@ -97,6 +97,9 @@ func MigratePostgres(ctx context.Context, dsn string, opts MigrateOptions) (*Mig
 	if err := migrateAll(ctx, pool, rep, opts); err != nil {
 		return nil, fmt.Errorf("migrate audit store: %w", err)
 	}
+	// Empty lists, not null, in JSON.
+	rep.Applied = append([]string{}, rep.Applied...)
+	rep.Actions = append([]string{}, rep.Actions...)
 	return rep, nil
 }
 

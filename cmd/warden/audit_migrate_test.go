@@ -161,3 +161,24 @@ func TestCLIAuditMigrateThenWorkerAsWriter(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, out, "OK")
 }
+
+func TestCLIAuditMigrateJSON(t *testing.T) {
+	dsn := testenv.PostgresSchema(t)
+	_, err := cli(t, "audit", "migrate", "--database-url", dsn)
+	require.NoError(t, err)
+	out, err := cli(t, "audit", "migrate", "--database-url", dsn, "-o", "json")
+	require.NoError(t, err)
+	var rep struct {
+		Schema  string   `json:"schema"`
+		User    string   `json:"user"`
+		Version int64    `json:"version"`
+		Applied []string `json:"applied"`
+		Actions []string `json:"actions"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &rep))
+	require.Equal(t, "postgres", rep.User)
+	require.Positive(t, rep.Version)
+	require.NotNil(t, rep.Applied)
+	require.Empty(t, rep.Applied)
+	require.Contains(t, out, `"actions": []`)
+}
