@@ -192,7 +192,7 @@ func mayMigrate(ctx context.Context, conn *pgx.Conn, schema string) error {
 		return nil
 	}
 	return fmt.Errorf("the audit schema %q has pending migrations and user %q may not apply them (it does not own the schema's tables): "+
-		"run `warden audit migrate` with the owner's database URL first (docs/runbook.md, \"Database roles\")", schema, user)
+		"run `warden audit migrate` with the owner's database URL first (docs/runbook.md, \"Database roles and migrations\")", schema, user)
 }
 
 // migrated reports whether every migration is recorded as applied.

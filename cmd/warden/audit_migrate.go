@@ -89,7 +89,7 @@ func newAuditMigrateCmd() *cobra.Command {
 			"or update the login roles named by --writer-login and --auditor-login. Connect as the owner of the audit\n" +
 			"schema (a user with CREATEROLE to create roles). Idempotent: a second run changes nothing and says so.\n" +
 			"Passwords come from files or the environment, never from the command line; the server receives only a\n" +
-			"SCRAM-SHA-256 verifier. See docs/runbook.md, \"Database roles\".",
+			"SCRAM-SHA-256 verifier. See docs/runbook.md, \"Database roles and migrations\".",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if format != "table" && format != "json" {
