@@ -3,8 +3,15 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"go/ast"
+	"go/build"
+	"go/parser"
+	"go/token"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -176,5 +183,107 @@ func TestComposeSeccompProfileIsDockersDefaultPlusTheSandbox(t *testing.T) {
 		"prctl", "capset", "close_range", "setrlimit", "prlimit64", "wait4", "waitid", "pidfd_open", "pidfd_send_signal",
 		"execve", "openat", "mkdirat", "symlinkat", "fchdir", "rt_sigaction", "futex", "epoll_pwait", "sched_yield"} {
 		require.True(t, allowed(name, 0), "%s", name)
+	}
+}
+
+// privilegedCalls maps the golang.org/x/sys/unix wrappers of system calls
+// Docker's default profile refuses a container without capabilities to
+// the calls' names.
+var privilegedCalls = map[string]string{
+	"Mount": "mount", "Unmount": "umount2", "PivotRoot": "pivot_root", "MountSetattr": "mount_setattr",
+	"OpenTree": "open_tree", "MoveMount": "move_mount", "Fsopen": "fsopen", "Fsmount": "fsmount",
+	"FsconfigSetFlag": "fsconfig", "FsconfigSetString": "fsconfig", "FsconfigCreate": "fsconfig", "Fspick": "fspick",
+	"Unshare": "unshare", "Setns": "setns", "Chroot": "chroot", "Sethostname": "sethostname", "Setdomainname": "setdomainname",
+	"PtraceAttach": "ptrace", "PtraceSeize": "ptrace", "PidfdGetfd": "pidfd_getfd", "Kcmp": "kcmp",
+}
+
+// sandboxSyscalls scans the sandbox's (linux/amd64) source for the system
+// calls it makes that Docker's default refuses without capabilities:
+// wrapper calls, raw Syscall(unix.SYS_X, ...) of those, and
+// SysProcAttr fields that make os/exec use clone with namespace flags
+// (Cloneflags), unshare (Unshareflags) or clone3 (UseCgroupFD).
+func sandboxSyscalls(t *testing.T) map[string][]string {
+	t.Helper()
+	ctx := build.Default
+	ctx.GOOS, ctx.GOARCH, ctx.CgoEnabled = "linux", "amd64", false
+	found := map[string][]string{}
+	fset := token.NewFileSet()
+	for _, dir := range []string{"../../sandbox", "../../sandbox/cmd/warden-sandbox-init"} {
+		entries, err := os.ReadDir(dir)
+		require.NoError(t, err)
+		for _, e := range entries {
+			name := e.Name()
+			if !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
+				continue
+			}
+			if ok, err := ctx.MatchFile(dir, name); err != nil || !ok {
+				continue
+			}
+			f, err := parser.ParseFile(fset, filepath.Join(dir, name), nil, 0)
+			require.NoError(t, err)
+			ast.Inspect(f, func(n ast.Node) bool {
+				where := func() string { return fset.Position(n.Pos()).String() }
+				switch n := n.(type) {
+				case *ast.CallExpr:
+					sel, ok := n.Fun.(*ast.SelectorExpr)
+					var fn string
+					if ok {
+						if x, ok := sel.X.(*ast.Ident); ok && (x.Name == "unix" || x.Name == "syscall") {
+							fn = sel.Sel.Name
+						}
+					} else if id, ok := n.Fun.(*ast.Ident); ok {
+						fn = id.Name
+					}
+					if sc, ok := privilegedCalls[fn]; ok {
+						found[sc] = append(found[sc], where())
+					}
+					switch fn {
+					case "Syscall", "Syscall6", "RawSyscall", "RawSyscall6", "AllThreadsSyscall", "onAllThreads":
+						if len(n.Args) > 0 {
+							if s, ok := n.Args[0].(*ast.SelectorExpr); ok && strings.HasPrefix(s.Sel.Name, "SYS_") {
+								sc := strings.ToLower(strings.TrimPrefix(s.Sel.Name, "SYS_"))
+								if slices.Contains(slices.Collect(maps.Values(privilegedCalls)), sc) {
+									found[sc] = append(found[sc], where())
+								}
+							}
+						}
+					}
+				case *ast.KeyValueExpr:
+					if k, ok := n.Key.(*ast.Ident); ok {
+						switch k.Name {
+						case "Cloneflags":
+							found["clone"] = append(found["clone"], where())
+						case "Unshareflags":
+							found["unshare"] = append(found["unshare"], where())
+						}
+					}
+				case *ast.AssignStmt:
+					for _, l := range n.Lhs {
+						if s, ok := l.(*ast.SelectorExpr); ok && s.Sel.Name == "UseCgroupFD" {
+							found["clone3"] = append(found["clone3"], where())
+						}
+					}
+				}
+				return true
+			})
+		}
+	}
+	return found
+}
+
+func TestComposeSandboxSyscallListMatchesTheCode(t *testing.T) {
+	found := sandboxSyscalls(t)
+	listed := map[string]bool{}
+	for _, c := range sandbox.ContainerSyscalls {
+		listed[c.Name] = true
+		require.NotEmpty(t, found[c.Name], "sandbox.ContainerSyscalls lists %s, which the sandbox no longer makes: drop it (and from %s)", c.Name, workerSeccompProfile)
+		require.NotEmpty(t, c.Why, c.Name)
+	}
+	for name, at := range found {
+		require.True(t, listed[name], "the sandbox makes %s (%v), which Docker's default refuses without capabilities: add it to sandbox.ContainerSyscalls and %s", name, at, workerSeccompProfile)
+	}
+	// The scan sees what it must: the known calls are found.
+	for _, name := range []string{"mount", "pivot_root", "clone", "clone3", "open_tree"} {
+		require.NotEmpty(t, found[name], name)
 	}
 }
