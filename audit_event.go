@@ -72,6 +72,13 @@ type AuditEvent struct {
 	// Hash is the hex SHA-256 of the event's canonical encoding, which
 	// includes PrevHash (see docs/audit.md). The store sets it on append.
 	Hash string `json:"hash,omitempty"`
+	// RecordedAt is when the store wrote the event. The store sets it on
+	// append; from hash version 2 it is part of the hash.
+	RecordedAt time.Time `json:"recorded_at,omitzero"`
+	// HashVersion is the canonical encoding Hash was computed with: 2 (the
+	// store's since migration postgres 0009 / sqlite 0007) adds Seq and
+	// RecordedAt to version 1; 0 means 1 (exports written before).
+	HashVersion int `json:"hash_version,omitempty"`
 }
 
 // Redaction records that a rule replaced matches in one field of an event.

@@ -43,7 +43,9 @@ type ModelRequest struct {
 // ModelResponse is the model's answer: text, tool calls, or both.
 type ModelResponse struct {
 	// Model is the model that answered, as the provider reports it.
-	Model        string     `json:"model"`
+	Model string `json:"model"`
+	// ID is the provider's ID of the answer (gen_ai.response.id in traces).
+	ID           string     `json:"id,omitempty"`
 	Content      string     `json:"content,omitempty"`
 	ToolCalls    []ToolCall `json:"tool_calls,omitempty"`
 	Usage        Usage      `json:"usage"`

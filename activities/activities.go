@@ -200,7 +200,7 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanOutput, error)
 			notes = append(notes, fmt.Sprintf("%s failed: %v", model, err))
 			continue
 		}
-		resp.Usage.CostMicroUSD = warden.MicroUSD((float64(resp.Usage.InputTokens)*pin + float64(resp.Usage.OutputTokens)*pout) / 1000)
+		resp.Usage.CostMicroUSD = CostMicroUSD(resp.Usage, pin, pout)
 		out := PlanOutput{Response: resp, Note: strings.Join(notes, "; "), ConversationRef: convRef}
 		// A retried Plan calls the model again and may get another answer:
 		// every attempt's call and decisions are recorded under their own
@@ -231,6 +231,12 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanOutput, error)
 		return PlanOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), warden.ErrTypeModel, err)
 	}
 	return PlanOutput{}, err
+}
+
+// CostMicroUSD is what usage costs at prices per 1,000 input and output
+// tokens, in millionths of a dollar.
+func CostMicroUSD(usage warden.Usage, inPer1K, outPer1K float64) int64 {
+	return warden.MicroUSD((float64(usage.InputTokens)*inPer1K + float64(usage.OutputTokens)*outPer1K) / 1000)
 }
 
 // modelCallEvent is the model_called audit event of one answer.
@@ -618,14 +624,22 @@ func (a *Activities) Execute(ctx context.Context, in ExecuteInput) (ExecuteOutpu
 	if err != nil {
 		return ExecuteOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), warden.ErrTypeSandbox, err)
 	}
+	approvalID := ""
+	if in.Approval != nil {
+		approvalID = in.Approval.RequestID
+	}
 	stop := a.heartbeat(ctx)
 	out, runErr := a.Tools.Run(ctx, ToolRun{
-		Tool:           call.Name,
-		Args:           call.Args,
-		Workspace:      workspace,
-		IdempotencyKey: IdempotencyKey(in.Run.WorkflowID, in.Step, call.ID),
-		Call:           CallRef{Run: in.Run, Step: in.Step, CallID: call.ID}.String(),
-		Obligations:    dec.Obligations,
+		Tool:              call.Name,
+		Args:              call.Args,
+		Workspace:         workspace,
+		IdempotencyKey:    IdempotencyKey(in.Run.WorkflowID, in.Step, call.ID),
+		Call:              CallRef{Run: in.Run, Step: in.Step, CallID: call.ID}.String(),
+		Obligations:       dec.Obligations,
+		CallID:            call.ID,
+		Decision:          dec.Verdict(),
+		Risk:              dec.Risk,
+		ApprovalRequestID: approvalID,
 	})
 	stop()
 	// Tool output is text for the model and the audit: NUL bytes and invalid
@@ -639,9 +653,7 @@ func (a *Activities) Execute(ctx context.Context, in ExecuteInput) (ExecuteOutpu
 	ev.Decision = dec.Verdict()
 	ev.Risk = dec.Risk
 	ev.PolicyRevision = dec.PolicyRevision
-	if in.Approval != nil {
-		ev.RequestID = in.Approval.RequestID
-	}
+	ev.RequestID = approvalID
 	if runErr != nil {
 		ev.Type = warden.EventToolFailed
 		ev.ID = warden.EventID(in.Run.WorkflowID, in.Run.RunID, in.Step, call.ID, warden.EventToolFailed, "")

@@ -85,4 +85,11 @@ type ToolRun struct {
 	// Call names the call in egress logs (CallRef.String).
 	Call        string
 	Obligations warden.Obligations
+	// CallID is the model's ID of the tool call; Decision (the verdict) and
+	// Risk are the policy's, ApprovalRequestID the approval it ran under
+	// (empty without one). Traces carry them.
+	CallID            string
+	Decision          string
+	Risk              warden.Risk
+	ApprovalRequestID string
 }

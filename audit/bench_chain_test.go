@@ -115,7 +115,7 @@ func bigStore(b *testing.B) (*Postgres, int) {
 	const perRun, tenants = 20, 50
 	src := make([][]any, 0, 10000)
 	heads := map[chainKey]string{}
-	cols := strings.Split(columns, ", ")
+	cols := strings.Split(chainColumns, ", ")
 	flush := func() {
 		_, err := s.pool.CopyFrom(ctx, pgx.Identifier{"audit_events"}, cols, pgx.CopyFromRows(src))
 		require.NoError(b, err)
@@ -127,9 +127,9 @@ func bigStore(b *testing.B) (*Postgres, int) {
 		e := benchEvent(tenant, "wf-"+strconv.Itoa(run), i%perRun, t0.Add(time.Duration(i)*time.Second))
 		ev, err := prepare([]warden.AuditEvent{e})
 		require.NoError(b, err)
-		linked, err := link(ev, heads, nil)
+		linked, err := link(ev, heads, nil, []int64{int64(i + 1)}, e.OccurredAt)
 		require.NoError(b, err)
-		v, err := insertValues(linked[0], linked[0].OccurredAt)
+		v, err := chainValues(linked[0], func(t time.Time) any { return t })
 		require.NoError(b, err)
 		src = append(src, v)
 		if len(src) == cap(src) {
@@ -140,6 +140,8 @@ func bigStore(b *testing.B) (*Postgres, int) {
 		}
 	}
 	flush()
+	_, err = s.pool.Exec(ctx, "SELECT setval('audit_events_seq_seq', $1)", rows)
+	require.NoError(b, err)
 	_, err = s.pool.Exec(ctx, "VACUUM ANALYZE audit_events")
 	require.NoError(b, err)
 	return s, rows

@@ -15,8 +15,9 @@ import (
 	"github.com/wardenhq/warden"
 )
 
-// HashVersion is the version of the canonical encoding the chain hashes
-// (field "v" of the hashed object). docs/audit.md specifies it.
+// HashVersion is the version of the seal encoding (field "v" of the hashed
+// seal) and the first event encoding; EventHashVersion is the events' now.
+// docs/audit.md specifies both.
 const HashVersion = 1
 
 // maxNumberExponent bounds the decimal exponent of a JSON number: the
@@ -191,8 +192,20 @@ func canonicalNumber(s string) (string, error) {
 // fraction digits.
 const canonicalTime = "2006-01-02T15:04:05.000000Z"
 
-// hashedEvent is the object whose canonical JSON the chain hashes. Every
-// field is always present.
+// EventHashVersion is the canonical event encoding the stores write: 2
+// hashes seq and recorded_at too. Rows written with version 1 keep it (the
+// hash_version column) and verify as they did.
+const EventHashVersion = 2
+
+// hashedEventV2 is hashedEvent with what the store assigns on append.
+type hashedEventV2 struct {
+	hashedEvent
+	Seq        int64  `json:"seq"`
+	RecordedAt string `json:"recorded_at"`
+}
+
+// hashedEvent is the object whose canonical JSON the chain hashes (version
+// 1). Every field is always present.
 type hashedEvent struct {
 	V              int                `json:"v"`
 	EventID        string             `json:"event_id"`
@@ -232,10 +245,11 @@ func EventHash(e warden.AuditEvent) (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
-// CanonicalEvent returns the bytes EventHash hashes.
+// CanonicalEvent returns the bytes EventHash hashes, in e's HashVersion
+// (0 and 1: version 1; 2: also seq and recorded_at).
 func CanonicalEvent(e warden.AuditEvent) ([]byte, error) {
 	h := hashedEvent{
-		V: HashVersion, EventID: e.ID, EventType: string(e.Type), Tenant: e.Tenant, WorkflowID: e.WorkflowID,
+		V: 1, EventID: e.ID, EventType: string(e.Type), Tenant: e.Tenant, WorkflowID: e.WorkflowID,
 		RunID: e.RunID, Step: e.Step, CallID: e.CallID, Actor: e.Actor, Tool: e.Tool,
 		Args: e.Args, Result: e.Result, Decision: e.Decision, Risk: string(e.Risk), Reasons: e.Reasons,
 		PolicyRevision: e.PolicyRevision, RequestID: e.RequestID, Model: e.Model,
@@ -254,7 +268,19 @@ func CanonicalEvent(e warden.AuditEvent) ([]byte, error) {
 	if h.Redactions == nil {
 		h.Redactions = []warden.Redaction{}
 	}
-	raw, err := json.Marshal(h)
+	var v any = h
+	switch e.HashVersion {
+	case 0, 1:
+	case 2:
+		if e.Seq <= 0 || e.RecordedAt.IsZero() {
+			return nil, fmt.Errorf("encode event %s: hash version 2 needs the seq and recorded_at the store assigns", e.ID)
+		}
+		h.V = 2
+		v = hashedEventV2{hashedEvent: h, Seq: e.Seq, RecordedAt: e.RecordedAt.UTC().Format(canonicalTime)}
+	default:
+		return nil, fmt.Errorf("encode event %s: unknown hash version %d (a newer Warden wrote it, or the row was changed)", e.ID, e.HashVersion)
+	}
+	raw, err := json.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("encode event %s: %w", e.ID, err)
 	}

@@ -69,6 +69,12 @@ func runConformance(t *testing.T, b backend) {
 		want.Seq = got[0].Seq
 		want.OccurredAt = full.OccurredAt.UTC().Truncate(time.Microsecond)
 		want.Hash = got[0].Hash
+		// The store assigns seq and recorded_at, and hashes both (version 2).
+		require.Equal(t, EventHashVersion, got[0].HashVersion)
+		require.False(t, got[0].RecordedAt.Before(before), "recorded_at %v before the append began", got[0].RecordedAt)
+		require.False(t, got[0].RecordedAt.After(after), "recorded_at %v after the append returned", got[0].RecordedAt)
+		require.Equal(t, time.UTC, got[0].RecordedAt.Location())
+		want.RecordedAt, want.HashVersion = got[0].RecordedAt, got[0].HashVersion
 		require.Equal(t, canonical(t, want), canonical(t, got[0]))
 		require.Empty(t, got[0].PrevHash, "first of its chain")
 		wantHash, err := EventHash(got[0])
@@ -85,7 +91,8 @@ func runConformance(t *testing.T, b backend) {
 		require.False(t, m.OccurredAt.After(after), "zero OccurredAt is set to now")
 		require.NotEmpty(t, m.Hash)
 		require.Equal(t, got[0].Hash, m.PrevHash, "same workflow, same chain")
-		m.Seq, m.OccurredAt, m.Hash, m.PrevHash = 0, time.Time{}, "", ""
+		require.Equal(t, got[0].RecordedAt, m.RecordedAt, "one append, one recorded_at")
+		m.Seq, m.OccurredAt, m.Hash, m.PrevHash, m.RecordedAt, m.HashVersion = 0, time.Time{}, "", "", time.Time{}, 0
 		require.Equal(t, minimal, m)
 	})
 

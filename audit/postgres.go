@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -443,6 +444,16 @@ func (c *committer) insert(ctx context.Context, events []warden.AuditEvent) (err
 	batch.Queue("SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) WITH ORDINALITY AS t(k, i)", chainLocks)
 	heads := make(map[chainKey]string, len(keys))
 	existing := map[string]bool{}
+	// Sequence numbers are taken before the rows are written: from hash
+	// version 2 they are part of each row's hash. Unused ones (events
+	// already stored) leave gaps, as a rolled-back insert always did.
+	var seqs []int64
+	batch.Queue("SELECT nextval('audit_events_seq_seq') FROM generate_series(1, $1::int)", len(events)).Query(func(rows pgx.Rows) error {
+		var err error
+		seqs, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+		slices.Sort(seqs)
+		return err
+	})
 	if allKnown {
 		for i, k := range keys {
 			heads[k] = known[i]
@@ -473,12 +484,12 @@ func (c *committer) insert(ctx context.Context, events []warden.AuditEvent) (err
 			}
 			return err
 		})
-		if err := conn.SendBatch(ctx, batch).Close(); err != nil {
-			return err
-		}
-		batch = &pgx.Batch{}
 	}
-	fresh, err := link(events, heads, existing)
+	if err := conn.SendBatch(ctx, batch).Close(); err != nil {
+		return err
+	}
+	batch = &pgx.Batch{}
+	fresh, err := link(events, heads, existing, seqs, time.Now())
 	if err != nil {
 		return err
 	}
@@ -489,7 +500,7 @@ func (c *committer) insert(ctx context.Context, events []warden.AuditEvent) (err
 	// (the COMMIT after it is skipped); the retry reads the heads and
 	// skips stored IDs.
 	for chunk := range chunks(fresh, pgRowsPerStatement) {
-		sql, args, err := pgInsertStatement(chunk, "")
+		sql, args, err := pgChainInsertStatement(chunk)
 		if err != nil {
 			return err
 		}
@@ -523,13 +534,29 @@ func (p *Postgres) lockKey(kind string, parts ...string) int64 {
 	return int64(h.Sum64())
 }
 
-// pgInsertStatement returns the INSERT of events, followed by suffix.
+// pgChainInsertStatement returns the INSERT of linked events.
+func pgChainInsertStatement(events []warden.AuditEvent) (string, []any, error) {
+	return pgValuesStatement(events, chainColumns, chainColumnCount, "", func(e warden.AuditEvent) ([]any, error) {
+		return chainValues(e, func(t time.Time) any { return t })
+	})
+}
+
+// pgInsertStatement returns the INSERT of events without the columns the
+// chained append assigns, followed by suffix.
 func pgInsertStatement(events []warden.AuditEvent, suffix string) (string, []any, error) {
+	return pgValuesStatement(events, columns, columnCount, suffix, func(e warden.AuditEvent) ([]any, error) {
+		return insertValues(e, e.OccurredAt)
+	})
+}
+
+// pgValuesStatement returns the INSERT of events into cols, each event's
+// values given by values.
+func pgValuesStatement(events []warden.AuditEvent, cols string, n int, suffix string, values func(warden.AuditEvent) ([]any, error)) (string, []any, error) {
 	var b strings.Builder
-	b.WriteString("INSERT INTO audit_events (" + columns + ") VALUES ")
-	args := make([]any, 0, len(events)*columnCount)
+	b.WriteString("INSERT INTO audit_events (" + cols + ") VALUES ")
+	args := make([]any, 0, len(events)*n)
 	for i, e := range events {
-		values, err := insertValues(e, e.OccurredAt)
+		values, err := values(e)
 		if err != nil {
 			return "", nil, err
 		}
@@ -618,17 +645,18 @@ func (p *Postgres) Query(ctx context.Context, f warden.AuditFilter) ([]warden.Au
 		out        []warden.AuditEvent
 		s          scanned
 		occurredAt time.Time
+		recordedAt time.Time
 	)
 	for rows.Next() {
 		s = scanned{}
-		if err := rows.Scan(s.dest(&occurredAt)...); err != nil {
+		if err := rows.Scan(s.dest(&occurredAt, &recordedAt)...); err != nil {
 			return nil, fmt.Errorf("query audit events: %w", err)
 		}
 		e, err := s.finish()
 		if err != nil {
 			return nil, fmt.Errorf("query audit events: %w", err)
 		}
-		e.OccurredAt = occurredAt.UTC()
+		e.OccurredAt, e.RecordedAt = occurredAt.UTC(), recordedAt.UTC()
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {

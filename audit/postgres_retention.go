@@ -88,9 +88,8 @@ func (p *Postgres) Retain(ctx context.Context, opts RetainOptions) (Seal, error)
 		if err := pgInsertSeal(ctx, tx, seal); err != nil {
 			return fmt.Errorf("write retention seal: %w", err)
 		}
-		if _, err := tx.Exec(ctx, "SELECT set_config('warden.audit_retention', $1, true)", opts.Tenant); err != nil {
-			return fmt.Errorf("lift the delete guard: %w", err)
-		}
+		// The delete guard (migration 0010) lets this transaction delete
+		// exactly the runs the seal it just wrote lists.
 		tag, err := tx.Exec(ctx, "DELETE FROM audit_events WHERE tenant = $1 AND workflow_id = ANY($2)", opts.Tenant, workflows)
 		if err != nil {
 			return fmt.Errorf("drop runs: %w", err)
@@ -98,10 +97,7 @@ func (p *Postgres) Retain(ctx context.Context, opts RetainOptions) (Seal, error)
 		if tag.RowsAffected() != seal.Retention.Events {
 			return fmt.Errorf("drop runs: deleted %d events, expected %d", tag.RowsAffected(), seal.Retention.Events)
 		}
-		// The guard is transaction-local anyway; restore it for the rest
-		// of this transaction too.
-		_, err = tx.Exec(ctx, "SELECT set_config('warden.audit_retention', '', true)")
-		return err
+		return nil
 	})
 	switch {
 	case errors.Is(err, errDryRun):

@@ -110,6 +110,22 @@ func TestPostgresWriterRole(t *testing.T) {
 	owner := pgConnect(t, dsn)
 	_, err = owner.Exec(ctx, "DELETE FROM audit_events WHERE tenant = 'acme'")
 	require.ErrorContains(t, err, "append-only")
+	// No setting lifts the guard any more (migration 0006's did).
+	_, err = owner.Exec(ctx, "BEGIN; SELECT set_config('warden.audit_retention', 'acme', true); DELETE FROM audit_events WHERE tenant = 'acme'; COMMIT")
+	require.ErrorContains(t, err, "append-only")
+	_, _ = owner.Exec(ctx, "ROLLBACK")
+	// A retention seal of another transaction does not open the guard, and
+	// one written in this transaction opens it only for the runs it lists.
+	_, err = owner.Exec(ctx, `BEGIN;
+		INSERT INTO audit_seals (tenant, seal_index, kind, from_seq, to_seq, event_count, heads, sealed_at, prev_hash, hash, retention)
+		VALUES ('acme', 99, 'retention', 0, 0, 0, '[]', now(), '', 'forged-seal', '{"chains":[{"workflow_id":"wf-other","first_seq":1,"last_seq":1000}]}');
+		DELETE FROM audit_events WHERE tenant = 'acme' AND workflow_id = 'wf-acme'; COMMIT`)
+	require.ErrorContains(t, err, "not in the runs this transaction's retention seal lists")
+	_, _ = owner.Exec(ctx, "ROLLBACK")
+	report, err = Verify(ctx, w, VerifyOptions{})
+	require.NoError(t, err)
+	require.True(t, report.OK(), "%v", report.Breaks)
+	require.EqualValues(t, 8, report.Events, "nothing was deleted")
 	owned, err := OpenPostgres(ctx, dsn)
 	require.NoError(t, err)
 	defer owned.Close()

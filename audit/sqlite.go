@@ -89,8 +89,8 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite audit store %s: %w", abs, err)
 	}
-	s.insert, err = db.PrepareContext(ctx, "INSERT INTO audit_events ("+columns+") VALUES "+
-		"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	s.insert, err = db.PrepareContext(ctx, "INSERT INTO audit_events ("+chainColumns+") VALUES "+
+		"(?"+strings.Repeat(", ?", chainColumnCount-1)+")")
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite audit store %s: prepare insert: %w", abs, err)
@@ -242,13 +242,25 @@ func (s *SQLite) insertAll(ctx context.Context, events []warden.AuditEvent) erro
 		}
 		existing[e.ID] = ok
 	}
-	fresh, err := link(events, heads, existing)
+	// From hash version 2 the seq is hashed, so it is chosen here (the
+	// transaction is the only writer once it writes) instead of by
+	// AUTOINCREMENT: past the largest ever used, as AUTOINCREMENT would.
+	var next int64
+	if err := tx.QueryRowContext(ctx, `SELECT max(coalesce((SELECT max(seq) FROM audit_events), 0),
+		coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'audit_events'), 0)) + 1`).Scan(&next); err != nil {
+		return fmt.Errorf("next seq: %w", err)
+	}
+	seqs := make([]int64, len(events))
+	for i := range seqs {
+		seqs[i] = next + int64(i)
+	}
+	fresh, err := link(events, heads, existing, seqs, time.Now())
 	if err != nil {
 		return err
 	}
 	stmt := tx.StmtContext(ctx, s.insert)
 	for _, e := range fresh {
-		values, err := insertValues(e, e.OccurredAt.Format(sqliteTimeLayout))
+		values, err := chainValues(e, func(t time.Time) any { return t.UTC().Format(sqliteTimeLayout) })
 		if err != nil {
 			return err
 		}
@@ -443,10 +455,11 @@ func (s *SQLite) Query(ctx context.Context, f warden.AuditFilter) ([]warden.Audi
 		out        []warden.AuditEvent
 		sc         scanned
 		occurredAt string
+		recordedAt string
 	)
 	for rows.Next() {
 		sc = scanned{}
-		if err := rows.Scan(sc.dest(&occurredAt)...); err != nil {
+		if err := rows.Scan(sc.dest(&occurredAt, &recordedAt)...); err != nil {
 			return nil, fmt.Errorf("query audit events: %w", err)
 		}
 		e, err := sc.finish()
@@ -455,6 +468,9 @@ func (s *SQLite) Query(ctx context.Context, f warden.AuditFilter) ([]warden.Audi
 		}
 		if e.OccurredAt, err = time.Parse(time.RFC3339Nano, occurredAt); err != nil {
 			return nil, fmt.Errorf("query audit events: occurred_at of event %s: %w", e.ID, err)
+		}
+		if e.RecordedAt, err = time.Parse(time.RFC3339Nano, recordedAt); err != nil {
+			return nil, fmt.Errorf("query audit events: recorded_at of event %s: %w", e.ID, err)
 		}
 		out = append(out, e)
 	}

@@ -198,8 +198,14 @@ func tenantsOf(keys []chainKey) []string {
 
 // link returns the events to insert: those whose ID is neither stored
 // (existing) nor earlier in the batch, each with PrevHash set to its
-// chain's head (heads, updated as it goes) and Hash computed.
-func link(events []warden.AuditEvent, heads map[chainKey]string, existing map[string]bool) ([]warden.AuditEvent, error) {
+// chain's head (heads, updated as it goes), Seq taken in order from seqs
+// (which holds at least one per event), RecordedAt set to now and Hash
+// computed in EventHashVersion.
+func link(events []warden.AuditEvent, heads map[chainKey]string, existing map[string]bool, seqs []int64, now time.Time) ([]warden.AuditEvent, error) {
+	if len(seqs) < len(events) {
+		return nil, fmt.Errorf("append: %d sequence numbers for %d events", len(seqs), len(events))
+	}
+	now = now.UTC().Truncate(time.Microsecond)
 	out := make([]warden.AuditEvent, 0, len(events))
 	seen := make(map[string]bool, len(events))
 	for _, e := range events {
@@ -209,6 +215,9 @@ func link(events []warden.AuditEvent, heads map[chainKey]string, existing map[st
 		seen[e.ID] = true
 		k := chainKey{e.Tenant, e.WorkflowID}
 		e.PrevHash = heads[k]
+		e.Seq, seqs = seqs[0], seqs[1:]
+		e.RecordedAt = now
+		e.HashVersion = EventHashVersion
 		h, err := EventHash(e)
 		if err != nil {
 			return nil, err
@@ -277,8 +286,25 @@ const columns = "event_id, event_type, tenant, workflow_id, run_id, step, call_i
 // columnCount is the number of columns in columns.
 const columnCount = 24
 
+// chainColumns are what the chained append writes: columns and what the
+// store assigns (hashed from hash version 2).
+const chainColumns = columns + ", seq, recorded_at, hash_version"
+
+// chainColumnCount is the number of columns in chainColumns.
+const chainColumnCount = columnCount + 3
+
 // selectColumns is what Query reads.
-const selectColumns = "seq, " + columns
+const selectColumns = "seq, " + columns + ", recorded_at, hash_version"
+
+// chainValues returns e's values in chainColumns order; times are encoded
+// by the backend's encodeTime.
+func chainValues(e warden.AuditEvent, encodeTime func(time.Time) any) ([]any, error) {
+	values, err := insertValues(e, encodeTime(e.OccurredAt))
+	if err != nil {
+		return nil, err
+	}
+	return append(values, e.Seq, encodeTime(e.RecordedAt), e.HashVersion), nil
+}
 
 // insertValues returns e's column values in columns order; JSON columns are
 // nil (SQL NULL) when empty and occurredAt is the backend's time encoding.
@@ -331,15 +357,15 @@ type scanned struct {
 	redactions   []byte
 }
 
-// dest returns Scan destinations in selectColumns order; occurredAt is the
-// backend's time destination.
-func (s *scanned) dest(occurredAt any) []any {
+// dest returns Scan destinations in selectColumns order; occurredAt and
+// recordedAt are the backend's time destinations.
+func (s *scanned) dest(occurredAt, recordedAt any) []any {
 	e := &s.event
 	return []any{
 		&e.Seq, &e.ID, &s.typ, &e.Tenant, &e.WorkflowID, &e.RunID, &e.Step, &e.CallID, &e.Actor, &e.Tool,
 		&s.args, &s.result, &e.Decision, &s.risk, &s.reasons,
 		&e.PolicyRevision, &e.RequestID, &e.Model, &e.InputTokens, &e.OutputTokens, &e.Message, occurredAt,
-		&s.redactions, &e.PrevHash, &e.Hash,
+		&s.redactions, &e.PrevHash, &e.Hash, recordedAt, &e.HashVersion,
 	}
 }
 

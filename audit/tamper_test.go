@@ -113,7 +113,21 @@ func runTamper(t *testing.T, b backend) {
 			return "UPDATE audit_events SET seq = -3 WHERE event_id = 'a-1' AND seq = 3; " +
 				"UPDATE audit_events SET seq = 3 WHERE event_id = 'a-2' AND seq = 5; " +
 				"UPDATE audit_events SET seq = 5 WHERE event_id = 'a-1' AND seq = -3"
-		}, eventID: "a-2", problem: "does not match the previous event of the chain", offline: true},
+		}, eventID: "a-2", problem: "content does not match its hash", offline: true},
+		{name: "edit recorded_at", sql: func(*testing.T, Store) string {
+			return "UPDATE audit_events SET recorded_at = '2020-01-01T00:00:00.000000Z' WHERE event_id = 'a-2'"
+		}, eventID: "a-2", problem: "content does not match its hash", offline: true},
+		{name: "swap seq across two runs, no seal head involved", sql: func(*testing.T, Store) string {
+			// a-1 (seq 3) and b-1 (seq 4): each chain's own order stays
+			// increasing, so only hashing seq (version 2) catches it.
+			return "UPDATE audit_events SET seq = -3 WHERE event_id = 'a-1' AND seq = 3; " +
+				"UPDATE audit_events SET seq = 3 WHERE event_id = 'b-1' AND seq = 4; " +
+				"UPDATE audit_events SET seq = 4 WHERE event_id = 'a-1' AND seq = -3"
+		}, eventID: "b-1", problem: "content does not match its hash", offline: true},
+		{name: "downgrade a row's hash version", sql: func(*testing.T, Store) string {
+			// Claiming version 1 drops seq and recorded_at from the hash.
+			return "UPDATE audit_events SET hash_version = 1 WHERE event_id = 'a-2'"
+		}, eventID: "a-2", problem: "content does not match its hash", offline: true},
 		{name: "insert a forged row with a made-up hash", sql: func(*testing.T, Store) string {
 			return "INSERT INTO audit_events (event_id, event_type, tenant, workflow_id, actor, decision, occurred_at, prev_hash, hash) " +
 				"VALUES ('forged', 'approval_decided', 'acme', 'wf-a', 'mallory', 'approve', '2026-05-04T10:00:03.000000Z', 'x', 'deadbeef')"
@@ -197,4 +211,52 @@ func TestPostgresTamper(t *testing.T) {
 func TestSQLiteTamper(t *testing.T) {
 	t.Parallel()
 	runTamper(t, sqliteBackend)
+}
+
+// runHashVersions pins compatibility: rows written with hash version 1
+// (before seq and recorded_at were hashed) keep verifying, online and
+// offline, and the chain goes on from them in version 2.
+func runHashVersions(t *testing.T, b backend) {
+	s, loc := b.fresh(t)
+	old := warden.AuditEvent{ID: "v1-0", Type: warden.EventRunStarted, Tenant: "acme", WorkflowID: "wf-old", Actor: "dana",
+		Message: "written by an older Warden", OccurredAt: time.Date(2026, 5, 4, 10, 0, 0, 0, time.UTC)}
+	h, err := EventHash(old)
+	require.NoError(t, err)
+	b.superuser(t, loc, fmt.Sprintf("INSERT INTO audit_events (event_id, event_type, tenant, workflow_id, actor, message, occurred_at, hash) "+
+		"VALUES ('v1-0', 'run_started', 'acme', 'wf-old', 'dana', 'written by an older Warden', '2026-05-04T10:00:00.000000Z', '%s')", h))
+	next := warden.AuditEvent{ID: "v2-1", Type: warden.EventRunFinished, Tenant: "acme", WorkflowID: "wf-old", Actor: "system",
+		OccurredAt: time.Date(2026, 5, 4, 10, 0, 1, 0, time.UTC)}
+	require.NoError(t, s.Append(t.Context(), next))
+	got, err := s.Query(t.Context(), warden.AuditFilter{WorkflowID: "wf-old"})
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+	require.Equal(t, 1, got[0].HashVersion, "the old row keeps its version")
+	require.Equal(t, EventHashVersion, got[1].HashVersion)
+	require.Equal(t, got[0].Hash, got[1].PrevHash, "the new row links to the old one")
+
+	report, err := Verify(t.Context(), s, VerifyOptions{})
+	require.NoError(t, err)
+	require.True(t, report.OK(), "%v", report.Breaks)
+	require.EqualValues(t, 2, report.Events)
+	var buf bytes.Buffer
+	_, err = Export(t.Context(), s, &buf, ExportOptions{})
+	require.NoError(t, err)
+	offline, err := VerifyFile(&buf)
+	require.NoError(t, err)
+	require.True(t, offline.OK(), "%v", offline.Breaks)
+
+	// An unknown version is named, not trusted.
+	got[1].HashVersion = 3
+	_, err = EventHash(got[1])
+	require.ErrorContains(t, err, "unknown hash version 3")
+}
+
+func TestPostgresHashVersions(t *testing.T) {
+	t.Parallel()
+	runHashVersions(t, postgresBackend)
+}
+
+func TestSQLiteHashVersions(t *testing.T) {
+	t.Parallel()
+	runHashVersions(t, sqliteBackend)
 }

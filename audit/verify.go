@@ -3,6 +3,7 @@ package audit
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -41,7 +42,8 @@ type Break struct {
 	EventID string `json:"event_id,omitempty"`
 	// SealIndex names the seal at fault (zero for an event problem).
 	SealIndex int64 `json:"seal_index,omitempty"`
-	// Anchor and Line name the anchor file line at fault, if any.
+	// Anchor and Line name the anchor file line at fault, if any; Line
+	// alone names the line of an export file (its manifest).
 	Anchor string `json:"anchor,omitempty"`
 	Line   int    `json:"line,omitempty"`
 	// Problem says what is wrong.
@@ -54,6 +56,12 @@ func (b Break) String() string {
 	}
 	if b.SealIndex > 0 {
 		return fmt.Sprintf("tenant %s seal #%d: %s", b.Tenant, b.SealIndex, b.Problem)
+	}
+	if b.EventID == "" && b.Tenant == "" {
+		if b.Line > 0 {
+			return fmt.Sprintf("line %d: %s", b.Line, b.Problem)
+		}
+		return b.Problem
 	}
 	return fmt.Sprintf("tenant %s workflow %s seq %d event %s: %s", b.Tenant, b.WorkflowID, b.Seq, b.EventID, b.Problem)
 }
@@ -74,6 +82,10 @@ type VerifyReport struct {
 	SignaturesChecked bool `json:"signatures_checked"`
 	// Anchored counts the anchor entries compared with the database.
 	Anchored int `json:"anchored"`
+	// Manifest says what VerifyFile found of an export's manifest:
+	// "none", "unsigned", "signed" (and checked) or "signed, not checked".
+	// Empty for Verify.
+	Manifest string `json:"manifest,omitempty"`
 	// Breaks lists the problems in the order found (at most
 	// maxBreaks); Breaks[0] is the first broken link.
 	Breaks []Break `json:"breaks"`
@@ -214,25 +226,45 @@ func VerifyFileWith(r io.Reader, opts FileOptions) (VerifyReport, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 64<<20)
 	var (
-		header *ExportHeader
-		seals  []Seal
-		events []warden.AuditEvent
+		header       *ExportHeader
+		seals        []Seal
+		events       []warden.AuditEvent
+		manifest     *ExportManifest
+		manifestLine int
+		afterLines   int
+		rawSealOrder []string
+		digest       = sha256.New()
 	)
 	for line := 1; sc.Scan(); line++ {
 		raw := sc.Bytes()
 		if len(raw) == 0 {
 			continue
 		}
+		if manifest != nil {
+			afterLines++
+		}
 		var probe struct {
-			EventID *string `json:"event_id"`
-			Seal    *int64  `json:"seal_index"`
-			Export  *int    `json:"warden_export"`
+			EventID  *string `json:"event_id"`
+			Seal     *int64  `json:"seal_index"`
+			Export   *int    `json:"warden_export"`
+			Manifest *int    `json:"warden_manifest"`
 		}
 		if err := json.Unmarshal(raw, &probe); err != nil {
 			return VerifyReport{}, fmt.Errorf("verify file: line %d: %w", line, err)
 		}
+		if probe.Manifest == nil && manifest == nil {
+			digest.Write(raw)
+			digest.Write([]byte{'\n'})
+		}
 		var err error
 		switch {
+		case probe.Manifest != nil:
+			if manifest != nil {
+				err = errors.New("a second manifest")
+				break
+			}
+			manifest, manifestLine = &ExportManifest{}, line
+			err = json.Unmarshal(raw, manifest)
 		case probe.Export != nil:
 			header = &ExportHeader{}
 			err = json.Unmarshal(raw, header)
@@ -245,6 +277,7 @@ func VerifyFileWith(r io.Reader, opts FileOptions) (VerifyReport, error) {
 			var s Seal
 			if err = json.Unmarshal(raw, &s); err == nil {
 				seals = append(seals, s)
+				rawSealOrder = append(rawSealOrder, s.Hash)
 			}
 		default:
 			err = errors.New("neither an event, a seal nor an export header")
@@ -290,11 +323,55 @@ func VerifyFileWith(r io.Reader, opts FileOptions) (VerifyReport, error) {
 		}
 		v.checkAnchors(seals, opts.Anchors, tenant, v.keys)
 	}
+	manifestProblem := func(problem string) {
+		v.add(Break{Tenant: "", Line: manifestLine, Problem: "export manifest: " + problem})
+	}
+	switch {
+	case manifest == nil && opts.RequireSigned:
+		manifestProblem("the file has none (exported by an older Warden, or the last line was removed): its completeness is not proven")
+	case manifest != nil:
+		if afterLines > 0 {
+			manifestProblem(fmt.Sprintf("%d line(s) follow the manifest: added after export", afterLines))
+		}
+		want := ExportManifest{Digest: hex.EncodeToString(digest.Sum(nil)), Events: int64(len(events)), Seals: len(seals)}
+		if header != nil {
+			want.Tenant, want.Since, want.Until, want.Complete = header.Tenant, header.Since, header.Until, header.Complete
+		}
+		chains := map[chainKey]bool{}
+		for _, e := range events {
+			chains[chainKey{e.Tenant, e.WorkflowID}] = true
+		}
+		want.Chains = len(chains)
+		if len(events) > 0 {
+			want.FirstSeq, want.LastSeq = events[0].Seq, events[len(events)-1].Seq
+		}
+		if len(rawSealOrder) > 0 {
+			want.LastSeal = rawSealOrder[len(rawSealOrder)-1]
+		}
+		for _, p := range checkManifest(*manifest, want, v.keys, opts.RequireSigned) {
+			manifestProblem(p)
+		}
+	}
 	rep := v.report()
+	rep.Manifest = manifestState(manifest, len(v.keys) > 0)
 	if rep.Events == 0 && rep.Seals == 0 && rep.Anchored == 0 && rep.OK() {
 		return rep, fmt.Errorf("%w: the file holds no events and no seals", ErrNothingVerified)
 	}
 	return rep, nil
+}
+
+// manifestState describes an export's manifest for VerifyReport.Manifest.
+func manifestState(m *ExportManifest, keys bool) string {
+	switch {
+	case m == nil:
+		return "none"
+	case m.Signature == "":
+		return "unsigned"
+	case keys:
+		return "signed"
+	default:
+		return "signed, not checked (give --pubkey)"
+	}
 }
 
 // verifier accumulates what Verify and VerifyFile check.

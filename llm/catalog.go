@@ -32,11 +32,22 @@ type ModelConfig struct {
 	OutputPer1KUSD float64 `json:"output_per_1k_usd"`
 	// ContextWindow is the model's context size in tokens (0: unknown).
 	ContextWindow int `json:"context_window,omitempty"`
+	// Provider is who serves it, as traces and metrics name it
+	// (gen_ai.provider.name: "openai", "anthropic", "aws.bedrock",
+	// "azure.ai.openai", ...); empty means "openai", whose API Warden speaks.
+	Provider string `json:"provider,omitempty"`
 }
 
 // DefaultModels prices the scripted model so demos and tests show spend.
-// These are made-up prices for a fake model.
-var DefaultModels = []ModelConfig{{Name: ScriptedModelPrefix + "*", InputPer1KUSD: 0.001, OutputPer1KUSD: 0.002, ContextWindow: 128000}}
+// These are made-up prices for a fake model, served by ScriptedProvider.
+var DefaultModels = []ModelConfig{{Name: ScriptedModelPrefix + "*", InputPer1KUSD: 0.001, OutputPer1KUSD: 0.002, ContextWindow: 128000, Provider: ScriptedProvider}}
+
+// ScriptedProvider is the gen_ai.provider.name of the scripted model.
+const ScriptedProvider = "warden.scripted"
+
+// DefaultProvider is the gen_ai.provider.name of a model whose
+// configuration names none: Warden speaks OpenAI's chat completions API.
+const DefaultProvider = "openai"
 
 // LoadModels reads a models file: {"models": [ModelConfig, ...]}.
 func LoadModels(path string) ([]ModelConfig, error) {
@@ -105,6 +116,13 @@ func (r *Router) Lookup(name string) (ModelConfig, bool) {
 func (r *Router) Price(model string) (inPer1K, outPer1K float64, ok bool) {
 	m, ok := r.Lookup(model)
 	return m.InputPer1KUSD, m.OutputPer1KUSD, ok
+}
+
+// Provider returns who serves a model (ModelConfig.Provider, or
+// DefaultProvider).
+func (r *Router) Provider(model string) string {
+	m, _ := r.Lookup(model)
+	return cmp.Or(m.Provider, DefaultProvider)
 }
 
 // Complete sends req to the model's endpoint.

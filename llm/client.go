@@ -91,6 +91,7 @@ func (c *Client) Complete(ctx context.Context, req warden.ModelRequest) (warden.
 	choice := resp.Choices[0]
 	out := warden.ModelResponse{
 		Model:        cmp.Or(resp.Model, model),
+		ID:           resp.ID,
 		Content:      choice.Message.Content,
 		FinishReason: string(choice.FinishReason),
 		Usage:        warden.Usage{InputTokens: resp.Usage.PromptTokens, OutputTokens: resp.Usage.CompletionTokens},

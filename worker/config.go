@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/wardenhq/warden"
@@ -92,6 +93,14 @@ type Config struct {
 	// whole run detectable; docs/audit.md). It also seals once when it
 	// stops. Default 1m; negative seals only at stop.
 	AuditSealInterval time.Duration
+	// AuditSealKey is the file of the Ed25519 private key that signs the
+	// worker's seals (warden audit keygen). Empty leaves seals unsigned:
+	// anyone with the writer credential can then forge a seal (docs/audit.md).
+	AuditSealKey string
+	// AuditAnchor is the append-only file every seal's head is also written
+	// to, outside the database, so verify --anchor catches a deleted last
+	// seal, a truncation or a wiped tenant. Empty writes no anchor.
+	AuditAnchor string
 	// Logger receives the worker's logs. Default slog.Default().
 	Logger *slog.Logger
 
@@ -116,6 +125,14 @@ type Config struct {
 	// no tracing (cmd/warden sets an OTLP exporter when
 	// OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set).
 	TracerProvider trace.TracerProvider
+	// MetricReaders receive the OpenTelemetry GenAI metrics of model calls
+	// (gen_ai.client.token.usage, gen_ai.client.operation.duration):
+	// cmd/warden passes an OTLP exporter when OTEL_EXPORTER_OTLP_ENDPOINT or
+	// OTEL_EXPORTER_OTLP_METRICS_ENDPOINT is set, tests a ManualReader. With
+	// MetricsAddress set, /metrics serves them too. The worker shuts the
+	// readers down (flushing them) when it stops, so a reader serves one
+	// Run.
+	MetricReaders []sdkmetric.Reader
 }
 
 // DefaultTemporalAddress is where a local dev server listens.

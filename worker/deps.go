@@ -95,7 +95,14 @@ func Build(ctx context.Context, cfg Config) (_ *Deps, err error) {
 	}
 	store = audit.WithRedactor(store, redactor)
 	d.Audit = store
-	stopSealing := audit.SealEvery(store, cfg.AuditSealInterval, func(err error) { cfg.Logger.Warn("audit seal", "error", err) })
+	anchor, sealKey, err := sealing(store, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if anchor != nil {
+		d.closers = append(d.closers, func() { _ = anchor.Close() })
+	}
+	stopSealing := audit.SealAndAnchorEvery(store, cfg.AuditSealInterval, anchor, sealKey, func(err error) { cfg.Logger.Warn("audit seal", "error", err) })
 	d.closers = append(d.closers, stopSealing)
 
 	engine, err := policies.New(ctx, policies.Options{Dir: cfg.PolicyDir})
@@ -259,4 +266,32 @@ func auditEgress(store audit.Store, c egress.Connection) error {
 		Message:    egressMessage(c),
 		OccurredAt: c.Start.UTC(),
 	})
+}
+
+// sealing makes store sign its seals with cfg.AuditSealKey and opens
+// cfg.AuditAnchor; either may be unset. The anchor is closed after the
+// final seal (closers run in reverse).
+func sealing(store audit.Store, cfg Config) (*audit.Anchor, *audit.PublicKey, error) {
+	var key *audit.PublicKey
+	if cfg.AuditSealKey != "" {
+		signer, err := audit.LoadSealSigner(cfg.AuditSealKey)
+		if err != nil {
+			return nil, nil, fmt.Errorf("audit seal key %s: %w (create one with: warden audit keygen --out FILE --key-id ID)", cfg.AuditSealKey, err)
+		}
+		if err := audit.SetSealSigner(store, signer); err != nil {
+			return nil, nil, err
+		}
+		pub := signer.Public()
+		key = &pub
+	} else {
+		cfg.Logger.Warn("audit seals are not signed: anyone with the database writer credential can forge one; set WARDEN_AUDIT_SEAL_KEY (docs/audit.md)")
+	}
+	if cfg.AuditAnchor == "" {
+		return nil, key, nil
+	}
+	anchor, err := audit.OpenAnchor(cfg.AuditAnchor)
+	if err != nil {
+		return nil, nil, fmt.Errorf("audit anchor %s: %w", cfg.AuditAnchor, err)
+	}
+	return anchor, key, nil
 }

@@ -3,29 +3,35 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"strings"
 	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/wardenhq/warden"
 	"github.com/wardenhq/warden/activities"
+	"github.com/wardenhq/warden/llm"
 	"github.com/wardenhq/warden/telemetry"
 )
 
 // Instrument wraps the activities' dependencies (Model, Policy, Tools,
-// Audit) with decorators that record Prometheus metrics into m and spans
-// with tracer. Either may be nil. Run calls it; tests that build their own
-// activities may too.
-func Instrument(a *activities.Activities, m *telemetry.Metrics, tracer trace.Tracer) {
-	if m == nil && tracer == nil {
+// Audit) with decorators that record Prometheus metrics into m, spans with
+// tracer and the OpenTelemetry GenAI metrics into genai. Any may be nil.
+// Run calls it; tests that build their own activities may too.
+func Instrument(a *activities.Activities, m *telemetry.Metrics, tracer trace.Tracer, genai *telemetry.GenAI) {
+	if m == nil && tracer == nil && genai == nil {
 		return
 	}
-	in := &instruments{m: m, tracer: tracer}
+	in := &instruments{m: m, tracer: tracer, genai: genai, prices: a.Prices, approvals: newApprovalWaits(8192)}
 	if a.Model != nil {
-		a.Model = instrumentedModel{in: in, next: a.Model}
+		p, _ := a.Model.(providers)
+		a.Model = instrumentedModel{in: in, next: a.Model, providers: p}
 	}
 	if a.Policy != nil {
 		a.Policy = instrumentedPolicy{in: in, next: a.Policy}
@@ -34,23 +40,37 @@ func Instrument(a *activities.Activities, m *telemetry.Metrics, tracer trace.Tra
 		a.Tools = instrumentedTools{in: in, next: a.Tools}
 	}
 	if a.Audit != nil {
-		a.Audit = &instrumentedAudit{in: in, next: a.Audit, seen: newRecent(8192), requested: map[string]time.Time{}}
+		a.Audit = &instrumentedAudit{in: in, next: a.Audit, seen: newRecent(8192)}
 	}
+}
+
+// providers names who serves a model (gen_ai.provider.name); *llm.Router
+// implements it.
+type providers interface {
+	Provider(model string) string
 }
 
 type instruments struct {
 	m      *telemetry.Metrics
 	tracer trace.Tracer
+	genai  *telemetry.GenAI
+	// prices is the model catalog (nil: no costs on the spans).
+	prices activities.Prices
+	// approvals remembers the approval waits seen in the audit stream, for
+	// the spans of the tool runs they let through.
+	approvals *approvalWaits
 }
 
-// span starts a span when tracing is on; end records err and ends it.
-func (in *instruments) span(ctx context.Context, name string, attrs ...attribute.KeyValue) (context.Context, func(error)) {
+// span starts a span when tracing is on (a no-op span otherwise); end
+// records err (with its error.type) and ends it.
+func (in *instruments) span(ctx context.Context, name string, kind trace.SpanKind, attrs ...attribute.KeyValue) (context.Context, trace.Span, func(error)) {
 	if in.tracer == nil {
-		return ctx, func(error) {}
+		return ctx, noop.Span{}, func(error) {}
 	}
-	ctx, sp := in.tracer.Start(ctx, name, trace.WithAttributes(attrs...))
-	return ctx, func(err error) {
+	ctx, sp := in.tracer.Start(ctx, name, trace.WithSpanKind(kind), trace.WithAttributes(attrs...))
+	return ctx, sp, func(err error) {
 		if err != nil {
+			sp.SetAttributes(telemetry.AttrErrorType.String(errorType(err)))
 			sp.RecordError(err)
 			sp.SetStatus(codes.Error, err.Error())
 		}
@@ -58,21 +78,80 @@ func (in *instruments) span(ctx context.Context, name string, attrs ...attribute
 	}
 }
 
-type instrumentedModel struct {
-	in   *instruments
-	next activities.Model
+// errorType is the error.type of a failed call: the Temporal application
+// error type Warden gave it (for example "ModelError"), "timeout" or
+// "cancelled", else "_OTHER" as the conventions ask.
+func errorType(err error) string {
+	var app *temporal.ApplicationError
+	switch {
+	case errors.As(err, &app) && app.Type() != "":
+		return app.Type()
+	case errors.Is(err, warden.ErrModelPermanent):
+		return "permanent"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "cancelled"
+	}
+	return "_OTHER"
 }
 
+type instrumentedModel struct {
+	in        *instruments
+	next      activities.Model
+	providers providers
+}
+
+// Complete is one model call: a "chat {model}" client span and the
+// gen_ai.client.* metrics, with the usage and, for priced models, the cost.
 func (d instrumentedModel) Complete(ctx context.Context, req warden.ModelRequest) (warden.ModelResponse, error) {
-	ctx, end := d.in.span(ctx, "warden.model.complete", attribute.String("warden.model", req.Model))
+	provider := llm.DefaultProvider
+	if d.providers != nil {
+		provider = d.providers.Provider(req.Model)
+	}
+	attrs := []attribute.KeyValue{
+		telemetry.AttrOperationName.String(telemetry.OperationChat),
+		telemetry.AttrProviderName.String(provider),
+		telemetry.AttrRequestModel.String(req.Model),
+		attribute.String("warden.model", req.Model),
+	}
+	if req.MaxOutputTokens > 0 {
+		attrs = append(attrs, telemetry.AttrRequestMaxTokens.Int(req.MaxOutputTokens))
+	}
+	ctx, sp, end := d.in.span(ctx, strings.TrimSpace(telemetry.OperationChat+" "+req.Model), trace.SpanKindClient, attrs...)
 	start := time.Now()
 	resp, err := d.next.Complete(ctx, req)
+	elapsed := time.Since(start)
+	call := telemetry.ModelCall{Provider: provider, RequestModel: req.Model, Seconds: elapsed.Seconds()}
+	if err != nil {
+		call.ErrorType = errorType(err)
+	} else {
+		call.ResponseModel, call.InputTokens, call.OutputTokens = resp.Model, resp.Usage.InputTokens, resp.Usage.OutputTokens
+		sp.SetAttributes(
+			telemetry.AttrResponseModel.String(resp.Model),
+			telemetry.AttrUsageInputTokens.Int(resp.Usage.InputTokens),
+			telemetry.AttrUsageOutputTokens.Int(resp.Usage.OutputTokens),
+		)
+		if resp.ID != "" {
+			sp.SetAttributes(telemetry.AttrResponseID.String(resp.ID))
+		}
+		if resp.FinishReason != "" {
+			sp.SetAttributes(telemetry.AttrResponseFinishReasons.StringSlice([]string{resp.FinishReason}))
+		}
+		if d.in.prices != nil {
+			if pin, pout, ok := d.in.prices.Price(req.Model); ok {
+				cost := warden.Usage{CostMicroUSD: activities.CostMicroUSD(resp.Usage, pin, pout)}
+				sp.SetAttributes(telemetry.AttrCostUSD.Float64(cost.CostUSD()))
+			}
+		}
+	}
+	d.in.genai.RecordModelCall(ctx, call)
 	if d.in.m != nil {
 		model := req.Model
 		if model == "" {
 			model = resp.Model
 		}
-		d.in.m.ModelLatency.WithLabelValues(model, telemetry.Outcome(err)).Observe(telemetry.Since(start))
+		d.in.m.ModelLatency.WithLabelValues(model, telemetry.Outcome(err)).Observe(elapsed.Seconds())
 	}
 	end(err)
 	return resp, err
@@ -84,11 +163,15 @@ type instrumentedPolicy struct {
 }
 
 func (d instrumentedPolicy) Decide(ctx context.Context, pi warden.PolicyInput) (warden.Decision, error) {
-	ctx, end := d.in.span(ctx, "warden.policy.decide")
+	ctx, sp, end := d.in.span(ctx, "warden.policy.decide", trace.SpanKindInternal)
 	start := time.Now()
 	dec, err := d.next.Decide(ctx, pi)
 	if d.in.m != nil {
 		d.in.m.PolicyLatency.WithLabelValues(telemetry.Outcome(err)).Observe(telemetry.Since(start))
+	}
+	sp.SetAttributes(telemetry.AttrToolName.String(pi.Tool.Name), telemetry.AttrDecision.String(dec.Verdict()))
+	if dec.Risk != "" {
+		sp.SetAttributes(telemetry.AttrRisk.String(string(dec.Risk)))
 	}
 	end(err)
 	return dec, err
@@ -105,8 +188,34 @@ func (d instrumentedTools) Validate(name string, args json.RawMessage) error {
 	return d.next.Validate(name, args)
 }
 
+// Run is one tool execution: an "execute_tool {tool}" span with the
+// policy's verdict and risk and, for an approved call, the approval wait.
 func (d instrumentedTools) Run(ctx context.Context, run activities.ToolRun) (warden.ToolOutput, error) {
-	ctx, end := d.in.span(ctx, "warden.tool.run", attribute.String("warden.tool", run.Tool))
+	attrs := []attribute.KeyValue{
+		telemetry.AttrOperationName.String(telemetry.OperationExecuteTool),
+		telemetry.AttrToolName.String(run.Tool),
+		telemetry.AttrToolType.String(telemetry.ToolTypeFunction),
+		attribute.String("warden.tool", run.Tool),
+	}
+	if run.CallID != "" {
+		attrs = append(attrs, telemetry.AttrToolCallID.String(run.CallID))
+	}
+	if spec, ok := d.next.Spec(run.Tool); ok && spec.Description != "" {
+		attrs = append(attrs, telemetry.AttrToolDescription.String(spec.Description))
+	}
+	if run.Decision != "" {
+		attrs = append(attrs, telemetry.AttrDecision.String(run.Decision))
+	}
+	if run.Risk != "" {
+		attrs = append(attrs, telemetry.AttrRisk.String(string(run.Risk)))
+	}
+	if run.ApprovalRequestID != "" {
+		attrs = append(attrs, telemetry.AttrApprovalRequestID.String(run.ApprovalRequestID))
+		if wait, ok := d.in.approvals.wait(run.ApprovalRequestID); ok {
+			attrs = append(attrs, telemetry.AttrApprovalWait.Float64(wait.Seconds()))
+		}
+	}
+	ctx, _, end := d.in.span(ctx, telemetry.OperationExecuteTool+" "+run.Tool, trace.SpanKindInternal, attrs...)
 	start := time.Now()
 	out, err := d.next.Run(ctx, run)
 	if d.in.m != nil {
@@ -127,10 +236,6 @@ type instrumentedAudit struct {
 
 	mu   sync.Mutex
 	seen *recent
-	// requested remembers when each approval was requested (by request ID),
-	// for the approval wait time. Requests made by another worker process
-	// are not known here and their wait is not observed.
-	requested map[string]time.Time
 }
 
 func (d *instrumentedAudit) Has(ctx context.Context, eventID string) (bool, error) {
@@ -138,25 +243,39 @@ func (d *instrumentedAudit) Has(ctx context.Context, eventID string) (bool, erro
 }
 
 func (d *instrumentedAudit) Append(ctx context.Context, events ...warden.AuditEvent) error {
-	ctx, end := d.in.span(ctx, "warden.audit.append", attribute.Int("warden.audit.events", len(events)))
+	ctx, sp, end := d.in.span(ctx, "warden.audit.append", trace.SpanKindInternal, attribute.Int("warden.audit.events", len(events)))
 	start := time.Now()
 	err := d.next.Append(ctx, events...)
 	if m := d.in.m; m != nil {
 		m.AuditWriteLatency.WithLabelValues(telemetry.Outcome(err)).Observe(telemetry.Since(start))
-		if err == nil {
-			d.count(events)
-		}
+	}
+	if err == nil {
+		d.count(sp, events)
 	}
 	end(err)
 	return err
 }
 
-func (d *instrumentedAudit) count(events []warden.AuditEvent) {
+func (d *instrumentedAudit) count(sp trace.Span, events []warden.AuditEvent) {
 	m := d.in.m
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, ev := range events {
 		if !d.seen.add(ev.ID) {
+			continue
+		}
+		switch ev.Type {
+		case warden.EventApprovalRequested:
+			d.in.approvals.requested(ev.RequestID, ev.OccurredAt)
+		case warden.EventApprovalDecided:
+			if wait, ok := d.in.approvals.decided(ev.RequestID, ev.OccurredAt); ok {
+				sp.SetAttributes(telemetry.AttrApprovalRequestID.String(ev.RequestID), telemetry.AttrApprovalWait.Float64(wait.Seconds()))
+				if m != nil {
+					m.ApprovalWait.WithLabelValues(ev.Tool, approvalOutcome(ev)).Observe(wait.Seconds())
+				}
+			}
+		}
+		if m == nil {
 			continue
 		}
 		m.AuditEvents.WithLabelValues(string(ev.Type)).Inc()
@@ -173,22 +292,71 @@ func (d *instrumentedAudit) count(events []warden.AuditEvent) {
 			// The series exists (at 0 for unpriced models) so dashboards and
 			// alerts work before prices are configured.
 			m.ModelCost.WithLabelValues(ev.Model, ev.Tenant).Add(modelCostUSD(ev.Result))
-		case warden.EventApprovalRequested:
-			if len(d.requested) >= 8192 {
-				clear(d.requested)
-			}
-			d.requested[ev.RequestID] = ev.OccurredAt
 		case warden.EventApprovalDecided:
-			decision := ev.Decision
-			if ev.Actor == "system" {
-				decision = "expired"
-			}
-			m.ApprovalsDecided.WithLabelValues(ev.Tool, decision).Inc()
-			if at, ok := d.requested[ev.RequestID]; ok && !ev.OccurredAt.IsZero() && !at.IsZero() {
-				m.ApprovalWait.WithLabelValues(ev.Tool, decision).Observe(max(ev.OccurredAt.Sub(at), 0).Seconds())
-			}
+			m.ApprovalsDecided.WithLabelValues(ev.Tool, approvalOutcome(ev)).Inc()
 		}
 	}
+}
+
+// approvalOutcome is an approval_decided event's decision label: approve,
+// reject, or expired (rejected by the system when the request expired).
+func approvalOutcome(ev warden.AuditEvent) string {
+	if ev.Actor == "system" {
+		return "expired"
+	}
+	return ev.Decision
+}
+
+// approvalWaits remembers when approvals were requested (by request ID) and
+// how long each waited for its last decision. Requests made by another
+// worker process are not known here and their wait is not observed. Each
+// map is cleared when it reaches its bound.
+type approvalWaits struct {
+	mu    sync.Mutex
+	limit int
+	at    map[string]time.Time
+	waits map[string]time.Duration
+}
+
+func newApprovalWaits(limit int) *approvalWaits {
+	return &approvalWaits{limit: limit, at: map[string]time.Time{}, waits: map[string]time.Duration{}}
+}
+
+func (a *approvalWaits) requested(id string, at time.Time) {
+	if id == "" || at.IsZero() {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.at) >= a.limit {
+		clear(a.at)
+	}
+	a.at[id] = at
+}
+
+// decided records a decision on request id at time at and returns the wait
+// since the request, if the request was seen.
+func (a *approvalWaits) decided(id string, at time.Time) (time.Duration, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	req, ok := a.at[id]
+	if !ok || at.IsZero() {
+		return 0, false
+	}
+	wait := max(at.Sub(req), 0)
+	if len(a.waits) >= a.limit {
+		clear(a.waits)
+	}
+	a.waits[id] = wait
+	return wait, true
+}
+
+// wait is the wait of request id up to its last decision.
+func (a *approvalWaits) wait(id string) (time.Duration, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	w, ok := a.waits[id]
+	return w, ok
 }
 
 // modelCostUSD reads the spend from a model_called event's result, which

@@ -42,7 +42,7 @@ func (nopAudit) Has(context.Context, string) (bool, error)          { return fal
 // append (the inner store does nothing): compare with BenchmarkBareAuditAppend.
 func BenchmarkInstrumentedAuditAppend(b *testing.B) {
 	a := &activities.Activities{Audit: nopAudit{}}
-	Instrument(a, telemetry.NewMetrics(), nil)
+	Instrument(a, telemetry.NewMetrics(), nil, nil)
 	benchmarkAppend(b, a.Audit)
 }
 

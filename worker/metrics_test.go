@@ -3,6 +3,7 @@ package worker_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -114,6 +115,14 @@ func TestMetricsAfterRunsOnDevServerAndPostgres(t *testing.T) {
 	cost, ok := m[`warden_model_cost_usd_total{model="scripted/refund",tenant="acme"}`]
 	require.True(t, ok, "the cost series exists per model and tenant\n%s", msg)
 	require.GreaterOrEqual(t, cost, 0.0)
+	// The OpenTelemetry GenAI metrics are served beside them: the tokens
+	// per type equal Warden's own count, over the refund run's two calls.
+	for _, typ := range []string{"input", "output"} {
+		series := `gen_ai_client_token_usage_%s{gen_ai_operation_name="chat",gen_ai_provider_name="warden.scripted",gen_ai_request_model="scripted/refund",gen_ai_response_model="scripted/refund",gen_ai_token_type="` + typ + `"}`
+		require.Equal(t, 2.0, m[fmt.Sprintf(series, "count")], "%s\n%s", series, msg)
+		require.Equal(t, m[`warden_model_tokens_total{direction="`+typ+`",model="scripted/refund",tenant="acme"}`], m[fmt.Sprintf(series, "sum")], msg)
+	}
+	require.Equal(t, 2.0, m[`gen_ai_client_operation_duration_seconds_count{gen_ai_operation_name="chat",gen_ai_provider_name="warden.scripted",gen_ai_request_model="scripted/echo",gen_ai_response_model="scripted/echo"}`], msg)
 	require.Positive(t, m[`warden_audit_write_duration_seconds_count{outcome="ok"}`], msg)
 	require.Positive(t, m[`warden_policy_decision_duration_seconds_count{outcome="ok"}`], msg)
 	require.Equal(t, 3.0, m[`warden_audit_events_total{type="run_finished"}`], msg)

@@ -2,8 +2,10 @@ package worker
 
 import (
 	"context"
+	"slices"
 	"time"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 	"go.temporal.io/sdk/interceptor"
@@ -20,6 +22,8 @@ type observability struct {
 	interceptors []interceptor.WorkerInterceptor
 	metrics      *telemetry.Metrics
 	server       *telemetry.Server
+	// meters reads the GenAI metrics (nil without readers).
+	meters *sdkmetric.MeterProvider
 }
 
 // observe instruments deps' activities and starts the /metrics server when
@@ -31,12 +35,27 @@ func observe(cfg Config, deps *Deps) (*observability, error) {
 	var tracer trace.Tracer
 	if cfg.TracerProvider != nil {
 		tp = cfg.TracerProvider
-		tracer = tp.Tracer(tracerName)
+		tracer = tp.Tracer(tracerName, trace.WithSchemaURL(telemetry.GenAISchemaURL))
 	}
+	readers := slices.Clone(cfg.MetricReaders)
 	if cfg.MetricsAddress != "" {
 		o.metrics = telemetry.NewMetrics()
+		r, err := telemetry.NewPrometheusReader(o.metrics.Registry)
+		if err != nil {
+			return nil, err
+		}
+		readers = append(readers, r)
 	}
-	Instrument(deps.Activities, o.metrics, tracer)
+	var genai *telemetry.GenAI
+	if len(readers) > 0 {
+		o.meters = telemetry.NewMeterProvider(context.Background(), readers...)
+		g, err := telemetry.NewGenAI(o.meters)
+		if err != nil {
+			return nil, err
+		}
+		genai = g
+	}
+	Instrument(deps.Activities, o.metrics, tracer, genai)
 	ti, err := temporalTracing(tp)
 	if err != nil {
 		return nil, err
@@ -55,12 +74,15 @@ func observe(cfg Config, deps *Deps) (*observability, error) {
 	return o, nil
 }
 
-// close stops the metrics server after a last chance to be scraped.
+// close stops the metrics server after a last chance to be scraped, then
+// flushes the GenAI metrics to their readers.
 func (o *observability) close() {
-	if o.server == nil {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = o.server.Close(ctx)
+	if o.server != nil {
+		_ = o.server.Close(ctx)
+	}
+	if o.meters != nil {
+		_ = o.meters.Shutdown(ctx)
+	}
 }

@@ -98,6 +98,9 @@ func newAuditVerifyCmd() *cobra.Command {
 				default:
 					fmt.Fprintf(w, "signatures: none (%d unsigned seals)\n", report.Unsigned)
 				}
+				if report.Manifest != "" {
+					fmt.Fprintf(w, "export manifest: %s\n", report.Manifest)
+				}
 				if len(opts.Anchors) > 0 {
 					fmt.Fprintf(w, "anchors: %d entries in %d file(s) compared with the seals\n", report.Anchored, len(opts.Anchors))
 				} else {
@@ -139,9 +142,10 @@ func newAuditExportCmd() *cobra.Command {
 		opts         audit.ExportOptions
 		since, until string
 		file         string
+		signKey      string
 	)
 	cmd := &cobra.Command{
-		Use:   "export [--tenant T] [--since T] [--until T] [--file out.jsonl]",
+		Use:   "export [--tenant T] [--since T] [--until T] [--file out.jsonl] [--sign-key FILE]",
 		Short: "Write events with their hashes and the seals as JSON lines, verifiable offline",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -152,6 +156,11 @@ func newAuditExportCmd() *cobra.Command {
 			}
 			if opts.Until, err = parseTimeFlag("--until", until, now); err != nil {
 				return err
+			}
+			if signKey != "" {
+				if opts.Signer, err = audit.LoadSealSigner(signKey); err != nil {
+					return err
+				}
 			}
 			store, err := openAuditStore(cmd, cfg)
 			if err != nil {
@@ -171,7 +180,11 @@ func newAuditExportCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "exported %d events\n", n)
+			signed := "an unsigned manifest (give --sign-key to prove completeness)"
+			if opts.Signer != nil {
+				signed = "a manifest signed with key " + opts.Signer.KeyID
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "exported %d events and %s\n", n, signed)
 			return nil
 		},
 	}
@@ -181,6 +194,7 @@ func newAuditExportCmd() *cobra.Command {
 	fs.StringVar(&since, "since", "", "events at or after: a duration ago (168h) or RFC3339")
 	fs.StringVar(&until, "until", "", "events before: a duration ago or RFC3339")
 	fs.StringVar(&file, "file", "", "write to this new file instead of stdout")
+	fs.StringVar(&signKey, "sign-key", "", "Ed25519 key (warden audit keygen) that signs the export's manifest, so verify --file --pubkey proves nothing was dropped")
 	return cmd
 }
 

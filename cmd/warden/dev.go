@@ -17,6 +17,7 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/audit"
 	"github.com/wardenhq/warden/internal/devserver"
 	"github.com/wardenhq/warden/worker"
 )
@@ -50,6 +51,9 @@ func newDevCmd() *cobra.Command {
 			}
 			defer logFile.Close()
 			cfg.Logger = slog.New(slog.NewTextHandler(logFile, nil))
+			if err := devSealing(&cfg); err != nil {
+				return err
+			}
 			out := cmd.OutOrStdout()
 
 			fmt.Fprintf(out, "Starting the Temporal dev server (CLI %s) on 127.0.0.1:%d with the Web UI on :%d ...\n", devserver.CLIVersion, port, uiPort)
@@ -124,12 +128,38 @@ Warden dev stack is up.
   Temporal Web UI  %s
   Worker           task queue %q · audit: %s · policy: %s · sandbox: %s
   Model            %s
+  Audit seals      signed with %s, anchored in %s
+                   check: ./bin/warden audit verify --data-dir %s --pubkey %s --anchor %s
   Logs             %s
 
 Approver inbox (runs waiting for approval):
   %s
-`, srv.Address, cfg.Namespace, srv.UIAddress, cfg.TaskQueue, store, policy, deps.Activities.SandboxMode, model, logPath,
+`, srv.Address, cfg.Namespace, srv.UIAddress, cfg.TaskQueue, store, policy, deps.Activities.SandboxMode, model,
+		cfg.AuditSealKey, cfg.AuditAnchor, cfg.DataDir, cfg.AuditSealKey+".pub", cfg.AuditAnchor, logPath,
 		warden.InboxURL(srv.UIAddress, cfg.Namespace, warden.InboxFilter{}))
+}
+
+// devSealing gives the dev stack signed, anchored seals by default: a seal
+// key made on first start in the data directory (kept across restarts, so
+// earlier seals still verify) and an anchor file beside it.
+func devSealing(cfg *worker.Config) error {
+	if cfg.AuditSealKey == "" {
+		cfg.AuditSealKey = filepath.Join(cfg.DataDir, "audit-seal.key")
+		if _, err := os.Stat(cfg.AuditSealKey); errors.Is(err, os.ErrNotExist) {
+			priv, pub, err := audit.GenerateSealKey("dev-"+time.Now().UTC().Format("20060102"), time.Now())
+			if err != nil {
+				return err
+			}
+			if err := writeNewFile(cfg.AuditSealKey, priv, 0o600); err != nil {
+				return err
+			}
+			if err := writeNewFile(cfg.AuditSealKey+".pub", pub, 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	cfg.AuditAnchor = cmpOr(cfg.AuditAnchor, filepath.Join(cfg.DataDir, "audit-anchor.jsonl"))
+	return nil
 }
 
 func runDemo(ctx context.Context, w io.Writer, cfg worker.Config, srv *devserver.Server, deps *worker.Deps, tenant, requester string) error {

@@ -75,6 +75,8 @@ func workerFlags(fs *pflag.FlagSet, cfg *worker.Config) {
 	fs.StringVar(&cfg.LedgerPath, "ledger", env("LEDGER", ""), "demo refund ledger file; default <data-dir>/refunds.jsonl (WARDEN_LEDGER)")
 	fs.StringVar(&cfg.EscalationWebhook, "escalation-webhook", env("ESCALATION_WEBHOOK", ""), "URL that receives a JSON POST when a pending approval is escalated (WARDEN_ESCALATION_WEBHOOK)")
 	fs.DurationVar(&cfg.AuditSealInterval, "audit-seal-interval", envDuration("AUDIT_SEAL_INTERVAL"), "how often the worker seals the audit log; default 1m, negative seals only at stop (WARDEN_AUDIT_SEAL_INTERVAL)")
+	fs.StringVar(&cfg.AuditSealKey, "audit-seal-key", env("AUDIT_SEAL_KEY", ""), "Ed25519 private key that signs the worker's seals (warden audit keygen); empty leaves seals unsigned (WARDEN_AUDIT_SEAL_KEY)")
+	fs.StringVar(&cfg.AuditAnchor, "audit-anchor", env("AUDIT_ANCHOR", ""), "append-only file outside the database that every seal is also written to (WARDEN_AUDIT_ANCHOR)")
 	fs.DurationVar(&cfg.RefundDelay, "refund-delay", envDuration("REFUND_DELAY"), "simulated payment provider latency of issue_refund (WARDEN_REFUND_DELAY)")
 	// Operations: metrics endpoint and graceful shutdown (docs/configuration.md).
 	fs.StringVar(&cfg.MetricsAddress, "metrics-address", env("METRICS_ADDRESS", ""), "host:port for Prometheus /metrics and /healthz, e.g. :9464; empty disables (WARDEN_METRICS_ADDRESS)")

@@ -10,11 +10,22 @@ import (
 )
 
 // setupTracing gives cfg an OTLP tracer provider when the standard
-// OpenTelemetry variables name a collector (OTEL_EXPORTER_OTLP_ENDPOINT or
-// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT); otherwise tracing stays off. The
-// returned func flushes buffered spans.
+// OpenTelemetry variables name a collector for traces
+// (OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT), and
+// an OTLP reader of the GenAI metrics when they name one for metrics
+// (OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_METRICS_ENDPOINT);
+// otherwise both stay off. The returned func flushes buffered spans (the
+// worker flushes its metric readers itself when it stops).
 func setupTracing(ctx context.Context, cfg *worker.Config) (flush func(), _ error) {
-	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" {
+	all := os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != ""
+	if all || os.Getenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") != "" {
+		r, err := telemetry.NewOTLPMetricReader(ctx)
+		if err != nil {
+			return nil, err
+		}
+		cfg.MetricReaders = append(cfg.MetricReaders, r)
+	}
+	if !all && os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" {
 		return func() {}, nil
 	}
 	tp, shutdown, err := telemetry.NewOTLPTracerProvider(ctx)
