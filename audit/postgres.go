@@ -72,7 +72,7 @@ func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
 		return nil, fmt.Errorf("open postgres audit store: check the database URL and that Postgres is running: %w", err)
 	}
 	p := &Postgres{pool: pool}
-	if err := p.migrate(ctx); err != nil {
+	if _, err := p.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres audit store: %w", err)
 	}
@@ -88,38 +88,45 @@ func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
 	return p, nil
 }
 
-// migrate applies the pending migrations. A session advisory lock keyed by
-// the schema makes concurrent openers (several workers starting at once)
-// take turns; each migration runs in its own transaction.
-func (p *Postgres) migrate(ctx context.Context) error {
+// migrate applies the pending migrations and returns the names of those it
+// applied. A session advisory lock keyed by the schema makes concurrent
+// openers (several workers starting at once) take turns; each migration
+// runs in its own transaction. A user who may not change the schema (the
+// writer and auditor logins) opens an up-to-date store and is told to run
+// `warden audit migrate` as the owner when migrations are pending.
+func (p *Postgres) migrate(ctx context.Context) ([]string, error) {
 	migrations, err := loadMigrations("migrations/postgres")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	conn, err := p.pool.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return nil, fmt.Errorf("migrate: %w", err)
 	}
 	var schema *string
 	if err := conn.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
 		conn.Release()
-		return fmt.Errorf("migrate: read current schema: %w", err)
+		return nil, fmt.Errorf("migrate: read current schema: %w", err)
 	}
 	if schema == nil {
 		conn.Release()
-		return errors.New("migrate: search_path names no existing schema: create the schema or fix search_path in the database URL")
+		return nil, errors.New("migrate: search_path names no existing schema: create the schema or fix search_path in the database URL")
 	}
 	p.schema = *schema
 	if p.migrated(ctx, conn, migrations) {
 		// Nothing to do: roles without DDL rights (writer, auditor) open
 		// the store too.
 		conn.Release()
-		return nil
+		return nil, nil
+	}
+	if err := mayMigrate(ctx, conn.Conn(), *schema); err != nil {
+		conn.Release()
+		return nil, fmt.Errorf("migrate: %w", err)
 	}
 	key := migrationLockKey(*schema)
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", key); err != nil {
 		conn.Release()
-		return fmt.Errorf("migrate: take advisory lock: %w", err)
+		return nil, fmt.Errorf("migrate: take advisory lock: %w", err)
 	}
 	defer func() {
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -136,20 +143,21 @@ func (p *Postgres) migrate(ctx context.Context) error {
 		version    bigint      PRIMARY KEY,
 		applied_at timestamptz NOT NULL DEFAULT now()
 	)`); err != nil {
-		return fmt.Errorf("migrate: create schema_migrations: %w", err)
+		return nil, fmt.Errorf("migrate: create schema_migrations: %w", err)
 	}
 	applied := map[int64]bool{}
 	rows, err := conn.Query(ctx, "SELECT version FROM schema_migrations")
 	if err != nil {
-		return fmt.Errorf("migrate: read schema_migrations: %w", err)
+		return nil, fmt.Errorf("migrate: read schema_migrations: %w", err)
 	}
 	versions, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	if err != nil {
-		return fmt.Errorf("migrate: read schema_migrations: %w", err)
+		return nil, fmt.Errorf("migrate: read schema_migrations: %w", err)
 	}
 	for _, v := range versions {
 		applied[v] = true
 	}
+	var done []string
 	for _, m := range migrations {
 		if applied[m.version] {
 			continue
@@ -162,10 +170,30 @@ func (p *Postgres) migrate(ctx context.Context) error {
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("migrate: apply %s: %w", m.name, err)
+			return done, fmt.Errorf("migrate: apply %s: %w", m.name, err)
 		}
+		done = append(done, m.name)
 	}
-	return nil
+	return done, nil
+}
+
+// mayMigrate reports, as an error naming the fix, when the session's user
+// may not change the audit schema: it needs CREATE on the schema and, once
+// the tables exist, to own them (or be a superuser).
+func mayMigrate(ctx context.Context, conn *pgx.Conn, schema string) error {
+	var user string
+	var create, owner bool
+	err := conn.QueryRow(ctx, `SELECT current_user, has_schema_privilege(current_schema(), 'CREATE'),
+		coalesce((SELECT pg_has_role(current_user, c.relowner, 'USAGE') FROM pg_class c WHERE c.oid = to_regclass('audit_events')), true)`).
+		Scan(&user, &create, &owner)
+	if err != nil {
+		return fmt.Errorf("check the right to migrate: %w", err)
+	}
+	if create && owner {
+		return nil
+	}
+	return fmt.Errorf("the audit schema %q has pending migrations and user %q may not apply them (it does not own the schema's tables): "+
+		"run `warden audit migrate` with the owner's database URL first (docs/runbook.md, \"Database roles and migrations\")", schema, user)
 }
 
 // migrated reports whether every migration is recorded as applied.

@@ -27,7 +27,7 @@ func newAuditCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "audit [--workflow ID] [--tenant T] [--tool NAME] [--decision D] [--risk R] [--actor A] [--approver A] [--since T] [--until T] [--text S] [--after-seq N]",
-		Short: "Read the audit log, oldest first (subcommands: verify, export, seal, retain, keygen)",
+		Short: "Read the audit log, oldest first (subcommands: verify, export, seal, retain, keygen, migrate)",
 		Long: "Read the audit log, oldest first. Filters combine with AND. Pages hold --limit rows; when a page is full,\n" +
 			"the next one starts after its last SEQ (--after-seq). See docs/audit.md.",
 		Args: cobra.NoArgs,
@@ -78,7 +78,7 @@ func newAuditCmd() *cobra.Command {
 	fs.StringVar(&until, "until", "", "only events before this time: a duration ago (1h) or RFC3339")
 	fs.Int64Var(&f.AfterSeq, "after-seq", 0, "only events after this SEQ (the next page)")
 	fs.IntVar(&f.Limit, "limit", 1000, fmt.Sprintf("maximum rows (at most %d)", audit.MaxQueryLimit))
-	cmd.AddCommand(newAuditVerifyCmd(), newAuditExportCmd(), newAuditSealCmd(), newAuditRetainCmd(), newAuditKeygenCmd())
+	cmd.AddCommand(newAuditVerifyCmd(), newAuditExportCmd(), newAuditSealCmd(), newAuditRetainCmd(), newAuditKeygenCmd(), newAuditMigrateCmd())
 	return cmd
 }
 

@@ -38,11 +38,18 @@ const (
 
 func loadCompose(t *testing.T, profiles ...string) *types.Project {
 	t.Helper()
+	return loadComposeWith(t, nil, profiles...)
+}
+
+// loadComposeWith loads docker-compose.yml with env (KEY=value) as the
+// only environment.
+func loadComposeWith(t *testing.T, env []string, profiles ...string) *types.Project {
+	t.Helper()
 	root, err := filepath.Abs("../..")
 	require.NoError(t, err)
 	opts, err := composecli.NewProjectOptions([]string{filepath.Join(root, "docker-compose.yml")},
 		composecli.WithWorkingDirectory(root),
-		composecli.WithEnv(nil), // the file's own defaults, never the test machine's environment
+		composecli.WithEnv(env), // the file's own defaults, never the test machine's environment
 		composecli.WithResolvedPaths(true),
 		composecli.WithProfiles(profiles),
 	)
@@ -89,7 +96,7 @@ func cliVariables() map[string]bool {
 
 func TestComposeStackMatchesWorkerConfig(t *testing.T) {
 	p := loadCompose(t)
-	for _, name := range []string{"postgres", "temporal", "temporal-setup", "temporal-ui", "worker"} {
+	for _, name := range []string{"postgres", "temporal", "temporal-setup", "temporal-ui", "warden-migrate", "worker"} {
 		service(t, p, name)
 	}
 	pg, temporal, setup, ui, wk := service(t, p, "postgres"), service(t, p, "temporal"),
@@ -147,15 +154,14 @@ func TestComposeStackMatchesWorkerConfig(t *testing.T) {
 	require.Contains(t, script, "--type Keyword")
 
 	// PostgreSQL: the audit URL and Temporal's persistence point at the
-	// postgres service with its credentials; Temporal uses its own databases.
+	// postgres service; the worker logs in as its own writer login (see
+	// TestComposeWorkerNeverUsesTheDatabaseOwner); Temporal uses its own
+	// databases.
 	penv := envOf(pg)
 	u, err := url.Parse(cfg.DatabaseURL)
 	require.NoError(t, err)
 	require.Equal(t, "postgres", u.Hostname())
 	require.Equal(t, "5432", u.Port())
-	require.Equal(t, penv["POSTGRES_USER"], u.User.Username())
-	pw, _ := u.User.Password()
-	require.Equal(t, penv["POSTGRES_PASSWORD"], pw)
 	require.Equal(t, "/"+penv["POSTGRES_DB"], u.Path)
 	require.Equal(t, "postgres", tenv["POSTGRES_SEEDS"])
 	require.Equal(t, "5432", tenv["DB_PORT"])
@@ -192,9 +198,10 @@ func TestComposeStackMatchesWorkerConfig(t *testing.T) {
 	require.False(t, wk.Privileged, "the sandbox must not need a privileged container")
 	require.Equal(t, []string{"ALL"}, []string(wk.CapDrop))
 	require.Empty(t, wk.CapAdd, "the sandbox needs no capabilities")
-	for _, opt := range []string{"seccomp=unconfined", "apparmor=unconfined", "systempaths=unconfined", "no-new-privileges:true"} {
+	for _, opt := range []string{"seccomp=" + workerSeccompProfile, "apparmor=unconfined", "systempaths=unconfined", "no-new-privileges:true"} {
 		require.Contains(t, wk.SecurityOpt, opt)
 	}
+	require.Len(t, wk.SecurityOpt, 4, "every container security option of the worker is one docs/configuration.md explains")
 	require.True(t, wk.ReadOnly, "the worker's root file system is read-only")
 
 	// Graceful shutdown: Docker waits longer than the worker lets activities finish.

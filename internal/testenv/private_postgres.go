@@ -98,6 +98,23 @@ func (p *PrivatePostgres) run(name string, args ...string) error {
 	return nil
 }
 
+// RequirePasswords makes TCP logins of every user but postgres
+// authenticate with SCRAM-SHA-256 (postgres and the Unix socket stay
+// trusted), and reloads the configuration. The reload is asynchronous:
+// a test polls until a wrong password is refused.
+func (p *PrivatePostgres) RequirePasswords() error {
+	hba := "local all all trust\nhost all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
+	if err := os.WriteFile(filepath.Join(p.data, "pg_hba.conf"), []byte(hba), 0o600); err != nil {
+		return err
+	}
+	if p.cred != nil {
+		if err := os.Chown(filepath.Join(p.data, "pg_hba.conf"), int(p.cred.Uid), int(p.cred.Gid)); err != nil {
+			return err
+		}
+	}
+	return p.pgctl("reload")
+}
+
 // Log returns the server's log so far, for a failing test's message.
 func (p *PrivatePostgres) Log() string {
 	b, _ := os.ReadFile(filepath.Join(p.dir, "postgres.log"))
