@@ -76,6 +76,9 @@ pg_bin_dir() {
 }
 
 # Debian's client and server packages; the chaos tests use version 15's binaries.
+# WARDEN_DEPS_PG_PORT moves everything below off 5432: only this script's own
+# test uses it (the suite itself needs 5432 or WARDEN_TEST_DATABASE_URL).
+pg_port=${WARDEN_DEPS_PG_PORT:-5432}
 pg_packages="postgresql postgresql-client"
 
 if [ -n "${WARDEN_TEST_DATABASE_URL:-}" ]; then
@@ -92,20 +95,20 @@ else
 		elif ! command -v psql >/dev/null; then
 			fail "PostgreSQL is missing: run
     sudo apt-get install -y $pg_packages
-(any server on 127.0.0.1:5432 with trust auth for user postgres also works)"
+(any server on 127.0.0.1:$pg_port with trust auth for user postgres also works)"
 		fi
 	fi
-	base="postgres://postgres@127.0.0.1:5432"
-	if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
-		echo "deps: PostgreSQL: 127.0.0.1:5432 answers; using it"
-	elif command -v pg_lsclusters >/dev/null && pg_lsclusters -h 2>/dev/null | awk '$3 == 5432 {found=1} END {exit !found}'; then
-		read -r ver name _ < <(pg_lsclusters -h | awk '$3 == 5432')
-		is_root || fail "PostgreSQL cluster $ver/$name (port 5432) is installed but down: run
+	base="postgres://postgres@127.0.0.1:$pg_port"
+	if pg_isready -q -h 127.0.0.1 -p $pg_port 2>/dev/null; then
+		echo "deps: PostgreSQL: 127.0.0.1:$pg_port answers; using it"
+	elif command -v pg_lsclusters >/dev/null && pg_lsclusters -h 2>/dev/null | awk -v port="$pg_port" '$3 == port {found=1} END {exit !found}'; then
+		read -r ver name _ < <(pg_lsclusters -h | awk -v port="$pg_port" '$3 == port')
+		is_root || fail "PostgreSQL cluster $ver/$name (port $pg_port) is installed but down: run
     sudo pg_ctlcluster $ver $name start"
-		echo "deps: PostgreSQL: starting the installed cluster $ver/$name on port 5432 ..."
+		echo "deps: PostgreSQL: starting the installed cluster $ver/$name on port $pg_port ..."
 		pg_ctlcluster --skip-systemctl-redirect "$ver" "$name" start
 	elif bindir=$(pg_bin_dir); then
-		# No cluster: a private one of this user's, trust auth, on 5432.
+		# No cluster: a private one of this user's, trust auth, on $pg_port.
 		data=${WARDEN_PG_DATA:-${XDG_CACHE_HOME:-$HOME/.cache}/warden/postgres}
 		run_as=()
 		if is_root; then
@@ -119,9 +122,9 @@ else
 			mkdir -p "$data"
 			is_root && chown postgres: "$data"
 			"${run_as[@]}" "$bindir/initdb" -D "$data" -U postgres -A trust >/dev/null
-			printf "\nlisten_addresses = '127.0.0.1'\nport = 5432\nunix_socket_directories = '%s'\n" "$data" >>"$data/postgresql.conf"
+			printf "\nlisten_addresses = '127.0.0.1'\nport = $pg_port\nunix_socket_directories = '%s'\n" "$data" >>"$data/postgresql.conf"
 		fi
-		echo "deps: PostgreSQL: starting the private cluster in $data on 127.0.0.1:5432 ..."
+		echo "deps: PostgreSQL: starting the private cluster in $data on 127.0.0.1:$pg_port ..."
 		"${run_as[@]}" "$bindir/pg_ctl" -D "$data" -l "$data/postgres.log" -w -t 60 start >/dev/null ||
 			fail "the private cluster did not start; its log: $data/postgres.log"
 		echo "deps: PostgreSQL: stop it with: ${run_as[*]} $bindir/pg_ctl -D $data stop"
@@ -133,7 +136,7 @@ else
 		psql_ok "$base/postgres" && break
 		sleep 1
 	done
-	psql_ok "$base/postgres" || fail "127.0.0.1:5432 does not accept user postgres without a password (the tests need trust auth; or set WARDEN_TEST_DATABASE_URL)"
+	psql_ok "$base/postgres" || fail "127.0.0.1:$pg_port does not accept user postgres without a password (the tests need trust auth; or set WARDEN_TEST_DATABASE_URL)"
 	if ! psql_ok "$base/test"; then
 		echo "deps: PostgreSQL: creating database test"
 		psql "$base/postgres" -XAtqc 'CREATE DATABASE test' >/dev/null
