@@ -20,6 +20,10 @@ import (
 type Config struct {
 	// TemporalAddress is the Temporal frontend host:port. Default 127.0.0.1:7233.
 	TemporalAddress string
+	// TemporalCompression is the gRPC compression of requests to Temporal:
+	// "gzip", "none", or "auto" (the default): none to a loopback address,
+	// where gzip only costs CPU, gzip otherwise.
+	TemporalCompression string
 	// Namespace is the Temporal namespace. Default "default".
 	Namespace string
 	// TaskQueue is the task queue to poll. Default warden.DefaultTaskQueue.
@@ -148,6 +152,7 @@ const DefaultStopTimeout = 30 * time.Second
 // WithDefaults returns c with zero fields set to their defaults.
 func (c Config) WithDefaults() Config {
 	c.TemporalAddress = cmp.Or(c.TemporalAddress, DefaultTemporalAddress)
+	c.TemporalCompression = cmp.Or(c.TemporalCompression, "auto")
 	c.Namespace = cmp.Or(c.Namespace, "default")
 	c.TaskQueue = cmp.Or(c.TaskQueue, warden.DefaultTaskQueue)
 	c.DataDir = cmp.Or(c.DataDir, ".warden")
@@ -170,6 +175,11 @@ func (c Config) WithDefaults() Config {
 // Validate names every bad field of c (after WithDefaults).
 func (c Config) Validate() error {
 	var errs []error
+	switch c.TemporalCompression {
+	case "auto", "gzip", "none":
+	default:
+		errs = append(errs, fmt.Errorf("temporal compression %q is not auto, gzip or none (set WARDEN_TEMPORAL_COMPRESSION or --temporal-compression)", c.TemporalCompression))
+	}
 	if c.WorkflowCacheSize < 0 {
 		errs = append(errs, fmt.Errorf("workflow cache size %d is negative (set WARDEN_WORKFLOW_CACHE_SIZE or --workflow-cache-size to a positive number)", c.WorkflowCacheSize))
 	}

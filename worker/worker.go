@@ -3,6 +3,8 @@ package worker
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/netip"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
@@ -84,9 +86,10 @@ func Register(w sdkworker.Registry, deps *Deps) {
 func Dial(ctx context.Context, cfg Config) (client.Client, error) {
 	cfg = cfg.WithDefaults()
 	tc, err := client.DialContext(ctx, client.Options{
-		HostPort:  cfg.TemporalAddress,
-		Namespace: cfg.Namespace,
-		Logger:    tlog.NewStructuredLogger(cfg.Logger.With("component", "temporal")),
+		HostPort:          cfg.TemporalAddress,
+		Namespace:         cfg.Namespace,
+		Logger:            tlog.NewStructuredLogger(cfg.Logger.With("component", "temporal")),
+		ConnectionOptions: client.ConnectionOptions{GrpcCompression: grpcCompression(cfg.TemporalCompression, cfg.TemporalAddress)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connect to Temporal at %s (is the server running? `make dev` starts one): %w", cfg.TemporalAddress, err)
@@ -135,4 +138,27 @@ func policyKind(cfg Config) string {
 		return cfg.PolicyDir
 	}
 	return "embedded default bundle"
+}
+
+// grpcCompression is the SDK's setting for mode ("auto", "gzip" or
+// "none") on a connection to address: auto compresses unless the host is
+// a loopback address or localhost, where gzip costs CPU and saves nothing.
+func grpcCompression(mode, address string) client.GrpcCompression {
+	switch mode {
+	case "none":
+		return &client.GrpcCompressionNone{}
+	case "gzip":
+		return &client.GrpcCompressionGzip{}
+	}
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		host = address
+	}
+	if host == "localhost" {
+		return &client.GrpcCompressionNone{}
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.IsLoopback() {
+		return &client.GrpcCompressionNone{}
+	}
+	return &client.GrpcCompressionGzip{}
 }

@@ -51,6 +51,7 @@ func connFlags(fs *pflag.FlagSet, cfg *worker.Config) {
 	fs.StringVar(&cfg.TemporalAddress, "address", env("TEMPORAL_ADDRESS", worker.DefaultTemporalAddress), "Temporal frontend host:port (WARDEN_TEMPORAL_ADDRESS)")
 	fs.StringVar(&cfg.Namespace, "namespace", env("NAMESPACE", "default"), "Temporal namespace (WARDEN_NAMESPACE)")
 	fs.StringVar(&cfg.TaskQueue, "task-queue", env("TASK_QUEUE", "warden"), "task queue (WARDEN_TASK_QUEUE)")
+	fs.StringVar(&cfg.TemporalCompression, "temporal-compression", env("TEMPORAL_COMPRESSION", "auto"), "gRPC compression to Temporal: auto (none to loopback, gzip otherwise), gzip or none (WARDEN_TEMPORAL_COMPRESSION)")
 }
 
 // storeFlags binds the flags that locate the audit store.

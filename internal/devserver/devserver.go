@@ -114,7 +114,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	ds := testsuite.DevServerOptions{
 		ExistingPath:  path,
-		ClientOptions: &client.Options{HostPort: addr, Namespace: "default", Logger: opts.Logger},
+		// Loopback: gzip would only cost CPU (worker.Config.TemporalCompression).
+		ClientOptions: &client.Options{HostPort: addr, Namespace: "default", Logger: opts.Logger,
+			ConnectionOptions: client.ConnectionOptions{GrpcCompression: &client.GrpcCompressionNone{}}},
 		DBFilename:    opts.DBFile,
 		EnableUI:      opts.EnableUI,
 		LogLevel:      cmpStr(opts.LogLevel, "error"),
