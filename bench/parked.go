@@ -1,9 +1,11 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"runtime"
@@ -45,15 +47,38 @@ type ParkedOptions struct {
 	// Concurrency is how many starts and approvals are in flight at once.
 	// Default 50.
 	Concurrency int
-	Logger      *slog.Logger
+	// Progress, when set, receives a line every ProgressEvery (default
+	// 10s) while runs park and while they are approved: counts, rate and
+	// the worker's resident memory.
+	Progress      io.Writer
+	ProgressEvery time.Duration
+	// QueryTimeout and UpdateTimeout are the approval path's
+	// (warden.PendingOptions, warden.DecideOptions); zero keeps their defaults.
+	QueryTimeout  time.Duration
+	UpdateTimeout time.Duration
+	// Approver names who approves; default "alice" (a refund approver of
+	// the default policy).
+	Approver string
+	Logger   *slog.Logger
 }
 
-// ParkedReport is what the parked-runs benchmark measured.
+// ParkedFailure is one run the benchmark could not take through a phase.
+type ParkedFailure struct {
+	WorkflowID string `json:"workflow_id"`
+	// Phase is "start", "park" or "approve".
+	Phase string `json:"phase"`
+	Error string `json:"error"`
+}
+
+// ParkedReport is what the parked-runs benchmark measured. It is filled
+// as far as the benchmark got, also when it returns an error.
 type ParkedReport struct {
 	Runs      int `json:"runs"`
 	CacheSize int `json:"cache_size"`
+	// Parked is how many runs waited for approval (at most Runs).
+	Parked int `json:"parked"`
 	// ParkWall is the time from the first start until every run waited
-	// for approval.
+	// for approval (or the wait gave up).
 	ParkWall time.Duration `json:"park_wall_ns"`
 	// RSS is this process's resident memory (worker and client) once
 	// every run is parked; PeakRSS the most it reached by then; HeapInUse
@@ -62,18 +87,55 @@ type ParkedReport struct {
 	PeakRSS   int64 `json:"peak_rss_bytes"`
 	HeapInUse int64 `json:"heap_in_use_bytes"`
 	// ApproveWall is the time from the first approval until every run
-	// completed; ApprovalsPerSec is Runs / ApproveWall.
+	// completed; ApprovalsPerSec is Completed / ApproveWall.
 	ApproveWall     time.Duration `json:"approve_wall_ns"`
 	ApprovalsPerSec float64       `json:"approvals_per_sec"`
 	Completed       int           `json:"completed"`
+	// FromMemo counts the pending requests read from the run's memo
+	// because the query failed; ViaSignal the approvals sent as the
+	// Signal because the Update was not completed in time.
+	FromMemo  int `json:"from_memo"`
+	ViaSignal int `json:"via_signal"`
+	// Failed counts the runs that failed a phase; Failures lists them
+	// (the first maxFailures).
+	Failed   int             `json:"failed"`
+	Failures []ParkedFailure `json:"failures,omitempty"`
 	// EndPeakRSS is the most resident memory this process reached over
 	// the whole benchmark, approvals included.
 	EndPeakRSS int64 `json:"end_peak_rss_bytes"`
 }
 
+// maxFailures bounds ParkedReport.Failures, so 10,000 failures stay readable.
+const maxFailures = 100
+
+// failures collects what failed, safely from many goroutines.
+type failures struct {
+	mu   sync.Mutex
+	n    int
+	list []ParkedFailure
+}
+
+func (f *failures) add(id, phase string, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.n++
+	if len(f.list) < maxFailures {
+		f.list = append(f.list, ParkedFailure{WorkflowID: id, Phase: phase, Error: err.Error()})
+	}
+}
+
+func (f *failures) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n
+}
+
 // Parked starts Runs runs that each wait for a refund approval, measures
-// the worker's memory once all are parked, then approves them all and
-// measures how fast they complete.
+// the worker's memory once all are parked, then approves them all (the
+// pending request through warden.Client.Pending, the decision through
+// DecideOrSignal) and measures how fast they complete. A run that fails
+// does not stop the others: the report lists it, and the error returned
+// (after the report is complete) says how many failed.
 func Parked(ctx context.Context, opts ParkedOptions) (ParkedReport, error) {
 	if opts.Runs <= 0 {
 		return ParkedReport{}, errors.New("bench parked: runs must be positive")
@@ -112,19 +174,33 @@ func Parked(ctx context.Context, opts ParkedOptions) (ParkedReport, error) {
 		ids[i] = fmt.Sprintf("%s-%d", cfg.TaskQueue, i)
 	}
 	rep := ParkedReport{Runs: opts.Runs, CacheSize: opts.CacheSize}
+	var failed failures
+	every := cmp.Or(opts.ProgressEvery, 10*time.Second)
+
+	var started, parked atomic.Int64
 	start := time.Now()
-	if err := each(ctx, ids, conc, func(ctx context.Context, id string) error {
+	stop := progress(opts.Progress, every, func(elapsed time.Duration) string {
+		p := parked.Load()
+		return fmt.Sprintf("parking: %d/%d started, %d parked, %d failed, %.1f parked/s, worker RSS %s MB, %s",
+			started.Load(), opts.Runs, p, failed.count(), float64(p)/elapsed.Seconds(), rssMB(), elapsed.Round(time.Second))
+	})
+	ok := each(ctx, ids, conc, func(ctx context.Context, id string) error {
 		_, err := wc.Start(ctx, warden.RunRequest{
 			Tenant: "bench", Requester: "bench", Goal: "refund order P-1", Model: llm.ScriptedModelPrefix + parkedScenario.Name,
 			Budget: warden.Budget{MaxSteps: 4, MaxTokens: 1 << 20},
 		}, warden.StartOptions{ID: id})
-		return err
-	}); err != nil {
-		return rep, fmt.Errorf("start: %w", err)
+		if err != nil {
+			failed.add(id, "start", err)
+			return err
+		}
+		started.Add(1)
+		return nil
+	})
+	if err := waitParked(ctx, opts.Client, cfg.TaskQueue, len(ok), &parked); err != nil {
+		failed.add("", "park", err)
 	}
-	if err := waitParked(ctx, opts.Client, cfg.TaskQueue, opts.Runs); err != nil {
-		return rep, err
-	}
+	stop()
+	rep.Parked = int(parked.Load())
 	rep.ParkWall = time.Since(start)
 	runtime.GC()
 	var ms runtime.MemStats
@@ -132,40 +208,26 @@ func Parked(ctx context.Context, opts ParkedOptions) (ParkedReport, error) {
 	rep.HeapInUse = int64(ms.HeapInuse)
 	rep.RSS, rep.PeakRSS = memory()
 
-	var completed atomic.Int64
+	var decided, completed, fromMemo, viaSignal atomic.Int64
 	start = time.Now()
-	err = each(ctx, ids, conc, func(ctx context.Context, id string) error {
-		// A query needs the run in a worker's cache or replayed: on a
-		// loaded machine the first one can time out; asking again is safe.
-		var pending []warden.ApprovalRequest
-		var err error
-		for attempt := range 8 {
-			if pending, err = wc.PendingApprovals(ctx, id); err == nil {
-				break
-			}
-			time.Sleep(time.Duration(attempt+1) * time.Second)
-		}
+	stop = progress(opts.Progress, every, func(elapsed time.Duration) string {
+		c := completed.Load()
+		return fmt.Sprintf("approving: %d/%d decided, %d completed, %d failed, %d read from the memo, %d via the Signal, %.1f completed/s, worker RSS %s MB, %s",
+			decided.Load(), len(ok), c, failed.count(), fromMemo.Load(), viaSignal.Load(), float64(c)/elapsed.Seconds(), rssMB(), elapsed.Round(time.Second))
+	})
+	each(ctx, ok, conc, func(ctx context.Context, id string) error {
+		err := approve(ctx, wc, opts, id, &fromMemo, &viaSignal, &decided)
 		if err != nil {
+			failed.add(id, "approve", err)
 			return err
-		}
-		if len(pending) != 1 {
-			return fmt.Errorf("%s: %d pending approvals, want 1", id, len(pending))
-		}
-		if _, err := wc.Decide(ctx, id, warden.ApprovalDecision{RequestID: pending[0].RequestID, Decision: "approve", Approver: "alice", Reason: "benchmark"}); err != nil {
-			return err
-		}
-		res, err := wc.Result(ctx, id)
-		if err != nil {
-			return err
-		}
-		if res.Status != warden.StatusCompleted {
-			return fmt.Errorf("%s ended %s: %s", id, res.Status, res.Error)
 		}
 		completed.Add(1)
 		return nil
 	})
+	stop()
 	rep.ApproveWall = time.Since(start)
 	rep.Completed = int(completed.Load())
+	rep.FromMemo, rep.ViaSignal = int(fromMemo.Load()), int(viaSignal.Load())
 	// VmHWM is not monotonic as read: the kernel reports the larger of a
 	// lazily updated high-water mark and the current RSS, so a peak read
 	// earlier can exceed a later one. The whole run's peak is at least
@@ -173,23 +235,99 @@ func Parked(ctx context.Context, opts ParkedOptions) (ParkedReport, error) {
 	_, end := memory()
 	rep.EndPeakRSS = max(end, rep.PeakRSS)
 	rep.ApprovalsPerSec = float64(rep.Completed) / rep.ApproveWall.Seconds()
-	if err != nil {
-		return rep, fmt.Errorf("approve: %w", err)
+	rep.Failed, rep.Failures = failed.n, failed.list
+	if n := failed.count(); n > 0 {
+		return rep, fmt.Errorf("bench parked: %d of %d runs failed (%d completed); see the failure list", n, opts.Runs, rep.Completed)
 	}
 	return rep, nil
 }
 
-// waitParked polls visibility until n runs of the queue wait for approval.
-func waitParked(ctx context.Context, c client.Client, queue string, n int) error {
+// approve reads id's pending request the way an approver does (the query,
+// or the memo when no worker answers), approves it (the Update, or the
+// Signal when no worker completes the Update in time) and waits for the
+// run to complete.
+func approve(ctx context.Context, wc *warden.Client, opts ParkedOptions, id string, fromMemo, viaSignal, decided *atomic.Int64) error {
+	var pending warden.PendingResult
+	var err error
+	for attempt := range 3 { // the memo read needs only the server; retry its hiccups
+		if pending, err = wc.Pending(ctx, id, warden.PendingOptions{QueryTimeout: opts.QueryTimeout}); err == nil {
+			break
+		}
+		time.Sleep(time.Duration(attempt+1) * time.Second)
+	}
+	if err != nil {
+		return err
+	}
+	if pending.Source == warden.PendingSourceMemo {
+		fromMemo.Add(1)
+	}
+	if len(pending.Requests) != 1 {
+		return fmt.Errorf("%d pending approvals (from the %s), want 1", len(pending.Requests), pending.Source)
+	}
+	res, err := wc.DecideOrSignal(ctx, id, warden.ApprovalDecision{RequestID: pending.Requests[0].RequestID, Decision: "approve", Approver: cmp.Or(opts.Approver, "alice"), Reason: "benchmark"},
+		warden.DecideOptions{UpdateTimeout: opts.UpdateTimeout, QueryTimeout: opts.QueryTimeout})
+	if err != nil {
+		return err
+	}
+	decided.Add(1)
+	if res.Via == warden.DecidedViaSignal {
+		viaSignal.Add(1)
+	}
+	out, err := wc.Result(ctx, id)
+	if err != nil {
+		return err
+	}
+	if out.Status != warden.StatusCompleted {
+		return fmt.Errorf("ended %s: %s", out.Status, out.Error)
+	}
+	return nil
+}
+
+// progress writes line(elapsed) to w every interval until the returned
+// function is called, which writes it a last time. A nil w writes nothing.
+func progress(w io.Writer, every time.Duration, line func(elapsed time.Duration) string) (stop func()) {
+	if w == nil {
+		return func() {}
+	}
+	start := time.Now()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				fmt.Fprintln(w, line(time.Since(start)))
+				return
+			case <-t.C:
+				fmt.Fprintln(w, line(time.Since(start)))
+			}
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
+func rssMB() string {
+	rss, _ := memory()
+	return fmt.Sprintf("%.0f", float64(rss)/(1<<20))
+}
+
+// waitParked polls visibility until n runs of the queue wait for
+// approval, keeping the latest count in parked.
+func waitParked(ctx context.Context, c client.Client, queue string, n int, parked *atomic.Int64) error {
 	q := fmt.Sprintf("TaskQueue = %q AND %s = %q", queue, warden.SearchAttrStatus, warden.SearchStatus(warden.StatusAwaitingApproval))
 	deadline := time.Now().Add(time.Duration(n)*50*time.Millisecond + 2*time.Minute)
-	var got int64
 	for time.Now().Before(deadline) {
 		resp, err := c.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: q})
 		if err != nil {
 			return fmt.Errorf("count parked runs: %w", err)
 		}
-		if got = resp.GetCount(); got >= int64(n) {
+		parked.Store(resp.GetCount())
+		if resp.GetCount() >= int64(n) {
 			return nil
 		}
 		select {
@@ -198,31 +336,30 @@ func waitParked(ctx context.Context, c client.Client, queue string, n int) error
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("only %d of %d runs were waiting for approval before the deadline", got, n)
+	return fmt.Errorf("only %d of %d runs were waiting for approval before the deadline", parked.Load(), n)
 }
 
-// each calls f for every id with at most conc calls at once, and returns
-// the first errors (at most five, so 10,000 failures stay readable).
-func each(ctx context.Context, ids []string, conc int, f func(context.Context, string) error) error {
+// each calls f for every id with at most conc calls at once and returns
+// the ids for which f succeeded, in order.
+func each(ctx context.Context, ids []string, conc int, f func(context.Context, string) error) []string {
 	sem := make(chan struct{}, conc)
-	var mu sync.Mutex
-	var errs []error
+	okay := make([]bool, len(ids))
 	var wg sync.WaitGroup
-	for _, id := range ids {
+	for i, id := range ids {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if err := f(ctx, id); err != nil {
-				mu.Lock()
-				if len(errs) < 5 {
-					errs = append(errs, err)
-				}
-				mu.Unlock()
-			}
+			okay[i] = f(ctx, id) == nil
 		})
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	var out []string
+	for i, id := range ids {
+		if okay[i] {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // memory reads VmRSS and VmHWM (peak) of this process, in bytes.

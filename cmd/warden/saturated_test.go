@@ -159,3 +159,21 @@ func TestCLIPendingAndApproveWithoutAWorker(t *testing.T) {
 	require.Empty(t, ps, "nothing pending once decided")
 	require.NotContains(t, desc.GetWorkflowExecutionInfo().GetMemo().GetFields(), warden.MemoPending, "the key is removed, not left null")
 }
+
+// TestCLIBenchParkedPrintsTheTableBeforeFailing: when approvals fail,
+// `warden bench parked` prints progress, the result table and the list of
+// failed runs, and only then exits non-zero.
+func TestCLIBenchParkedPrintsTheTableBeforeFailing(t *testing.T) {
+	srv := testenv.DevServer(t)
+	out, stderr, err := cliStderr(t, "bench", "parked", "--address", srv.Address, "--runs", "2", "--approver", "mallory", "--progress-every", "100ms")
+	require.ErrorContains(t, err, "2 of 2 runs failed")
+	require.Contains(t, out, "COMPLETED")
+	require.Contains(t, out, "FAILED")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, lines, 2, "header and one row: %s", out)
+	require.Regexp(t, `^2 `, lines[1], "the row is printed: %s", out)
+	require.Contains(t, stderr, "parking: 2/2 started")
+	require.Contains(t, stderr, "approving: ")
+	require.Contains(t, stderr, "2 failed (the first 2):")
+	require.Regexp(t, `approve bench-parked-[0-9]+-[01]: .*mallory is not among the approvers`, stderr)
+}
