@@ -193,4 +193,3 @@ starts its own dev server.`,
 	fs.StringVar(&cfg.DatabaseURL, "database-url", env("DATABASE_URL", ""), "PostgreSQL for the audit; empty uses SQLite")
 	return cmd
 }
-
