@@ -136,6 +136,7 @@ func (c *Client) Pending(ctx context.Context, workflowID string, opts PendingOpt
 	}
 	qctx, cancel := context.WithTimeout(ctx, timeout)
 	out, qerr := c.queryPending(qctx, workflowID)
+	timedOut := qctx.Err() != nil
 	cancel()
 	if qerr == nil {
 		return PendingResult{Requests: out, Source: PendingSourceQuery}, nil
@@ -143,7 +144,7 @@ func (c *Client) Pending(ctx context.Context, workflowID string, opts PendingOpt
 	if ctx.Err() != nil {
 		return PendingResult{}, fmt.Errorf("pending approvals of %s: %w", workflowID, qerr)
 	}
-	if errors.Is(qerr, context.DeadlineExceeded) {
+	if timedOut {
 		qerr = fmt.Errorf("no worker answered the query within %s: %w", timeout, qerr)
 	}
 	desc, err := c.tc.DescribeWorkflowExecution(ctx, workflowID, "")
@@ -245,6 +246,7 @@ func (c *Client) DecideOrSignal(ctx context.Context, workflowID string, d Approv
 	}
 	uctx, cancel := context.WithTimeout(ctx, timeout)
 	receipt, uerr := c.Decide(uctx, workflowID, d)
+	timedOut := uctx.Err() != nil
 	cancel()
 	if uerr == nil {
 		return DecideResult{Receipt: receipt, Via: DecidedViaUpdate}, nil
@@ -253,7 +255,7 @@ func (c *Client) DecideOrSignal(ctx context.Context, workflowID string, d Approv
 	if errors.Is(uerr, ErrApprovalInvalid) || errors.As(uerr, &nf) || ctx.Err() != nil {
 		return DecideResult{}, uerr
 	}
-	if errors.Is(uerr, context.DeadlineExceeded) {
+	if timedOut {
 		uerr = fmt.Errorf("no worker completed the approve Update within %s: %w", timeout, uerr)
 	}
 	pending, err := c.Pending(ctx, workflowID, PendingOptions{QueryTimeout: opts.QueryTimeout})

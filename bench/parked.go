@@ -3,16 +3,21 @@ package bench
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.temporal.io/api/workflowservice/v1"
@@ -59,7 +64,18 @@ type ParkedOptions struct {
 	// Approver names who approves; default "alice" (a refund approver of
 	// the default policy).
 	Approver string
-	Logger   *slog.Logger
+	// Workers, when positive, runs that many worker processes on the
+	// benchmark's task queue (WorkerCommand with connection flags) instead
+	// of a worker in this process; the memory reported is then theirs,
+	// summed. More than one needs DatabaseURL (one audit for all).
+	Workers int
+	// WorkerCommand starts one worker process, for example
+	// {"/usr/local/bin/warden", "worker"}.
+	WorkerCommand []string
+	// TemporalAddress and Namespace are the worker processes' server.
+	TemporalAddress string
+	Namespace       string
+	Logger          *slog.Logger
 }
 
 // ParkedFailure is one run the benchmark could not take through a phase.
@@ -75,14 +91,18 @@ type ParkedFailure struct {
 type ParkedReport struct {
 	Runs      int `json:"runs"`
 	CacheSize int `json:"cache_size"`
+	// Workers is the number of worker processes; 0 means one worker in
+	// the benchmark's own process.
+	Workers int `json:"workers"`
 	// Parked is how many runs waited for approval (at most Runs).
 	Parked int `json:"parked"`
 	// ParkWall is the time from the first start until every run waited
 	// for approval (or the wait gave up).
 	ParkWall time.Duration `json:"park_wall_ns"`
 	// RSS is this process's resident memory (worker and client) once
-	// every run is parked; PeakRSS the most it reached by then; HeapInUse
-	// the Go heap in use after a collection.
+	// every run is parked, or the worker processes' summed; PeakRSS the
+	// most it reached by then; HeapInUse the Go heap in use after a
+	// collection (this process only; 0 with worker processes).
 	RSS       int64 `json:"rss_bytes"`
 	PeakRSS   int64 `json:"peak_rss_bytes"`
 	HeapInUse int64 `json:"heap_in_use_bytes"`
@@ -153,27 +173,41 @@ func Parked(ctx context.Context, opts ParkedOptions) (ParkedReport, error) {
 		return ParkedReport{}, err
 	}
 	cfg := worker.Config{DataDir: dir, DatabaseURL: opts.DatabaseURL, TaskQueue: "bench-parked-" + strconv.FormatInt(time.Now().UnixNano(), 10), Logger: opts.Logger}
-	deps, err := worker.Build(ctx, cfg)
-	if err != nil {
-		return ParkedReport{}, err
+	mem := memory
+	if opts.Workers > 0 {
+		procs, err := startWorkers(ctx, opts, cfg)
+		if err != nil {
+			return ParkedReport{}, err
+		}
+		defer procs.stop()
+		mem = procs.memory
+	} else {
+		deps, err := worker.Build(ctx, cfg)
+		if err != nil {
+			return ParkedReport{}, err
+		}
+		defer deps.Close()
+		if err := deps.Scripted.Add(parkedScenario); err != nil {
+			return ParkedReport{}, err
+		}
+		w := sdkworker.New(opts.Client, cfg.TaskQueue, sdkworker.Options{})
+		worker.Register(w, deps)
+		if err := w.Start(); err != nil {
+			return ParkedReport{}, err
+		}
+		defer w.Stop()
 	}
-	defer deps.Close()
-	if err := deps.Scripted.Add(parkedScenario); err != nil {
-		return ParkedReport{}, err
+	rssMB := func() string {
+		rss, _ := mem()
+		return fmt.Sprintf("%.0f", float64(rss)/(1<<20))
 	}
-	w := sdkworker.New(opts.Client, cfg.TaskQueue, sdkworker.Options{})
-	worker.Register(w, deps)
-	if err := w.Start(); err != nil {
-		return ParkedReport{}, err
-	}
-	defer w.Stop()
 
 	wc := warden.NewClient(opts.Client, cfg.TaskQueue)
 	ids := make([]string, opts.Runs)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("%s-%d", cfg.TaskQueue, i)
 	}
-	rep := ParkedReport{Runs: opts.Runs, CacheSize: opts.CacheSize}
+	rep := ParkedReport{Runs: opts.Runs, CacheSize: opts.CacheSize, Workers: opts.Workers}
 	var failed failures
 	every := cmp.Or(opts.ProgressEvery, 10*time.Second)
 
@@ -205,8 +239,10 @@ func Parked(ctx context.Context, opts ParkedOptions) (ParkedReport, error) {
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	rep.HeapInUse = int64(ms.HeapInuse)
-	rep.RSS, rep.PeakRSS = memory()
+	if opts.Workers == 0 {
+		rep.HeapInUse = int64(ms.HeapInuse)
+	}
+	rep.RSS, rep.PeakRSS = mem()
 
 	var decided, completed, fromMemo, viaSignal atomic.Int64
 	start = time.Now()
@@ -232,7 +268,7 @@ func Parked(ctx context.Context, opts ParkedOptions) (ParkedReport, error) {
 	// lazily updated high-water mark and the current RSS, so a peak read
 	// earlier can exceed a later one. The whole run's peak is at least
 	// every peak seen.
-	_, end := memory()
+	_, end := mem()
 	rep.EndPeakRSS = max(end, rep.PeakRSS)
 	rep.ApprovalsPerSec = float64(rep.Completed) / rep.ApproveWall.Seconds()
 	rep.Failed, rep.Failures = failed.n, failed.list
@@ -311,11 +347,6 @@ func progress(w io.Writer, every time.Duration, line func(elapsed time.Duration)
 	}
 }
 
-func rssMB() string {
-	rss, _ := memory()
-	return fmt.Sprintf("%.0f", float64(rss)/(1<<20))
-}
-
 // waitParked polls visibility until n runs of the queue wait for
 // approval, keeping the latest count in parked.
 func waitParked(ctx context.Context, c client.Client, queue string, n int, parked *atomic.Int64) error {
@@ -363,8 +394,11 @@ func each(ctx context.Context, ids []string, conc int, f func(context.Context, s
 }
 
 // memory reads VmRSS and VmHWM (peak) of this process, in bytes.
-func memory() (rss, peak int64) {
-	raw, err := os.ReadFile("/proc/self/status")
+func memory() (rss, peak int64) { return procMemory("/proc/self/status") }
+
+// procMemory reads VmRSS and VmHWM from a /proc/<pid>/status file.
+func procMemory(status string) (rss, peak int64) {
+	raw, err := os.ReadFile(status)
 	if err != nil {
 		return 0, 0
 	}
@@ -382,4 +416,108 @@ func memory() (rss, peak int64) {
 		}
 	}
 	return rss, peak
+}
+
+// workerProcs are the benchmark's worker processes.
+type workerProcs struct {
+	cmds []*exec.Cmd
+	done []chan error
+}
+
+// startWorkers starts opts.Workers worker processes on cfg's task queue
+// and waits until each polls.
+func startWorkers(ctx context.Context, opts ParkedOptions, cfg worker.Config) (*workerProcs, error) {
+	if len(opts.WorkerCommand) == 0 {
+		return nil, errors.New("bench parked: --workers needs the command that starts a worker (ParkedOptions.WorkerCommand)")
+	}
+	if opts.TemporalAddress == "" {
+		return nil, errors.New("bench parked: --workers needs the Temporal address the worker processes dial")
+	}
+	if opts.Workers > 1 && opts.DatabaseURL == "" {
+		return nil, errors.New("bench parked: more than one worker process needs one audit for all: set --database-url to a PostgreSQL database")
+	}
+	b, err := json.Marshal(parkedScenario)
+	if err != nil {
+		return nil, err
+	}
+	scenarios := filepath.Join(cfg.DataDir, "parked-scenario.json")
+	if err := os.WriteFile(scenarios, b, 0o600); err != nil {
+		return nil, err
+	}
+	p := &workerProcs{}
+	for i := range opts.Workers {
+		args := append(slices.Clone(opts.WorkerCommand[1:]),
+			"--address", opts.TemporalAddress, "--namespace", cmp.Or(opts.Namespace, "default"), "--task-queue", cfg.TaskQueue,
+			"--data-dir", cfg.DataDir, "--database-url", opts.DatabaseURL, "--scenario-file", scenarios)
+		if opts.CacheSize > 0 {
+			args = append(args, "--workflow-cache-size", strconv.Itoa(opts.CacheSize))
+		}
+		logPath := filepath.Join(cfg.DataDir, fmt.Sprintf("worker-%d.log", i))
+		logFile, err := os.Create(logPath)
+		if err != nil {
+			p.stop()
+			return nil, err
+		}
+		cmd := exec.Command(opts.WorkerCommand[0], args...)
+		cmd.Stdout, cmd.Stderr = logFile, logFile
+		if err := cmd.Start(); err != nil {
+			logFile.Close()
+			p.stop()
+			return nil, fmt.Errorf("start worker process %d: %w", i, err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait(); logFile.Close() }()
+		p.cmds, p.done = append(p.cmds, cmd), append(p.done, done)
+		if err := waitReady(ctx, logPath, done); err != nil {
+			p.stop()
+			return nil, fmt.Errorf("worker process %d: %w", i, err)
+		}
+	}
+	return p, nil
+}
+
+// waitReady waits for a worker process's "ready" line in its log.
+func waitReady(ctx context.Context, logPath string, done chan error) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		b, _ := os.ReadFile(logPath)
+		if strings.Contains(string(b), "warden worker ready") {
+			return nil
+		}
+		select {
+		case err := <-done:
+			done <- err
+			return fmt.Errorf("stopped before polling (%v); its log:\n%s", err, b)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	b, _ := os.ReadFile(logPath)
+	return fmt.Errorf("not ready after 60s; its log:\n%s", b)
+}
+
+// memory sums VmRSS and VmHWM of the worker processes still running.
+func (p *workerProcs) memory() (rss, peak int64) {
+	for _, c := range p.cmds {
+		r, h := procMemory(fmt.Sprintf("/proc/%d/status", c.Process.Pid))
+		rss, peak = rss+r, peak+h
+	}
+	return rss, peak
+}
+
+// stop asks each worker process to stop (SIGTERM) and kills it after 30s.
+func (p *workerProcs) stop() {
+	for _, c := range p.cmds {
+		_ = c.Process.Signal(syscall.SIGTERM)
+	}
+	for i, c := range p.cmds {
+		select {
+		case <-p.done[i]:
+		case <-time.After(30 * time.Second):
+			_ = c.Process.Kill()
+			<-p.done[i]
+		}
+	}
+	p.cmds, p.done = nil, nil
 }

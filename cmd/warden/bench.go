@@ -51,7 +51,7 @@ own tuned dev server.`,
 		}
 		defer os.RemoveAll(dir)
 		opts.DataDir = dir
-		tc, closeClient, err := benchClient(cmd.Context(), cfg)
+		tc, _, closeClient, err := benchClient(cmd.Context(), cfg)
 		if err != nil {
 			return err
 		}
@@ -99,20 +99,21 @@ own tuned dev server.`,
 }
 
 // benchClient connects to cfg.TemporalAddress, or starts a dev server when
-// it is empty; the function it returns closes what it opened.
-func benchClient(ctx context.Context, cfg worker.Config) (client.Client, func(), error) {
+// it is empty; it returns the server's address, and a function that closes
+// what it opened.
+func benchClient(ctx context.Context, cfg worker.Config) (client.Client, string, func(), error) {
 	if cfg.TemporalAddress == "" {
 		srv, err := devserver.Start(ctx, devserver.Options{Logger: tlog.NewStructuredLogger(quietLogger())})
 		if err != nil {
-			return nil, nil, err
+			return nil, "", nil, err
 		}
-		return srv.Client(), func() { _ = srv.Stop() }, nil
+		return srv.Client(), srv.Address, func() { _ = srv.Stop() }, nil
 	}
 	tc, err := worker.Dial(ctx, worker.Config{TemporalAddress: cfg.TemporalAddress, Namespace: cfg.Namespace, Logger: quietLogger()})
 	if err != nil {
-		return nil, nil, err
+		return nil, "", nil, err
 	}
-	return tc, tc.Close, nil
+	return tc, cfg.TemporalAddress, tc.Close, nil
 }
 
 func newBenchParkedCmd() *cobra.Command {
@@ -145,12 +146,19 @@ starts its own dev server.`,
 			return err
 		}
 		defer os.RemoveAll(dir)
-		tc, closeClient, err := benchClient(cmd.Context(), cfg)
+		tc, addr, closeClient, err := benchClient(cmd.Context(), cfg)
 		if err != nil {
 			return err
 		}
 		defer closeClient()
 		opts.Client, opts.DataDir, opts.DatabaseURL, opts.Logger = tc, dir, cfg.DatabaseURL, quietLogger()
+		if opts.Workers > 0 {
+			self, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("--workers: find this warden binary to start workers with: %w", err)
+			}
+			opts.WorkerCommand, opts.TemporalAddress, opts.Namespace = []string{self, "worker"}, addr, cfg.Namespace
+		}
 		if !quiet {
 			opts.Progress = cmd.ErrOrStderr()
 		}
@@ -160,10 +168,10 @@ starts its own dev server.`,
 		}
 		mb := func(b int64) string { return fmt.Sprintf("%.0f", float64(b)/(1<<20)) }
 		if err := out.print(cmd.OutOrStdout(), rep, []any{rep},
-			[]string{"RUNS", "CACHE", "PARKED", "PARKED IN", "RSS MB", "PEAK RSS MB", "HEAP MB", "APPROVED IN", "APPROVALS/S",
+			[]string{"RUNS", "WORKERS", "CACHE", "PARKED", "PARKED IN", "RSS MB", "PEAK RSS MB", "HEAP MB", "APPROVED IN", "APPROVALS/S",
 				"COMPLETED", "FAILED", "FROM MEMO", "VIA SIGNAL", "END PEAK RSS MB"},
 			func(int) []string {
-				return []string{fmt.Sprint(rep.Runs), fmt.Sprint(rep.CacheSize), fmt.Sprint(rep.Parked), rep.ParkWall.Round(time.Millisecond).String(),
+				return []string{fmt.Sprint(rep.Runs), fmt.Sprint(max(rep.Workers, 1)), fmt.Sprint(rep.CacheSize), fmt.Sprint(rep.Parked), rep.ParkWall.Round(time.Millisecond).String(),
 					mb(rep.RSS), mb(rep.PeakRSS), mb(rep.HeapInUse), rep.ApproveWall.Round(time.Millisecond).String(),
 					fmt.Sprintf("%.1f", rep.ApprovalsPerSec), fmt.Sprint(rep.Completed), fmt.Sprint(rep.Failed),
 					fmt.Sprint(rep.FromMemo), fmt.Sprint(rep.ViaSignal), mb(rep.EndPeakRSS)}
@@ -184,6 +192,8 @@ starts its own dev server.`,
 	fs.IntVar(&opts.CacheSize, "cache-size", worker.DefaultWorkflowCacheSize, "workflow cache size of the worker")
 	fs.IntVar(&opts.Concurrency, "concurrency", 50, "starts and approvals in flight at once")
 	fs.DurationVar(&opts.ProgressEvery, "progress-every", 10*time.Second, "how often to print progress (counts, rate, worker RSS) on stderr")
+	fs.IntVar(&opts.Workers, "workers", 0, "run this many `warden worker` processes on the benchmark's task queue instead of a worker in this process "+
+		"(memory is then theirs, summed); more than one needs --database-url")
 	fs.StringVar(&opts.Approver, "approver", "alice", "who approves (the default policy lets alice, bob and carol approve refunds)")
 	fs.BoolVar(&quiet, "quiet", false, "print no progress lines")
 	fs.DurationVar(&opts.QueryTimeout, "query-timeout", warden.DefaultQueryTimeout, "how long to wait for the pending query before reading the run's memo")

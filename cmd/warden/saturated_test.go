@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"encoding/json"
 	"log/slog"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/bench"
 	"github.com/wardenhq/warden/internal/testenv"
 	"github.com/wardenhq/warden/worker"
 )
@@ -93,7 +95,7 @@ func TestCLIPendingAndApproveWithoutAWorker(t *testing.T) {
 	out, stderr, err := cliStderr(t, append([]string{"pending", id, "-o", "json", "--query-timeout", "2s"}, conn...)...)
 	require.NoError(t, err, stderr)
 	require.Contains(t, stderr, "source: memo")
-	require.Contains(t, stderr, "the live query failed")
+	require.Contains(t, stderr, "the live query failed: no worker answered the query within 2s")
 	var memo []warden.ApprovalRequest
 	require.NoError(t, json.Unmarshal([]byte(out), &memo), "pending -o json stays a JSON array on stdout: %q", out)
 	require.Len(t, memo, 1)
@@ -116,6 +118,7 @@ func TestCLIPendingAndApproveWithoutAWorker(t *testing.T) {
 		"--query-timeout", "2s", "--update-timeout", "3s", "-o", "json"}, conn...)...)
 	require.NoError(t, err, stderr)
 	require.Contains(t, stderr, "via: signal")
+	require.Contains(t, stderr, "no worker completed the approve Update within 3s")
 	var receipt warden.ApprovalReceipt
 	require.NoError(t, json.Unmarshal([]byte(out), &receipt), out)
 	require.Equal(t, live[0].RequestID, receipt.RequestID)
@@ -176,4 +179,45 @@ func TestCLIBenchParkedPrintsTheTableBeforeFailing(t *testing.T) {
 	require.Contains(t, stderr, "approving: ")
 	require.Contains(t, stderr, "2 failed (the first 2):")
 	require.Regexp(t, `approve bench-parked-[0-9]+-[01]: .*mallory is not among the approvers`, stderr)
+}
+
+// TestCLIBenchParkedWithWorkerProcesses: --workers 2 runs two worker
+// processes (this binary as `warden worker`) on one task queue with one
+// PostgreSQL audit; every run parks and completes, and the memory reported
+// is the worker processes'. Without --database-url it refuses.
+func TestCLIBenchParkedWithWorkerProcesses(t *testing.T) {
+	t.Setenv("WARDEN_TEST_BINARY_IS_CLI", "1") // the worker processes run this binary
+	srv := testenv.DevServer(t)
+	_, err := cli(t, "bench", "parked", "--address", srv.Address, "--runs", "2", "--workers", "2")
+	require.ErrorContains(t, err, "set --database-url")
+
+	out, stderr, err := cliStderr(t, "bench", "parked", "--address", srv.Address, "--runs", "6", "--workers", "2",
+		"--database-url", testenv.PostgresSchema(t), "--concurrency", "6", "-o", "json")
+	require.NoError(t, err, stderr)
+	var one bench.ParkedReport
+	require.NoError(t, json.Unmarshal([]byte(out), &one), out)
+	rep := []bench.ParkedReport{one}
+	require.Equal(t, 2, rep[0].Workers)
+	require.Equal(t, 6, rep[0].Parked)
+	require.Equal(t, 6, rep[0].Completed)
+	require.Zero(t, rep[0].Failed)
+	require.Zero(t, rep[0].HeapInUse, "no worker heap in the benchmark's process")
+	self, _ := procStatusRSS()
+	require.Greater(t, rep[0].RSS, int64(0))
+	require.NotEqual(t, self, rep[0].RSS, "the worker processes' memory, not this process's")
+}
+
+func procStatusRSS() (int64, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			var kb int64
+			_, err := fmt.Sscan(f[1], &kb)
+			return kb << 10, err
+		}
+	}
+	return 0, nil
 }
