@@ -135,8 +135,9 @@ func (c *Client) Pending(ctx context.Context, workflowID string, opts PendingOpt
 		timeout = DefaultQueryTimeout
 	}
 	qctx, cancel := context.WithTimeout(ctx, timeout)
+	began := time.Now()
 	out, qerr := c.queryPending(qctx, workflowID)
-	timedOut := qctx.Err() != nil
+	timedOut := qctx.Err() != nil || time.Since(began) >= timeout
 	cancel()
 	if qerr == nil {
 		return PendingResult{Requests: out, Source: PendingSourceQuery}, nil
@@ -245,8 +246,10 @@ func (c *Client) DecideOrSignal(ctx context.Context, workflowID string, d Approv
 		timeout = DefaultUpdateTimeout
 	}
 	uctx, cancel := context.WithTimeout(ctx, timeout)
+	began := time.Now()
 	receipt, uerr := c.Decide(uctx, workflowID, d)
-	timedOut := uctx.Err() != nil
+	// The SDK may report the deadline as a cancelled stream.
+	timedOut := uctx.Err() != nil || time.Since(began) >= timeout
 	cancel()
 	if uerr == nil {
 		return DecideResult{Receipt: receipt, Via: DecidedViaUpdate}, nil
