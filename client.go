@@ -86,17 +86,13 @@ func (c *Client) Status(ctx context.Context, workflowID string) (RunState, error
 	return s, nil
 }
 
-// PendingApprovals lists the run's tool calls waiting for approval.
+// PendingApprovals lists the run's tool calls waiting for approval: from
+// the live query, or from the run's memo when no worker answers it in
+// DefaultQueryTimeout (requests without Args and Reasons then). Pending
+// says which.
 func (c *Client) PendingApprovals(ctx context.Context, workflowID string) ([]ApprovalRequest, error) {
-	var out []ApprovalRequest
-	v, err := c.tc.QueryWorkflow(ctx, workflowID, "", QueryPendingApprovals)
-	if err != nil {
-		return nil, fmt.Errorf("pending approvals of %s: %w", workflowID, err)
-	}
-	if err := v.Get(&out); err != nil {
-		return nil, fmt.Errorf("pending approvals of %s: %w", workflowID, err)
-	}
-	return out, nil
+	res, err := c.Pending(ctx, workflowID, PendingOptions{})
+	return res.Requests, err
 }
 
 // Decide sends an approval decision through the approve Update and waits

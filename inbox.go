@@ -44,10 +44,14 @@ type InboxEntry struct {
 	Risk        Risk      `json:"risk"`
 	PendingTool string    `json:"pending_tool"`
 	StartedAt   time.Time `json:"started_at"`
+	// Pending are the run's pending requests from its memo (no worker
+	// needed); empty for runs started before the memo existed.
+	Pending []PendingApproval `json:"pending,omitempty"`
 }
 
 // Inbox lists the runs waiting for approval, newest first, as the Web UI's
-// inbox URL shows them. Visibility is eventually consistent: a run that
+// inbox URL shows them, each with its pending requests from the memo. It
+// reads only the server's visibility store, never a worker. Visibility is eventually consistent: a run that
 // started waiting a moment ago may appear a moment later.
 func (c *Client) Inbox(ctx context.Context, f InboxFilter) ([]InboxEntry, error) {
 	out := []InboxEntry{}
@@ -62,6 +66,9 @@ func (c *Client) Inbox(ctx context.Context, f InboxFilter) ([]InboxEntry, error)
 				WorkflowID: ex.GetExecution().GetWorkflowId(),
 				RunID:      ex.GetExecution().GetRunId(),
 				StartedAt:  ex.GetStartTime().AsTime(),
+			}
+			if ps, err := PendingFromMemo(ex.GetMemo()); err == nil {
+				e.Pending = ps
 			}
 			for name, p := range ex.GetSearchAttributes().GetIndexedFields() {
 				var v string

@@ -1,9 +1,12 @@
 package bench_test
 
 import (
+	"bytes"
 	"context"
 	"os"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -39,17 +42,66 @@ func TestBenchSmoke(t *testing.T) {
 }
 
 // TestParkedSmoke keeps `warden bench parked` from rotting: a few runs park
-// on an approval, memory is read, all are approved and complete.
+// on an approval, memory is read, all are approved and complete, and
+// progress lines come while it parks and approves.
 func TestParkedSmoke(t *testing.T) {
 	srv := testenv.DevServer(t)
-	rep, err := bench.Parked(context.Background(), bench.ParkedOptions{Client: srv.Client(), Runs: 4, CacheSize: 2, DataDir: t.TempDir()})
+	var progress syncBuffer
+	rep, err := bench.Parked(context.Background(), bench.ParkedOptions{Client: srv.Client(), Runs: 4, CacheSize: 2, DataDir: t.TempDir(),
+		Progress: &progress, ProgressEvery: 50 * time.Millisecond})
 	require.NoError(t, err)
 	require.Equal(t, 4, rep.Completed)
+	require.Equal(t, 4, rep.Parked)
+	require.Zero(t, rep.Failed)
+	require.Empty(t, rep.Failures)
 	require.Positive(t, rep.RSS)
 	require.GreaterOrEqual(t, rep.PeakRSS, rep.RSS)
 	require.GreaterOrEqual(t, rep.EndPeakRSS, rep.PeakRSS)
 	require.Positive(t, rep.HeapInUse)
 	require.Positive(t, rep.ApprovalsPerSec)
+	out := progress.String()
+	require.Regexp(t, `parking: 4/4 started, 4 parked, 0 failed, [0-9.]+ parked/s, worker RSS [0-9]+ MB`, out)
+	require.Regexp(t, `approving: 4/4 decided, 4 completed, 0 failed, [0-9]+ read from the memo, [0-9]+ via the Signal, [0-9.]+ completed/s, worker RSS [0-9]+ MB`, out)
+}
+
+// TestParkedReportsFailures: when approvals fail (here an approver the
+// policy refuses), every run is still tried, the report is complete and
+// lists which run failed with what, and the error comes with it.
+func TestParkedReportsFailures(t *testing.T) {
+	srv := testenv.DevServer(t)
+	rep, err := bench.Parked(context.Background(), bench.ParkedOptions{Client: srv.Client(), Runs: 3, DataDir: t.TempDir(), Approver: "mallory"})
+	require.ErrorContains(t, err, "3 of 3 runs failed (0 completed)")
+	require.Equal(t, 3, rep.Runs)
+	require.Equal(t, 3, rep.Parked, "the park phase is reported")
+	require.Positive(t, rep.RSS)
+	require.Zero(t, rep.Completed)
+	require.Equal(t, 3, rep.Failed)
+	require.Len(t, rep.Failures, 3)
+	seen := map[string]bool{}
+	for _, f := range rep.Failures {
+		require.Equal(t, "approve", f.Phase)
+		require.Contains(t, f.Error, "mallory is not among the approvers")
+		seen[f.WorkflowID] = true
+	}
+	require.Len(t, seen, 3, "each failed run is named")
+}
+
+// syncBuffer is a bytes.Buffer safe for the progress goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // TestBenchPostgresCPU: with the audit in the local PostgreSQL, the

@@ -1,16 +1,23 @@
 package bench
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.temporal.io/api/workflowservice/v1"
@@ -45,35 +52,110 @@ type ParkedOptions struct {
 	// Concurrency is how many starts and approvals are in flight at once.
 	// Default 50.
 	Concurrency int
-	Logger      *slog.Logger
+	// Progress, when set, receives a line every ProgressEvery (default
+	// 10s) while runs park and while they are approved: counts, rate and
+	// the worker's resident memory.
+	Progress      io.Writer
+	ProgressEvery time.Duration
+	// QueryTimeout and UpdateTimeout are the approval path's
+	// (warden.PendingOptions, warden.DecideOptions); zero keeps their defaults.
+	QueryTimeout  time.Duration
+	UpdateTimeout time.Duration
+	// Approver names who approves; default "alice" (a refund approver of
+	// the default policy).
+	Approver string
+	// Workers, when positive, runs that many worker processes on the
+	// benchmark's task queue (WorkerCommand with connection flags) instead
+	// of a worker in this process; the memory reported is then theirs,
+	// summed. More than one needs DatabaseURL (one audit for all).
+	Workers int
+	// WorkerCommand starts one worker process, for example
+	// {"/usr/local/bin/warden", "worker"}.
+	WorkerCommand []string
+	// TemporalAddress and Namespace are the worker processes' server.
+	TemporalAddress string
+	Namespace       string
+	Logger          *slog.Logger
 }
 
-// ParkedReport is what the parked-runs benchmark measured.
+// ParkedFailure is one run the benchmark could not take through a phase.
+type ParkedFailure struct {
+	WorkflowID string `json:"workflow_id"`
+	// Phase is "start", "park" or "approve".
+	Phase string `json:"phase"`
+	Error string `json:"error"`
+}
+
+// ParkedReport is what the parked-runs benchmark measured. It is filled
+// as far as the benchmark got, also when it returns an error.
 type ParkedReport struct {
 	Runs      int `json:"runs"`
 	CacheSize int `json:"cache_size"`
+	// Workers is the number of worker processes; 0 means one worker in
+	// the benchmark's own process.
+	Workers int `json:"workers"`
+	// Parked is how many runs waited for approval (at most Runs).
+	Parked int `json:"parked"`
 	// ParkWall is the time from the first start until every run waited
-	// for approval.
+	// for approval (or the wait gave up).
 	ParkWall time.Duration `json:"park_wall_ns"`
 	// RSS is this process's resident memory (worker and client) once
-	// every run is parked; PeakRSS the most it reached by then; HeapInUse
-	// the Go heap in use after a collection.
+	// every run is parked, or the worker processes' summed; PeakRSS the
+	// most it reached by then; HeapInUse the Go heap in use after a
+	// collection (this process only; 0 with worker processes).
 	RSS       int64 `json:"rss_bytes"`
 	PeakRSS   int64 `json:"peak_rss_bytes"`
 	HeapInUse int64 `json:"heap_in_use_bytes"`
 	// ApproveWall is the time from the first approval until every run
-	// completed; ApprovalsPerSec is Runs / ApproveWall.
+	// completed; ApprovalsPerSec is Completed / ApproveWall.
 	ApproveWall     time.Duration `json:"approve_wall_ns"`
 	ApprovalsPerSec float64       `json:"approvals_per_sec"`
 	Completed       int           `json:"completed"`
+	// FromMemo counts the pending requests read from the run's memo
+	// because the query failed; ViaSignal the approvals sent as the
+	// Signal because the Update was not completed in time.
+	FromMemo  int `json:"from_memo"`
+	ViaSignal int `json:"via_signal"`
+	// Failed counts the runs that failed a phase; Failures lists them
+	// (the first maxFailures).
+	Failed   int             `json:"failed"`
+	Failures []ParkedFailure `json:"failures,omitempty"`
 	// EndPeakRSS is the most resident memory this process reached over
 	// the whole benchmark, approvals included.
 	EndPeakRSS int64 `json:"end_peak_rss_bytes"`
 }
 
+// maxFailures bounds ParkedReport.Failures, so 10,000 failures stay readable.
+const maxFailures = 100
+
+// failures collects what failed, safely from many goroutines.
+type failures struct {
+	mu   sync.Mutex
+	n    int
+	list []ParkedFailure
+}
+
+func (f *failures) add(id, phase string, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.n++
+	if len(f.list) < maxFailures {
+		f.list = append(f.list, ParkedFailure{WorkflowID: id, Phase: phase, Error: err.Error()})
+	}
+}
+
+func (f *failures) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n
+}
+
 // Parked starts Runs runs that each wait for a refund approval, measures
-// the worker's memory once all are parked, then approves them all and
-// measures how fast they complete.
+// the worker's memory once all are parked, then approves them all (the
+// pending request through warden.Client.Pending, the decision through
+// DecideOrSignal) and measures how fast they complete. A run that fails
+// does not stop the others: the report lists it, and the error returned
+// (after the report is complete) says how many failed.
 func Parked(ctx context.Context, opts ParkedOptions) (ParkedReport, error) {
 	if opts.Runs <= 0 {
 		return ParkedReport{}, errors.New("bench parked: runs must be positive")
@@ -91,105 +173,192 @@ func Parked(ctx context.Context, opts ParkedOptions) (ParkedReport, error) {
 		return ParkedReport{}, err
 	}
 	cfg := worker.Config{DataDir: dir, DatabaseURL: opts.DatabaseURL, TaskQueue: "bench-parked-" + strconv.FormatInt(time.Now().UnixNano(), 10), Logger: opts.Logger}
-	deps, err := worker.Build(ctx, cfg)
-	if err != nil {
-		return ParkedReport{}, err
+	mem := memory
+	if opts.Workers > 0 {
+		procs, err := startWorkers(ctx, opts, cfg)
+		if err != nil {
+			return ParkedReport{}, err
+		}
+		defer procs.stop()
+		mem = procs.memory
+	} else {
+		deps, err := worker.Build(ctx, cfg)
+		if err != nil {
+			return ParkedReport{}, err
+		}
+		defer deps.Close()
+		if err := deps.Scripted.Add(parkedScenario); err != nil {
+			return ParkedReport{}, err
+		}
+		w := sdkworker.New(opts.Client, cfg.TaskQueue, sdkworker.Options{})
+		worker.Register(w, deps)
+		if err := w.Start(); err != nil {
+			return ParkedReport{}, err
+		}
+		defer w.Stop()
 	}
-	defer deps.Close()
-	if err := deps.Scripted.Add(parkedScenario); err != nil {
-		return ParkedReport{}, err
+	rssMB := func() string {
+		rss, _ := mem()
+		return fmt.Sprintf("%.0f", float64(rss)/(1<<20))
 	}
-	w := sdkworker.New(opts.Client, cfg.TaskQueue, sdkworker.Options{})
-	worker.Register(w, deps)
-	if err := w.Start(); err != nil {
-		return ParkedReport{}, err
-	}
-	defer w.Stop()
 
 	wc := warden.NewClient(opts.Client, cfg.TaskQueue)
 	ids := make([]string, opts.Runs)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("%s-%d", cfg.TaskQueue, i)
 	}
-	rep := ParkedReport{Runs: opts.Runs, CacheSize: opts.CacheSize}
+	rep := ParkedReport{Runs: opts.Runs, CacheSize: opts.CacheSize, Workers: opts.Workers}
+	var failed failures
+	every := cmp.Or(opts.ProgressEvery, 10*time.Second)
+
+	var started, parked atomic.Int64
 	start := time.Now()
-	if err := each(ctx, ids, conc, func(ctx context.Context, id string) error {
+	stop := progress(opts.Progress, every, func(elapsed time.Duration) string {
+		p := parked.Load()
+		return fmt.Sprintf("parking: %d/%d started, %d parked, %d failed, %.1f parked/s, worker RSS %s MB, %s",
+			started.Load(), opts.Runs, p, failed.count(), float64(p)/elapsed.Seconds(), rssMB(), elapsed.Round(time.Second))
+	})
+	ok := each(ctx, ids, conc, func(ctx context.Context, id string) error {
 		_, err := wc.Start(ctx, warden.RunRequest{
 			Tenant: "bench", Requester: "bench", Goal: "refund order P-1", Model: llm.ScriptedModelPrefix + parkedScenario.Name,
 			Budget: warden.Budget{MaxSteps: 4, MaxTokens: 1 << 20},
 		}, warden.StartOptions{ID: id})
-		return err
-	}); err != nil {
-		return rep, fmt.Errorf("start: %w", err)
+		if err != nil {
+			failed.add(id, "start", err)
+			return err
+		}
+		started.Add(1)
+		return nil
+	})
+	if err := waitParked(ctx, opts.Client, cfg.TaskQueue, len(ok), &parked); err != nil {
+		failed.add("", "park", err)
 	}
-	if err := waitParked(ctx, opts.Client, cfg.TaskQueue, opts.Runs); err != nil {
-		return rep, err
-	}
+	stop()
+	rep.Parked = int(parked.Load())
 	rep.ParkWall = time.Since(start)
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	rep.HeapInUse = int64(ms.HeapInuse)
-	rep.RSS, rep.PeakRSS = memory()
+	if opts.Workers == 0 {
+		rep.HeapInUse = int64(ms.HeapInuse)
+	}
+	rep.RSS, rep.PeakRSS = mem()
 
-	var completed atomic.Int64
+	var decided, completed, fromMemo, viaSignal atomic.Int64
 	start = time.Now()
-	err = each(ctx, ids, conc, func(ctx context.Context, id string) error {
-		// A query needs the run in a worker's cache or replayed: on a
-		// loaded machine the first one can time out; asking again is safe.
-		var pending []warden.ApprovalRequest
-		var err error
-		for attempt := range 8 {
-			if pending, err = wc.PendingApprovals(ctx, id); err == nil {
-				break
-			}
-			time.Sleep(time.Duration(attempt+1) * time.Second)
-		}
+	stop = progress(opts.Progress, every, func(elapsed time.Duration) string {
+		c := completed.Load()
+		return fmt.Sprintf("approving: %d/%d decided, %d completed, %d failed, %d read from the memo, %d via the Signal, %.1f completed/s, worker RSS %s MB, %s",
+			decided.Load(), len(ok), c, failed.count(), fromMemo.Load(), viaSignal.Load(), float64(c)/elapsed.Seconds(), rssMB(), elapsed.Round(time.Second))
+	})
+	each(ctx, ok, conc, func(ctx context.Context, id string) error {
+		err := approve(ctx, wc, opts, id, &fromMemo, &viaSignal, &decided)
 		if err != nil {
+			failed.add(id, "approve", err)
 			return err
-		}
-		if len(pending) != 1 {
-			return fmt.Errorf("%s: %d pending approvals, want 1", id, len(pending))
-		}
-		if _, err := wc.Decide(ctx, id, warden.ApprovalDecision{RequestID: pending[0].RequestID, Decision: "approve", Approver: "alice", Reason: "benchmark"}); err != nil {
-			return err
-		}
-		res, err := wc.Result(ctx, id)
-		if err != nil {
-			return err
-		}
-		if res.Status != warden.StatusCompleted {
-			return fmt.Errorf("%s ended %s: %s", id, res.Status, res.Error)
 		}
 		completed.Add(1)
 		return nil
 	})
+	stop()
 	rep.ApproveWall = time.Since(start)
 	rep.Completed = int(completed.Load())
+	rep.FromMemo, rep.ViaSignal = int(fromMemo.Load()), int(viaSignal.Load())
 	// VmHWM is not monotonic as read: the kernel reports the larger of a
 	// lazily updated high-water mark and the current RSS, so a peak read
 	// earlier can exceed a later one. The whole run's peak is at least
 	// every peak seen.
-	_, end := memory()
+	_, end := mem()
 	rep.EndPeakRSS = max(end, rep.PeakRSS)
 	rep.ApprovalsPerSec = float64(rep.Completed) / rep.ApproveWall.Seconds()
-	if err != nil {
-		return rep, fmt.Errorf("approve: %w", err)
+	rep.Failed, rep.Failures = failed.n, failed.list
+	if n := failed.count(); n > 0 {
+		return rep, fmt.Errorf("bench parked: %d of %d runs failed (%d completed); see the failure list", n, opts.Runs, rep.Completed)
 	}
 	return rep, nil
 }
 
-// waitParked polls visibility until n runs of the queue wait for approval.
-func waitParked(ctx context.Context, c client.Client, queue string, n int) error {
+// approve reads id's pending request the way an approver does (the query,
+// or the memo when no worker answers), approves it (the Update, or the
+// Signal when no worker completes the Update in time) and waits for the
+// run to complete.
+func approve(ctx context.Context, wc *warden.Client, opts ParkedOptions, id string, fromMemo, viaSignal, decided *atomic.Int64) error {
+	var pending warden.PendingResult
+	var err error
+	for attempt := range 3 { // the memo read needs only the server; retry its hiccups
+		if pending, err = wc.Pending(ctx, id, warden.PendingOptions{QueryTimeout: opts.QueryTimeout}); err == nil {
+			break
+		}
+		time.Sleep(time.Duration(attempt+1) * time.Second)
+	}
+	if err != nil {
+		return err
+	}
+	if pending.Source == warden.PendingSourceMemo {
+		fromMemo.Add(1)
+	}
+	if len(pending.Requests) != 1 {
+		return fmt.Errorf("%d pending approvals (from the %s), want 1", len(pending.Requests), pending.Source)
+	}
+	res, err := wc.DecideOrSignal(ctx, id, warden.ApprovalDecision{RequestID: pending.Requests[0].RequestID, Decision: "approve", Approver: cmp.Or(opts.Approver, "alice"), Reason: "benchmark"},
+		warden.DecideOptions{UpdateTimeout: opts.UpdateTimeout, QueryTimeout: opts.QueryTimeout})
+	if err != nil {
+		return err
+	}
+	decided.Add(1)
+	if res.Via == warden.DecidedViaSignal {
+		viaSignal.Add(1)
+	}
+	out, err := wc.Result(ctx, id)
+	if err != nil {
+		return err
+	}
+	if out.Status != warden.StatusCompleted {
+		return fmt.Errorf("ended %s: %s", out.Status, out.Error)
+	}
+	return nil
+}
+
+// progress writes line(elapsed) to w every interval until the returned
+// function is called, which writes it a last time. A nil w writes nothing.
+func progress(w io.Writer, every time.Duration, line func(elapsed time.Duration) string) (stop func()) {
+	if w == nil {
+		return func() {}
+	}
+	start := time.Now()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				fmt.Fprintln(w, line(time.Since(start)))
+				return
+			case <-t.C:
+				fmt.Fprintln(w, line(time.Since(start)))
+			}
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
+// waitParked polls visibility until n runs of the queue wait for
+// approval, keeping the latest count in parked.
+func waitParked(ctx context.Context, c client.Client, queue string, n int, parked *atomic.Int64) error {
 	q := fmt.Sprintf("TaskQueue = %q AND %s = %q", queue, warden.SearchAttrStatus, warden.SearchStatus(warden.StatusAwaitingApproval))
 	deadline := time.Now().Add(time.Duration(n)*50*time.Millisecond + 2*time.Minute)
-	var got int64
 	for time.Now().Before(deadline) {
 		resp, err := c.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: q})
 		if err != nil {
 			return fmt.Errorf("count parked runs: %w", err)
 		}
-		if got = resp.GetCount(); got >= int64(n) {
+		parked.Store(resp.GetCount())
+		if resp.GetCount() >= int64(n) {
 			return nil
 		}
 		select {
@@ -198,36 +367,38 @@ func waitParked(ctx context.Context, c client.Client, queue string, n int) error
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("only %d of %d runs were waiting for approval before the deadline", got, n)
+	return fmt.Errorf("only %d of %d runs were waiting for approval before the deadline", parked.Load(), n)
 }
 
-// each calls f for every id with at most conc calls at once, and returns
-// the first errors (at most five, so 10,000 failures stay readable).
-func each(ctx context.Context, ids []string, conc int, f func(context.Context, string) error) error {
+// each calls f for every id with at most conc calls at once and returns
+// the ids for which f succeeded, in order.
+func each(ctx context.Context, ids []string, conc int, f func(context.Context, string) error) []string {
 	sem := make(chan struct{}, conc)
-	var mu sync.Mutex
-	var errs []error
+	okay := make([]bool, len(ids))
 	var wg sync.WaitGroup
-	for _, id := range ids {
+	for i, id := range ids {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if err := f(ctx, id); err != nil {
-				mu.Lock()
-				if len(errs) < 5 {
-					errs = append(errs, err)
-				}
-				mu.Unlock()
-			}
+			okay[i] = f(ctx, id) == nil
 		})
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	var out []string
+	for i, id := range ids {
+		if okay[i] {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // memory reads VmRSS and VmHWM (peak) of this process, in bytes.
-func memory() (rss, peak int64) {
-	raw, err := os.ReadFile("/proc/self/status")
+func memory() (rss, peak int64) { return procMemory("/proc/self/status") }
+
+// procMemory reads VmRSS and VmHWM from a /proc/<pid>/status file.
+func procMemory(status string) (rss, peak int64) {
+	raw, err := os.ReadFile(status)
 	if err != nil {
 		return 0, 0
 	}
@@ -245,4 +416,108 @@ func memory() (rss, peak int64) {
 		}
 	}
 	return rss, peak
+}
+
+// workerProcs are the benchmark's worker processes.
+type workerProcs struct {
+	cmds []*exec.Cmd
+	done []chan error
+}
+
+// startWorkers starts opts.Workers worker processes on cfg's task queue
+// and waits until each polls.
+func startWorkers(ctx context.Context, opts ParkedOptions, cfg worker.Config) (*workerProcs, error) {
+	if len(opts.WorkerCommand) == 0 {
+		return nil, errors.New("bench parked: --workers needs the command that starts a worker (ParkedOptions.WorkerCommand)")
+	}
+	if opts.TemporalAddress == "" {
+		return nil, errors.New("bench parked: --workers needs the Temporal address the worker processes dial")
+	}
+	if opts.Workers > 1 && opts.DatabaseURL == "" {
+		return nil, errors.New("bench parked: more than one worker process needs one audit for all: set --database-url to a PostgreSQL database")
+	}
+	b, err := json.Marshal(parkedScenario)
+	if err != nil {
+		return nil, err
+	}
+	scenarios := filepath.Join(cfg.DataDir, "parked-scenario.json")
+	if err := os.WriteFile(scenarios, b, 0o600); err != nil {
+		return nil, err
+	}
+	p := &workerProcs{}
+	for i := range opts.Workers {
+		args := append(slices.Clone(opts.WorkerCommand[1:]),
+			"--address", opts.TemporalAddress, "--namespace", cmp.Or(opts.Namespace, "default"), "--task-queue", cfg.TaskQueue,
+			"--data-dir", cfg.DataDir, "--database-url", opts.DatabaseURL, "--scenario-file", scenarios)
+		if opts.CacheSize > 0 {
+			args = append(args, "--workflow-cache-size", strconv.Itoa(opts.CacheSize))
+		}
+		logPath := filepath.Join(cfg.DataDir, fmt.Sprintf("worker-%d.log", i))
+		logFile, err := os.Create(logPath)
+		if err != nil {
+			p.stop()
+			return nil, err
+		}
+		cmd := exec.Command(opts.WorkerCommand[0], args...)
+		cmd.Stdout, cmd.Stderr = logFile, logFile
+		if err := cmd.Start(); err != nil {
+			logFile.Close()
+			p.stop()
+			return nil, fmt.Errorf("start worker process %d: %w", i, err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait(); logFile.Close() }()
+		p.cmds, p.done = append(p.cmds, cmd), append(p.done, done)
+		if err := waitReady(ctx, logPath, done); err != nil {
+			p.stop()
+			return nil, fmt.Errorf("worker process %d: %w", i, err)
+		}
+	}
+	return p, nil
+}
+
+// waitReady waits for a worker process's "ready" line in its log.
+func waitReady(ctx context.Context, logPath string, done chan error) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		b, _ := os.ReadFile(logPath)
+		if strings.Contains(string(b), "warden worker ready") {
+			return nil
+		}
+		select {
+		case err := <-done:
+			done <- err
+			return fmt.Errorf("stopped before polling (%v); its log:\n%s", err, b)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	b, _ := os.ReadFile(logPath)
+	return fmt.Errorf("not ready after 60s; its log:\n%s", b)
+}
+
+// memory sums VmRSS and VmHWM of the worker processes still running.
+func (p *workerProcs) memory() (rss, peak int64) {
+	for _, c := range p.cmds {
+		r, h := procMemory(fmt.Sprintf("/proc/%d/status", c.Process.Pid))
+		rss, peak = rss+r, peak+h
+	}
+	return rss, peak
+}
+
+// stop asks each worker process to stop (SIGTERM) and kills it after 30s.
+func (p *workerProcs) stop() {
+	for _, c := range p.cmds {
+		_ = c.Process.Signal(syscall.SIGTERM)
+	}
+	for i, c := range p.cmds {
+		select {
+		case <-p.done[i]:
+		case <-time.After(30 * time.Second):
+			_ = c.Process.Kill()
+			<-p.done[i]
+		}
+	}
+	p.cmds, p.done = nil, nil
 }

@@ -102,6 +102,11 @@ type run struct {
 	// audit write and no Authorize local activity per step). Histories
 	// recorded before it replay with the local activity.
 	authInPlan bool
+	// memo is the JSON of the pending requests last written to the memo
+	// ("" when the key is absent); memoVersion is the pending-memo
+	// version, nil until first asked.
+	memo        string
+	memoVersion *workflow.Version
 }
 
 // approval is one pending approval request and what became of it.

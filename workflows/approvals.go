@@ -138,6 +138,7 @@ func (r *run) watch(ctx workflow.Context, p *approval) {
 		return
 	}
 	p.outcome = warden.ApprovalStatusExpired
+	r.publishMemo(ctx, r.pendingRequests())
 	ev := r.event(ctx, p.req.Step, p.req.CallID, warden.EventApprovalDecided, "expired")
 	ev.Actor = "system"
 	ev.Tool = p.req.Tool

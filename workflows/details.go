@@ -44,6 +44,49 @@ func (r *run) publish(ctx workflow.Context) {
 		workflow.GetLogger(ctx).Warn("upsert search attributes", "error", err)
 	}
 	workflow.SetCurrentDetails(ctx, r.details(pending))
+	r.publishMemo(ctx, pending)
+}
+
+// publishMemo keeps the memo key warden.MemoPending equal to the pending
+// requests in their memo form (warden.PendingApproval: no arguments, no
+// policy reasons), so approvers can read them from the server when no
+// worker answers the query. It upserts only when the value changed and
+// removes the key when nothing is pending. Histories recorded before the
+// memo existed replay without it: the version is asked for the first time
+// the memo would change, which is when a first request is pending.
+func (r *run) publishMemo(ctx workflow.Context, pending []warden.ApprovalRequest) {
+	var value []warden.PendingApproval
+	for _, p := range pending {
+		value = append(value, p.Pending())
+	}
+	enc := ""
+	if len(value) > 0 {
+		b, err := json.Marshal(value)
+		if err != nil {
+			workflow.GetLogger(ctx).Warn("encode pending memo", "error", err)
+			return
+		}
+		enc = string(b)
+	}
+	if enc == r.memo {
+		return
+	}
+	if r.memoVersion == nil {
+		v := workflow.GetVersion(ctx, "pending-memo", workflow.DefaultVersion, 1)
+		r.memoVersion = &v
+	}
+	if *r.memoVersion == workflow.DefaultVersion {
+		return
+	}
+	var v any // nil removes the key
+	if len(value) > 0 {
+		v = value
+	}
+	if err := workflow.UpsertMemo(ctx, map[string]any{warden.MemoPending: v}); err != nil {
+		workflow.GetLogger(ctx).Warn("upsert pending memo", "error", err)
+		return
+	}
+	r.memo = enc
 }
 
 func (r *run) details(pending []warden.ApprovalRequest) string {

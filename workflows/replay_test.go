@@ -26,7 +26,9 @@ import (
 // histories of older workflow code and are never regenerated:
 // agent_run_approved_v0.json predates the approval-identities step and
 // proves its workflow.GetVersion gate; the *_v1.json files predate
-// authorize-in-plan (every call decided by the Authorize local activity).
+// authorize-in-plan (every call decided by the Authorize local activity);
+// agent_run_approved_v2.json predates the pending-memo step (the memo key
+// warden.pending), which agent_run_approved.json records.
 func TestReplayCommittedHistories(t *testing.T) {
 	t.Parallel()
 	files, err := filepath.Glob("testdata/*.json")

@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
+	"github.com/wardenhq/warden"
 	"github.com/wardenhq/warden/bench"
 	"github.com/wardenhq/warden/internal/devserver"
 	"github.com/wardenhq/warden/worker"
@@ -50,7 +51,7 @@ own tuned dev server.`,
 		}
 		defer os.RemoveAll(dir)
 		opts.DataDir = dir
-		tc, closeClient, err := benchClient(cmd.Context(), cfg)
+		tc, _, closeClient, err := benchClient(cmd.Context(), cfg)
 		if err != nil {
 			return err
 		}
@@ -98,35 +99,41 @@ own tuned dev server.`,
 }
 
 // benchClient connects to cfg.TemporalAddress, or starts a dev server when
-// it is empty; the function it returns closes what it opened.
-func benchClient(ctx context.Context, cfg worker.Config) (client.Client, func(), error) {
+// it is empty; it returns the server's address, and a function that closes
+// what it opened.
+func benchClient(ctx context.Context, cfg worker.Config) (client.Client, string, func(), error) {
 	if cfg.TemporalAddress == "" {
 		srv, err := devserver.Start(ctx, devserver.Options{Logger: tlog.NewStructuredLogger(quietLogger())})
 		if err != nil {
-			return nil, nil, err
+			return nil, "", nil, err
 		}
-		return srv.Client(), func() { _ = srv.Stop() }, nil
+		return srv.Client(), srv.Address, func() { _ = srv.Stop() }, nil
 	}
 	tc, err := worker.Dial(ctx, worker.Config{TemporalAddress: cfg.TemporalAddress, Namespace: cfg.Namespace, Logger: quietLogger()})
 	if err != nil {
-		return nil, nil, err
+		return nil, "", nil, err
 	}
-	return tc, tc.Close, nil
+	return tc, cfg.TemporalAddress, tc.Close, nil
 }
 
 func newBenchParkedCmd() *cobra.Command {
 	var (
-		cfg  worker.Config
-		opts bench.ParkedOptions
+		cfg   worker.Config
+		opts  bench.ParkedOptions
+		quiet bool
 	)
 	cmd := &cobra.Command{
 		Use:   "parked [--runs N] [--cache-size C]",
 		Short: "Park N runs on an approval, measure the worker's memory, then approve them all and measure the rate",
 		Long: `parked starts N runs that each ask for a refund and wait for approval, with the worker's workflow
 cache bounded to --cache-size, and reports the worker process's resident memory once all are
-parked. Then it approves every run (query the request, approve Update, wait for the result) with
---concurrency in flight and reports approvals processed per second. Without --address it starts
-its own dev server.`,
+parked. Then it approves every run as an approver would (the pending request from the query, or
+from the run's memo when no worker answers in --query-timeout; the approve Update, or the Signal
+when no worker completes it in --update-timeout), waits for the result, with --concurrency in
+flight, and reports approvals processed per second. It prints progress on stderr every
+--progress-every; a run that fails does not stop the others: the table is printed, then the
+failures (which run, which phase, what error), then it exits non-zero. Without --address it
+starts its own dev server.`,
 		Args: cobra.NoArgs,
 	}
 	out := outputFlag(cmd.Flags())
@@ -139,29 +146,58 @@ its own dev server.`,
 			return err
 		}
 		defer os.RemoveAll(dir)
-		tc, closeClient, err := benchClient(cmd.Context(), cfg)
+		tc, addr, closeClient, err := benchClient(cmd.Context(), cfg)
 		if err != nil {
 			return err
 		}
 		defer closeClient()
 		opts.Client, opts.DataDir, opts.DatabaseURL, opts.Logger = tc, dir, cfg.DatabaseURL, quietLogger()
-		rep, err := bench.Parked(cmd.Context(), opts)
-		if err != nil {
-			return err
+		if opts.Workers > 0 {
+			self, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("--workers: find this warden binary to start workers with: %w", err)
+			}
+			opts.WorkerCommand, opts.TemporalAddress, opts.Namespace = []string{self, "worker"}, addr, cfg.Namespace
+		}
+		if !quiet {
+			opts.Progress = cmd.ErrOrStderr()
+		}
+		rep, runErr := bench.Parked(cmd.Context(), opts)
+		if rep.Runs == 0 { // nothing ran: no table to print
+			return runErr
 		}
 		mb := func(b int64) string { return fmt.Sprintf("%.0f", float64(b)/(1<<20)) }
-		return out.print(cmd.OutOrStdout(), rep, []any{rep},
-			[]string{"RUNS", "CACHE", "PARKED IN", "RSS MB", "PEAK RSS MB", "HEAP MB", "APPROVED IN", "APPROVALS/S", "COMPLETED", "END PEAK RSS MB"},
+		if err := out.print(cmd.OutOrStdout(), rep, []any{rep},
+			[]string{"RUNS", "WORKERS", "CACHE", "PARKED", "PARKED IN", "RSS MB", "PEAK RSS MB", "HEAP MB", "APPROVED IN", "APPROVALS/S",
+				"COMPLETED", "FAILED", "FROM MEMO", "VIA SIGNAL", "END PEAK RSS MB"},
 			func(int) []string {
-				return []string{fmt.Sprint(rep.Runs), fmt.Sprint(rep.CacheSize), rep.ParkWall.Round(time.Millisecond).String(),
+				return []string{fmt.Sprint(rep.Runs), fmt.Sprint(max(rep.Workers, 1)), fmt.Sprint(rep.CacheSize), fmt.Sprint(rep.Parked), rep.ParkWall.Round(time.Millisecond).String(),
 					mb(rep.RSS), mb(rep.PeakRSS), mb(rep.HeapInUse), rep.ApproveWall.Round(time.Millisecond).String(),
-					fmt.Sprintf("%.1f", rep.ApprovalsPerSec), fmt.Sprint(rep.Completed), mb(rep.EndPeakRSS)}
-			})
+					fmt.Sprintf("%.1f", rep.ApprovalsPerSec), fmt.Sprint(rep.Completed), fmt.Sprint(rep.Failed),
+					fmt.Sprint(rep.FromMemo), fmt.Sprint(rep.ViaSignal), mb(rep.EndPeakRSS)}
+			}); err != nil {
+			return err
+		}
+		if len(rep.Failures) > 0 {
+			w := cmd.ErrOrStderr()
+			fmt.Fprintf(w, "\n%d failed (the first %d):\n", rep.Failed, len(rep.Failures))
+			for _, f := range rep.Failures {
+				fmt.Fprintf(w, "  %s %s: %s\n", f.Phase, cmpOr(f.WorkflowID, "(all runs)"), f.Error)
+			}
+		}
+		return runErr
 	}
 	fs := cmd.Flags()
 	fs.IntVar(&opts.Runs, "runs", 1000, "runs to park")
 	fs.IntVar(&opts.CacheSize, "cache-size", worker.DefaultWorkflowCacheSize, "workflow cache size of the worker")
 	fs.IntVar(&opts.Concurrency, "concurrency", 50, "starts and approvals in flight at once")
+	fs.DurationVar(&opts.ProgressEvery, "progress-every", 10*time.Second, "how often to print progress (counts, rate, worker RSS) on stderr")
+	fs.IntVar(&opts.Workers, "workers", 0, "run this many `warden worker` processes on the benchmark's task queue instead of a worker in this process "+
+		"(memory is then theirs, summed); more than one needs --database-url")
+	fs.StringVar(&opts.Approver, "approver", "alice", "who approves (the default policy lets alice, bob and carol approve refunds)")
+	fs.BoolVar(&quiet, "quiet", false, "print no progress lines")
+	fs.DurationVar(&opts.QueryTimeout, "query-timeout", warden.DefaultQueryTimeout, "how long to wait for the pending query before reading the run's memo")
+	fs.DurationVar(&opts.UpdateTimeout, "update-timeout", warden.DefaultUpdateTimeout, "how long to wait for the approve Update before sending the Signal")
 	fs.StringVar(&cfg.TemporalAddress, "address", "", "Temporal frontend; empty starts a dev server for the benchmark")
 	fs.StringVar(&cfg.Namespace, "namespace", "default", "Temporal namespace")
 	fs.StringVar(&cfg.DatabaseURL, "database-url", env("DATABASE_URL", ""), "PostgreSQL for the audit; empty uses SQLite")

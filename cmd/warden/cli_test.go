@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +25,20 @@ import (
 
 func TestMain(m *testing.M) {
 	tools.Reexec()
+	if os.Getenv("WARDEN_TEST_BINARY_IS_CLI") == "1" {
+		// This test binary started as the warden CLI (bench parked --workers
+		// runs os.Executable() worker).
+		cmd := newRootCmd()
+		cmd.SetArgs(os.Args[1:])
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err := cmd.ExecuteContext(ctx)
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "warden:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
 }
 

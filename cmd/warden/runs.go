@@ -141,45 +141,67 @@ func newStatusCmd() *cobra.Command {
 }
 
 func newPendingCmd() *cobra.Command {
-	var cfg worker.Config
+	var (
+		cfg          worker.Config
+		queryTimeout time.Duration
+	)
 	cmd := &cobra.Command{
 		Use:   "pending <workflow-id>",
-		Short: "List a run's tool calls waiting for approval",
+		Short: "List a run's tool calls waiting for approval (live query, or the run's memo when no worker answers)",
 		Args:  cobra.ExactArgs(1),
 	}
 	out := outputFlag(cmd.Flags())
 	withClient(cmd, &cfg, out, func(cmd *cobra.Command, c *warden.Client, args []string) error {
-		ps, err := c.PendingApprovals(cmd.Context(), args[0])
+		res, err := c.Pending(cmd.Context(), args[0], warden.PendingOptions{QueryTimeout: queryTimeout})
 		if err != nil {
 			return err
 		}
+		reportSource(cmd, res)
+		ps := res.Requests
 		return out.print(cmd.OutOrStdout(), ps, toAny(ps),
 			[]string{"REQUEST", "TOOL", "RISK", "APPROVERS", "EXPIRES", "ARGS"},
 			func(i int) []string {
 				p := ps[i]
+				args := clip(string(p.Args), 60)
+				if res.Source == warden.PendingSourceMemo {
+					args = "(not in the memo) sha256 " + clip(p.ArgsHash, 12)
+				}
 				return []string{p.RequestID, p.Tool, string(p.Risk), strings.Join(p.Approvers.Users, ","),
-					p.ExpiresAt.Format(time.RFC3339), clip(string(p.Args), 60)}
+					p.ExpiresAt.Format(time.RFC3339), args}
 			})
 	})
+	cmd.Flags().DurationVar(&queryTimeout, "query-timeout", warden.DefaultQueryTimeout, "how long to wait for a worker to answer the query before reading the run's memo")
 	return cmd
+}
+
+// reportSource says on stderr where a pending list came from.
+func reportSource(cmd *cobra.Command, res warden.PendingResult) {
+	if res.Source == warden.PendingSourceMemo {
+		fmt.Fprintf(cmd.ErrOrStderr(), "source: memo (the run's last recorded state; arguments and reasons are not in it); the live query failed: %v\n", res.QueryErr)
+		return
+	}
+	fmt.Fprintln(cmd.ErrOrStderr(), "source: live query")
 }
 
 func newDecideCmd(verb string) *cobra.Command {
 	var (
-		cfg     worker.Config
-		as      string
-		reason  string
-		keyFile string
-		args    string
+		cfg           worker.Config
+		as            string
+		reason        string
+		keyFile       string
+		args          string
+		queryTimeout  time.Duration
+		updateTimeout time.Duration
 	)
 	decision := warden.ApprovalApprove
 	if verb == "reject" {
 		decision = warden.ApprovalReject
 	}
 	cmd := &cobra.Command{
-		Use:   verb + " <workflow-id> <request-id> --as NAME",
-		Short: strings.ToUpper(verb[:1]) + verb[1:] + " a pending tool call (through the approve Update)",
-		Args:  cobra.ExactArgs(2),
+		Use: verb + " <workflow-id> [request-id] --as NAME",
+		Short: strings.ToUpper(verb[:1]) + verb[1:] + " a pending tool call (through the approve Update, or the approve Signal " +
+			"when no worker takes the Update in time); without a request ID, the run's only pending request",
+		Args: cobra.RangeArgs(1, 2),
 	}
 	out := outputFlag(cmd.Flags())
 	cmd.PreRunE = func(*cobra.Command, []string) error {
@@ -192,43 +214,91 @@ func newDecideCmd(verb string) *cobra.Command {
 		return nil
 	}
 	withClient(cmd, &cfg, out, func(cmd *cobra.Command, c *warden.Client, argv []string) error {
-		d := warden.ApprovalDecision{RequestID: argv[1], Decision: decision, Approver: as, Reason: reason}
+		id := argv[0]
+		d := warden.ApprovalDecision{Decision: decision, Approver: as, Reason: reason}
+		if len(argv) == 2 {
+			d.RequestID = argv[1]
+		}
 		if args != "" {
 			d.Args = json.RawMessage(args)
 		}
-		if keyFile != "" {
-			key, err := readSigningKey(keyFile)
+		if d.RequestID == "" || keyFile != "" {
+			res, err := c.Pending(cmd.Context(), id, warden.PendingOptions{QueryTimeout: queryTimeout})
 			if err != nil {
 				return err
 			}
-			pending, err := c.PendingApprovals(cmd.Context(), argv[0])
+			reportSource(cmd, res)
+			req, err := pickRequest(id, d.RequestID, res.Requests)
 			if err != nil {
 				return err
 			}
-			i := slices.IndexFunc(pending, func(p warden.ApprovalRequest) bool { return p.RequestID == d.RequestID })
-			if i < 0 {
-				return fmt.Errorf("%s has no pending request %s to sign for", argv[0], d.RequestID)
-			}
-			if d, err = warden.SignApproval(key, pending[i], d); err != nil {
-				return err
+			d.RequestID = req.RequestID
+			if keyFile != "" {
+				key, err := readSigningKey(keyFile)
+				if err != nil {
+					return err
+				}
+				if d, err = warden.SignApproval(key, req, d); err != nil {
+					return err
+				}
 			}
 		}
-		receipt, err := c.Decide(cmd.Context(), argv[0], d)
+		res, err := c.DecideOrSignal(cmd.Context(), id, d, warden.DecideOptions{UpdateTimeout: updateTimeout, QueryTimeout: queryTimeout})
 		if err != nil {
 			return err
 		}
+		switch {
+		case res.Via == warden.DecidedViaSignal:
+			fmt.Fprintf(cmd.ErrOrStderr(), "via: signal (checked against the run's %s); the Update was not delivered: %v; "+
+				"the run applies the decision when a worker takes it (see warden status and warden audit)\n", res.Source, res.UpdateErr)
+		case res.UpdateErr != nil:
+			fmt.Fprintf(cmd.ErrOrStderr(), "via: update (its reply was lost: %v; the run's %s shows the decision applied)\n", res.UpdateErr, res.Source)
+		default:
+			fmt.Fprintln(cmd.ErrOrStderr(), "via: update")
+		}
+		receipt := res.Receipt
 		return out.print(cmd.OutOrStdout(), receipt, nil, []string{"REQUEST", "STATUS", "APPROVALS"},
 			func(int) []string {
 				return []string{receipt.RequestID, receipt.Status, fmt.Sprintf("%d/%d", receipt.Approvals, receipt.Quorum)}
 			})
 	})
-	cmd.Flags().StringVar(&as, "as", "", "approver name (required)")
-	cmd.Flags().StringVar(&reason, "reason", "", "why")
-	cmd.Flags().StringVar(&keyFile, "key", "", "Ed25519 private key to sign the decision with (needed when the policy demands signed approvals)")
+	fs := cmd.Flags()
+	fs.StringVar(&as, "as", "", "approver name (required)")
+	fs.StringVar(&reason, "reason", "", "why")
+	fs.StringVar(&keyFile, "key", "", "Ed25519 private key to sign the decision with (needed when the policy demands signed approvals)")
+	fs.DurationVar(&queryTimeout, "query-timeout", warden.DefaultQueryTimeout, "how long to wait for a worker to answer the pending query before reading the run's memo")
+	fs.DurationVar(&updateTimeout, "update-timeout", warden.DefaultUpdateTimeout, "how long to wait for a worker to complete the approve Update before sending the approve Signal")
 	if verb == "approve" {
-		cmd.Flags().StringVar(&args, "args", "", "approve these edited arguments (JSON object) instead of the model's; the policy decides on them again")
+		fs.StringVar(&args, "args", "", "approve these edited arguments (JSON object) instead of the model's; the policy decides on them again")
 	}
 	return cmd
+}
+
+// pickRequest finds requestID among pending, or the only pending request
+// when requestID is empty.
+func pickRequest(workflowID, requestID string, pending []warden.ApprovalRequest) (warden.ApprovalRequest, error) {
+	if requestID != "" {
+		i := slices.IndexFunc(pending, func(p warden.ApprovalRequest) bool { return p.RequestID == requestID })
+		if i < 0 {
+			return warden.ApprovalRequest{}, fmt.Errorf("%s has no pending request %s (pending: %s)", workflowID, requestID, requestIDs(pending))
+		}
+		return pending[i], nil
+	}
+	if len(pending) != 1 {
+		return warden.ApprovalRequest{}, fmt.Errorf("%s has %d pending requests (%s): name the one to decide as the second argument", workflowID, len(pending), requestIDs(pending))
+	}
+	return pending[0], nil
+}
+
+func requestIDs(ps []warden.ApprovalRequest) string {
+	if len(ps) == 0 {
+		return "none"
+	}
+	ids := make([]string, len(ps))
+	for i, p := range ps {
+		ids[i] = p.RequestID + " (" + p.Tool + ")"
+	}
+	return strings.Join(ids, ", ")
 }
 
 func newApprovalsCmd() *cobra.Command {

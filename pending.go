@@ -1,0 +1,306 @@
+package warden
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/converter"
+)
+
+// MemoPending is the memo key under which a run keeps its pending approval
+// requests ([]PendingApproval) current, so that approvers can read what to
+// approve from the server (DescribeWorkflowExecution, ListWorkflowExecutions)
+// when no worker answers the pending_approvals query. The key is absent
+// when nothing is pending.
+const MemoPending = "warden.pending"
+
+// PendingApproval is a pending approval request as the run's memo holds
+// it: what an approver needs to identify, decide and sign a request, and
+// nothing more. It carries no arguments (only their hash) and no policy
+// reasons, because either can hold secrets or personal data, and the memo
+// is stored by the server and shown by the Web UI to anyone who may list
+// workflows. The live query (ApprovalRequest) has both.
+type PendingApproval struct {
+	RequestID string `json:"request_id"`
+	Step      int    `json:"step"`
+	CallID    string `json:"call_id"`
+	Tool      string `json:"tool"`
+	ArgsHash  string `json:"args_hash"`
+	Risk      Risk   `json:"risk"`
+	// Approvers is the policy's approver set without public keys.
+	Approvers      Approvers      `json:"approvers"`
+	Quorum         int            `json:"quorum"`
+	Approvals      []ApprovalVote `json:"approvals,omitempty"`
+	Requester      string         `json:"requester"`
+	RequestedAt    time.Time      `json:"requested_at"`
+	ExpiresAt      time.Time      `json:"expires_at"`
+	PolicyRevision string         `json:"policy_revision"`
+}
+
+// ApprovalVote is one decision received for a pending request, without
+// the approver's reason, edited arguments or signature.
+type ApprovalVote struct {
+	Approver string `json:"approver"`
+	Decision string `json:"decision"`
+}
+
+// Pending is the memo form of r.
+func (r ApprovalRequest) Pending() PendingApproval {
+	p := PendingApproval{
+		RequestID: r.RequestID, Step: r.Step, CallID: r.CallID, Tool: r.Tool, ArgsHash: r.ArgsHash, Risk: r.Risk,
+		Approvers: r.Approvers, Quorum: r.Quorum, Requester: r.Requester,
+		RequestedAt: r.RequestedAt, ExpiresAt: r.ExpiresAt, PolicyRevision: r.PolicyRevision,
+	}
+	p.Approvers.Keys = nil
+	for _, d := range r.Approvals {
+		p.Approvals = append(p.Approvals, ApprovalVote{Approver: d.Approver, Decision: d.Decision})
+	}
+	return p
+}
+
+// Request is p as an ApprovalRequest, with no Args and no Reasons (the
+// memo has neither) and no approver keys.
+func (p PendingApproval) Request() ApprovalRequest {
+	r := ApprovalRequest{
+		RequestID: p.RequestID, Step: p.Step, CallID: p.CallID, Tool: p.Tool, ArgsHash: p.ArgsHash, Risk: p.Risk,
+		Approvers: p.Approvers, Quorum: p.Quorum, Requester: p.Requester,
+		RequestedAt: p.RequestedAt, ExpiresAt: p.ExpiresAt, PolicyRevision: p.PolicyRevision,
+	}
+	for _, v := range p.Approvals {
+		r.Approvals = append(r.Approvals, ApprovalDecision{RequestID: p.RequestID, Approver: v.Approver, Decision: v.Decision})
+	}
+	return r
+}
+
+// PendingFromMemo reads the pending requests from a workflow's memo
+// (DescribeWorkflowExecution or ListWorkflowExecutions). A memo without
+// the key means nothing is pending.
+func PendingFromMemo(memo *commonpb.Memo) ([]PendingApproval, error) {
+	payload, ok := memo.GetFields()[MemoPending]
+	if !ok || payload == nil || len(payload.GetData()) == 0 {
+		return nil, nil
+	}
+	var out []PendingApproval
+	if err := converter.GetDefaultDataConverter().FromPayload(payload, &out); err != nil {
+		return nil, fmt.Errorf("memo %s is not a list of pending approvals: %w", MemoPending, err)
+	}
+	return out, nil
+}
+
+// Where a list of pending approvals came from (PendingResult.Source).
+const (
+	// PendingSourceQuery: the live pending_approvals query, answered by a
+	// worker; it has the (redacted) arguments and the policy's reasons.
+	PendingSourceQuery = "query"
+	// PendingSourceMemo: the run's memo (warden.pending) read from the
+	// server, as of the run's last workflow task; no arguments, no reasons.
+	PendingSourceMemo = "memo"
+)
+
+// DefaultQueryTimeout is how long Pending waits for the live query before
+// it reads the memo instead.
+const DefaultQueryTimeout = 3 * time.Second
+
+// PendingOptions tune Pending.
+type PendingOptions struct {
+	// QueryTimeout bounds the live query; zero means DefaultQueryTimeout.
+	// A busy or absent worker makes the query fail or time out, and then
+	// the memo is read.
+	QueryTimeout time.Duration
+}
+
+// PendingResult is a run's pending approval requests and where they came from.
+type PendingResult struct {
+	Requests []ApprovalRequest
+	// Source is PendingSourceQuery or PendingSourceMemo.
+	Source string
+	// QueryErr is why the live query was not used (nil when Source is
+	// PendingSourceQuery).
+	QueryErr error
+}
+
+// Pending lists the run's tool calls waiting for approval: from the live
+// query when a worker answers within opts.QueryTimeout, else from the
+// run's memo through DescribeWorkflowExecution, which needs no worker.
+// Requests read from the memo have no Args and no Reasons.
+func (c *Client) Pending(ctx context.Context, workflowID string, opts PendingOptions) (PendingResult, error) {
+	timeout := opts.QueryTimeout
+	if timeout <= 0 {
+		timeout = DefaultQueryTimeout
+	}
+	qctx, cancel := context.WithTimeout(ctx, timeout)
+	began := time.Now()
+	out, qerr := c.queryPending(qctx, workflowID)
+	timedOut := qctx.Err() != nil || time.Since(began) >= timeout
+	cancel()
+	if qerr == nil {
+		return PendingResult{Requests: out, Source: PendingSourceQuery}, nil
+	}
+	if ctx.Err() != nil {
+		return PendingResult{}, fmt.Errorf("pending approvals of %s: %w", workflowID, qerr)
+	}
+	if timedOut {
+		qerr = fmt.Errorf("no worker answered the query within %s: %w", timeout, qerr)
+	}
+	desc, err := c.tc.DescribeWorkflowExecution(ctx, workflowID, "")
+	if err != nil {
+		return PendingResult{}, fmt.Errorf("pending approvals of %s: the query failed (%v) and so did reading the memo: %w", workflowID, qerr, err)
+	}
+	info := desc.GetWorkflowExecutionInfo()
+	memo, err := PendingFromMemo(info.GetMemo())
+	if err != nil {
+		return PendingResult{}, fmt.Errorf("pending approvals of %s: the query failed (%v) and %w", workflowID, qerr, err)
+	}
+	if memo == nil && searchKeyword(info.GetSearchAttributes(), SearchAttrStatus) == SearchStatus(StatusAwaitingApproval) {
+		return PendingResult{}, fmt.Errorf("pending approvals of %s: the run awaits approval but its memo has no %s key "+
+			"(it was started by a worker without the pending memo), so only the query can list them, and it failed: %w",
+			workflowID, MemoPending, qerr)
+	}
+	res := PendingResult{Requests: make([]ApprovalRequest, 0, len(memo)), Source: PendingSourceMemo, QueryErr: qerr}
+	for _, p := range memo {
+		res.Requests = append(res.Requests, p.Request())
+	}
+	return res, nil
+}
+
+func (c *Client) queryPending(ctx context.Context, workflowID string) ([]ApprovalRequest, error) {
+	var out []ApprovalRequest
+	v, err := c.tc.QueryWorkflow(ctx, workflowID, "", QueryPendingApprovals)
+	if err != nil {
+		return nil, err
+	}
+	if err := v.Get(&out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func searchKeyword(sa *commonpb.SearchAttributes, name string) string {
+	p, ok := sa.GetIndexedFields()[name]
+	if !ok {
+		return ""
+	}
+	var v string
+	if converter.GetDefaultDataConverter().FromPayload(p, &v) != nil {
+		return ""
+	}
+	return v
+}
+
+// How a decision reached the run (DecideResult.Via).
+const (
+	DecidedViaUpdate = "update"
+	DecidedViaSignal = "signal"
+)
+
+// ApprovalStatusSignalled is the receipt status of a decision sent as the
+// approve Signal: delivered to the run, applied (or refused and audited)
+// when a worker runs its next workflow task.
+const ApprovalStatusSignalled = "signalled"
+
+// DefaultUpdateTimeout is how long DecideOrSignal waits for the approve
+// Update before it sends the Signal instead.
+const DefaultUpdateTimeout = 10 * time.Second
+
+// DecideOptions tune DecideOrSignal.
+type DecideOptions struct {
+	// UpdateTimeout bounds the approve Update; zero means
+	// DefaultUpdateTimeout. When no worker completes it in time, the
+	// decision is checked against the pending request (from the query or
+	// the memo) and sent as the approve Signal.
+	UpdateTimeout time.Duration
+	// QueryTimeout is passed to Pending for that check.
+	QueryTimeout time.Duration
+}
+
+// DecideResult is what became of a decision and how it was sent.
+type DecideResult struct {
+	Receipt ApprovalReceipt
+	// Via is DecidedViaUpdate or DecidedViaSignal.
+	Via string
+	// UpdateErr is why the Update was not used (nil when Via is update).
+	UpdateErr error
+	// Source is where the pending request checked before the Signal came
+	// from (PendingSource*); empty when Via is update.
+	Source string
+}
+
+// DecideOrSignal sends d through the approve Update and, when no worker
+// completes the Update within opts.UpdateTimeout (a saturated or absent
+// worker), checks d against the pending request read without a worker
+// (Pending) and sends it as the approve Signal, which the server accepts
+// at once and the run applies when a worker takes it. A decision the
+// workflow or the check refuses returns an error wrapping
+// ErrApprovalInvalid. An Update that timed out may still be applied later;
+// the Signal is then refused as a repeat decision and audited
+// (approval_refused), so the decision counts once.
+func (c *Client) DecideOrSignal(ctx context.Context, workflowID string, d ApprovalDecision, opts DecideOptions) (DecideResult, error) {
+	timeout := opts.UpdateTimeout
+	if timeout <= 0 {
+		timeout = DefaultUpdateTimeout
+	}
+	uctx, cancel := context.WithTimeout(ctx, timeout)
+	began := time.Now()
+	receipt, uerr := c.Decide(uctx, workflowID, d)
+	// The SDK may report the deadline as a cancelled stream.
+	timedOut := uctx.Err() != nil || time.Since(began) >= timeout
+	cancel()
+	if uerr == nil {
+		return DecideResult{Receipt: receipt, Via: DecidedViaUpdate}, nil
+	}
+	var nf *serviceerror.NotFound
+	if errors.Is(uerr, ErrApprovalInvalid) || errors.As(uerr, &nf) || ctx.Err() != nil {
+		return DecideResult{}, uerr
+	}
+	if timedOut {
+		uerr = fmt.Errorf("no worker completed the approve Update within %s: %w", timeout, uerr)
+	}
+	pending, err := c.Pending(ctx, workflowID, PendingOptions{QueryTimeout: opts.QueryTimeout})
+	if err != nil {
+		return DecideResult{}, fmt.Errorf("decide %s on %s: the Update failed (%v) and the pending request could not be read to check a Signal: %w",
+			d.RequestID, workflowID, uerr, err)
+	}
+	res := DecideResult{Via: DecidedViaSignal, UpdateErr: uerr, Source: pending.Source}
+	i := slices.IndexFunc(pending.Requests, func(r ApprovalRequest) bool { return r.RequestID == d.RequestID })
+	if i < 0 {
+		return DecideResult{}, fmt.Errorf("%w: %s has no pending request %s (per its %s) after the Update failed (%v): "+
+			"it may have been decided or expired meanwhile; check with warden status", ErrApprovalInvalid, workflowID, d.RequestID, pending.Source, uerr)
+	}
+	req := pending.Requests[i]
+	approver := strings.TrimSpace(d.Approver)
+	if slices.ContainsFunc(req.Approvals, func(a ApprovalDecision) bool { return a.Approver == approver && a.Decision == d.Decision }) {
+		// The Update was applied after all (late): do not send it twice.
+		return DecideResult{Via: DecidedViaUpdate, Source: pending.Source, UpdateErr: uerr,
+			Receipt: ApprovalReceipt{RequestID: d.RequestID, Status: ApprovalStatusPending, Approvals: votes(req), Quorum: req.Quorum}}, nil
+	}
+	// The memo has no approver keys: the workflow verifies the signature.
+	check := req
+	check.Approvers.RequireSignature = false
+	if err := check.Check(d, time.Now()); err != nil {
+		return DecideResult{}, err
+	}
+	if req.Approvers.RequireSignature && d.Signature == "" {
+		return DecideResult{}, fmt.Errorf("%w: this call needs a signed approval: sign with `warden approve --key FILE` (Ed25519 over ApprovalSigningMessage)", ErrApprovalInvalid)
+	}
+	if err := c.tc.SignalWorkflow(ctx, workflowID, "", SignalApprove, d); err != nil {
+		return DecideResult{}, fmt.Errorf("decide %s on %s: the Update failed (%v) and so did the Signal: %w", d.RequestID, workflowID, uerr, err)
+	}
+	res.Receipt = ApprovalReceipt{RequestID: d.RequestID, Status: ApprovalStatusSignalled, Approvals: votes(req), Quorum: req.Quorum}
+	return res, nil
+}
+
+func votes(r ApprovalRequest) int {
+	n := 0
+	for _, a := range r.Approvals {
+		if a.Decision == ApprovalApprove {
+			n++
+		}
+	}
+	return n
+}
