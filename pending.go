@@ -204,6 +204,12 @@ const (
 // when a worker runs its next workflow task.
 const ApprovalStatusSignalled = "signalled"
 
+// ApprovalStatusUnconfirmed is the receipt status when the approve Update
+// timed out and the request was no longer pending afterwards: the Update
+// was most likely applied late by a busy worker (or another decision or
+// the expiry closed the request). warden status and the audit tell which.
+const ApprovalStatusUnconfirmed = "unconfirmed"
+
 // DefaultUpdateTimeout is how long DecideOrSignal waits for the approve
 // Update before it sends the Signal instead.
 const DefaultUpdateTimeout = 10 * time.Second
@@ -217,6 +223,12 @@ type DecideOptions struct {
 	UpdateTimeout time.Duration
 	// QueryTimeout is passed to Pending for that check.
 	QueryTimeout time.Duration
+	// SignalOnly skips the Update: the decision is checked against the
+	// pending request and sent as the Signal. The receipt then says
+	// "signalled", not the outcome. A run that is not in a worker's cache
+	// then costs one workflow task instead of a failed speculative task
+	// and a replay (BENCHMARKS.md, "approving parked runs").
+	SignalOnly bool
 }
 
 // DecideResult is what became of a decision and how it was sent.
@@ -245,21 +257,28 @@ func (c *Client) DecideOrSignal(ctx context.Context, workflowID string, d Approv
 	if timeout <= 0 {
 		timeout = DefaultUpdateTimeout
 	}
-	uctx, cancel := context.WithTimeout(ctx, timeout)
-	began := time.Now()
-	receipt, uerr := c.Decide(uctx, workflowID, d)
-	// The SDK may report the deadline as a cancelled stream.
-	timedOut := uctx.Err() != nil || time.Since(began) >= timeout
-	cancel()
-	if uerr == nil {
-		return DecideResult{Receipt: receipt, Via: DecidedViaUpdate}, nil
-	}
-	var nf *serviceerror.NotFound
-	if errors.Is(uerr, ErrApprovalInvalid) || errors.As(uerr, &nf) || ctx.Err() != nil {
-		return DecideResult{}, uerr
-	}
-	if timedOut {
-		uerr = fmt.Errorf("no worker completed the approve Update within %s: %w", timeout, uerr)
+	var uerr error
+	timedOut := false
+	if opts.SignalOnly {
+		uerr = errors.New("not tried (signal only)")
+	} else {
+		uctx, cancel := context.WithTimeout(ctx, timeout)
+		began := time.Now()
+		var receipt ApprovalReceipt
+		receipt, uerr = c.Decide(uctx, workflowID, d)
+		// The SDK may report the deadline as a cancelled stream.
+		timedOut = uctx.Err() != nil || time.Since(began) >= timeout
+		cancel()
+		if uerr == nil {
+			return DecideResult{Receipt: receipt, Via: DecidedViaUpdate}, nil
+		}
+		var nf *serviceerror.NotFound
+		if errors.Is(uerr, ErrApprovalInvalid) || errors.As(uerr, &nf) || ctx.Err() != nil {
+			return DecideResult{}, uerr
+		}
+		if timedOut {
+			uerr = fmt.Errorf("no worker completed the approve Update within %s: %w", timeout, uerr)
+		}
 	}
 	pending, err := c.Pending(ctx, workflowID, PendingOptions{QueryTimeout: opts.QueryTimeout})
 	if err != nil {
@@ -268,6 +287,13 @@ func (c *Client) DecideOrSignal(ctx context.Context, workflowID string, d Approv
 	}
 	res := DecideResult{Via: DecidedViaSignal, UpdateErr: uerr, Source: pending.Source}
 	i := slices.IndexFunc(pending.Requests, func(r ApprovalRequest) bool { return r.RequestID == d.RequestID })
+	if i < 0 && timedOut {
+		// The Update was admitted and timed out waiting for a busy worker;
+		// the request closed meanwhile, most likely by that very Update.
+		// Sending the Signal now would only be refused as a repeat.
+		return DecideResult{Via: DecidedViaUpdate, UpdateErr: uerr, Source: pending.Source,
+			Receipt: ApprovalReceipt{RequestID: d.RequestID, Status: ApprovalStatusUnconfirmed}}, nil
+	}
 	if i < 0 {
 		return DecideResult{}, fmt.Errorf("%w: %s has no pending request %s (per its %s) after the Update failed (%v): "+
 			"it may have been decided or expired meanwhile; check with warden status", ErrApprovalInvalid, workflowID, d.RequestID, pending.Source, uerr)

@@ -64,6 +64,9 @@ type ParkedOptions struct {
 	// Approver names who approves; default "alice" (a refund approver of
 	// the default policy).
 	Approver string
+	// SignalOnly approves through the Signal alone
+	// (warden.DecideOptions.SignalOnly) instead of the Update first.
+	SignalOnly bool
 	// Workers, when positive, runs that many worker processes on the
 	// benchmark's task queue (WorkerCommand with connection flags) instead
 	// of a worker in this process; the memory reported is then theirs,
@@ -301,7 +304,7 @@ func approve(ctx context.Context, wc *warden.Client, opts ParkedOptions, id stri
 		return fmt.Errorf("%d pending approvals (from the %s), want 1", len(pending.Requests), pending.Source)
 	}
 	res, err := wc.DecideOrSignal(ctx, id, warden.ApprovalDecision{RequestID: pending.Requests[0].RequestID, Decision: "approve", Approver: cmp.Or(opts.Approver, "alice"), Reason: "benchmark"},
-		warden.DecideOptions{UpdateTimeout: opts.UpdateTimeout, QueryTimeout: opts.QueryTimeout})
+		warden.DecideOptions{UpdateTimeout: opts.UpdateTimeout, QueryTimeout: opts.QueryTimeout, SignalOnly: opts.SignalOnly})
 	if err != nil {
 		return err
 	}

@@ -195,6 +195,7 @@ starts its own dev server.`,
 	fs.IntVar(&opts.Workers, "workers", 0, "run this many `warden worker` processes on the benchmark's task queue instead of a worker in this process "+
 		"(memory is then theirs, summed); more than one needs --database-url")
 	fs.StringVar(&opts.Approver, "approver", "alice", "who approves (the default policy lets alice, bob and carol approve refunds)")
+	fs.BoolVar(&opts.SignalOnly, "signal-only", false, "approve through the Signal alone (checked against the pending request first), not the Update")
 	fs.BoolVar(&quiet, "quiet", false, "print no progress lines")
 	fs.DurationVar(&opts.QueryTimeout, "query-timeout", warden.DefaultQueryTimeout, "how long to wait for the pending query before reading the run's memo")
 	fs.DurationVar(&opts.UpdateTimeout, "update-timeout", warden.DefaultUpdateTimeout, "how long to wait for the approve Update before sending the Signal")

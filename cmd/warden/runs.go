@@ -251,6 +251,9 @@ func newDecideCmd(verb string) *cobra.Command {
 		case res.Via == warden.DecidedViaSignal:
 			fmt.Fprintf(cmd.ErrOrStderr(), "via: signal (checked against the run's %s); the Update was not delivered: %v; "+
 				"the run applies the decision when a worker takes it (see warden status and warden audit)\n", res.Source, res.UpdateErr)
+		case res.Receipt.Status == warden.ApprovalStatusUnconfirmed:
+			fmt.Fprintf(cmd.ErrOrStderr(), "via: update, unconfirmed: %v; the request is no longer pending (per the run's %s), "+
+				"so the Update was most likely applied late; check with warden status and warden audit\n", res.UpdateErr, res.Source)
 		case res.UpdateErr != nil:
 			fmt.Fprintf(cmd.ErrOrStderr(), "via: update (its reply was lost: %v; the run's %s shows the decision applied)\n", res.UpdateErr, res.Source)
 		default:
