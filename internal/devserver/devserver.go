@@ -113,16 +113,16 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		args = append(args, "--search-attribute", name+"=Keyword")
 	}
 	ds := testsuite.DevServerOptions{
-		ExistingPath:  path,
+		ExistingPath: path,
 		// Loopback: gzip would only cost CPU (worker.Config.TemporalCompression).
 		ClientOptions: &client.Options{HostPort: addr, Namespace: "default", Logger: opts.Logger,
 			ConnectionOptions: client.ConnectionOptions{GrpcCompression: &client.GrpcCompressionNone{}}},
-		DBFilename:    opts.DBFile,
-		EnableUI:      opts.EnableUI,
-		LogLevel:      cmpStr(opts.LogLevel, "error"),
-		ExtraArgs:     args,
-		Stdout:        opts.Stdout,
-		Stderr:        opts.Stderr,
+		DBFilename: opts.DBFile,
+		EnableUI:   opts.EnableUI,
+		LogLevel:   cmpStr(opts.LogLevel, "error"),
+		ExtraArgs:  args,
+		Stdout:     opts.Stdout,
+		Stderr:     opts.Stderr,
 	}
 	uiAddr := ""
 	if opts.EnableUI {
