@@ -39,12 +39,7 @@ func TestDocsVerifyScript(t *testing.T) {
 	b := sqliteBackend
 	s, loc := b.fresh(t)
 	// A version-1 row, as an older Warden wrote it, then version-2 rows.
-	old := warden.AuditEvent{ID: "v1-0", Type: warden.EventRunStarted, Tenant: "acme", WorkflowID: "wf-a", Actor: "dana",
-		Message: "start", OccurredAt: time.Date(2026, 5, 4, 10, 0, 0, 0, time.UTC)}
-	h, err := EventHash(old)
-	require.NoError(t, err)
-	b.superuser(t, loc, fmt.Sprintf("INSERT INTO audit_events (event_id, event_type, tenant, workflow_id, actor, message, occurred_at, hash) "+
-		"VALUES ('v1-0', 'run_started', 'acme', 'wf-a', 'dana', 'start', '2026-05-04T10:00:00.000000Z', '%s')", h))
+	insertV1Row(t, b, loc, "wf-a")
 	for i := range 4 {
 		require.NoError(t, s.Append(t.Context(), warden.AuditEvent{
 			ID: fmt.Sprint("a-", i), Type: warden.EventToolExecuted, Tenant: "acme", WorkflowID: "wf-" + string(rune('a'+i%2)),

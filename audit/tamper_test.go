@@ -218,12 +218,7 @@ func TestSQLiteTamper(t *testing.T) {
 // offline, and the chain goes on from them in version 2.
 func runHashVersions(t *testing.T, b backend) {
 	s, loc := b.fresh(t)
-	old := warden.AuditEvent{ID: "v1-0", Type: warden.EventRunStarted, Tenant: "acme", WorkflowID: "wf-old", Actor: "dana",
-		Message: "written by an older Warden", OccurredAt: time.Date(2026, 5, 4, 10, 0, 0, 0, time.UTC)}
-	h, err := EventHash(old)
-	require.NoError(t, err)
-	b.superuser(t, loc, fmt.Sprintf("INSERT INTO audit_events (event_id, event_type, tenant, workflow_id, actor, message, occurred_at, hash) "+
-		"VALUES ('v1-0', 'run_started', 'acme', 'wf-old', 'dana', 'written by an older Warden', '2026-05-04T10:00:00.000000Z', '%s')", h))
+	insertV1Row(t, b, loc, "wf-old")
 	next := warden.AuditEvent{ID: "v2-1", Type: warden.EventRunFinished, Tenant: "acme", WorkflowID: "wf-old", Actor: "system",
 		OccurredAt: time.Date(2026, 5, 4, 10, 0, 1, 0, time.UTC)}
 	require.NoError(t, s.Append(t.Context(), next))
@@ -249,6 +244,19 @@ func runHashVersions(t *testing.T, b backend) {
 	got[1].HashVersion = 3
 	_, err = EventHash(got[1])
 	require.ErrorContains(t, err, "unknown hash version 3")
+}
+
+// insertV1Row writes, as the superuser, run_started event v1-0 of
+// acme/workflow (first of its chain) hashed with version 1, the way an
+// older Warden wrote it (no seq or recorded_at of its choosing).
+func insertV1Row(t *testing.T, b backend, loc, workflow string) {
+	t.Helper()
+	old := warden.AuditEvent{ID: "v1-0", Type: warden.EventRunStarted, Tenant: "acme", WorkflowID: workflow, Actor: "dana",
+		Message: "written by an older Warden", OccurredAt: time.Date(2026, 5, 4, 10, 0, 0, 0, time.UTC)}
+	h, err := EventHash(old)
+	require.NoError(t, err)
+	b.superuser(t, loc, fmt.Sprintf("INSERT INTO audit_events (event_id, event_type, tenant, workflow_id, actor, message, occurred_at, hash) "+
+		"VALUES ('v1-0', 'run_started', 'acme', '%s', 'dana', 'written by an older Warden', '2026-05-04T10:00:00.000000Z', '%s')", workflow, h))
 }
 
 func TestPostgresHashVersions(t *testing.T) {
