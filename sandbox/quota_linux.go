@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -37,9 +38,29 @@ type wsNamespace struct {
 	file string
 }
 
+// namespaces are the workspace namespaces of this process by file: every
+// Runner of a process shares one thread per namespace.
+var namespaces = struct {
+	sync.Mutex
+	byFile map[string]*wsNamespace
+}{byFile: map[string]*wsNamespace{}}
+
 // openWorkspaceNamespace joins the namespace kept at file, or creates one
-// and keeps it there.
+// and keeps it there; a Runner made later in the same process shares it.
 func openWorkspaceNamespace(file string) (*wsNamespace, error) {
+	namespaces.Lock()
+	defer namespaces.Unlock()
+	if n := namespaces.byFile[file]; n != nil {
+		return n, nil
+	}
+	n, err := newWorkspaceNamespace(file)
+	if n != nil {
+		namespaces.byFile[file] = n
+	}
+	return n, err
+}
+
+func newWorkspaceNamespace(file string) (*wsNamespace, error) {
 	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
 		return nil, fmt.Errorf("workspace namespace: %w", err)
 	}
