@@ -317,6 +317,7 @@ func TestQuotaOldWorkspaceIsBudgeted(t *testing.T) {
 	require.Contains(t, string(res.Stdout), `read "old": <nil>`)
 	res, err = quotaRun(t, r, dir, sandbox.Limits{DiskInodes: 200}, "inode-flood", "300")
 	require.ErrorIs(t, err, sandbox.ErrDiskQuota)
+	require.ErrorContains(t, err, "budgeted, not a tmpfs: the workspace holds files from before the tmpfs quota")
 	require.Contains(t, string(res.Stdout), "created 300 files")
 	res, err = quotaRun(t, r, t.TempDir(), sandbox.Limits{DiskInodes: -1, DiskBytes: -1}, "inode-flood", "300")
 	require.NoError(t, err)

@@ -489,16 +489,14 @@ func (r *Runner) Run(ctx context.Context, spec Spec) (Result, error) {
 	maxBytes, maxInodes := r.diskCaps(spec.Limits)
 	quota := r.quota.Mode
 	var tree *os.File
+	// fallback says why a workspace of a tmpfs Runner is budgeted instead.
+	var fallback string
 	if quota == QuotaTmpfs {
-		var fallback string
 		tree, fallback, err = r.ns.tree(dir, maxBytes, maxInodes, os.Geteuid(), os.Getegid())
 		if err != nil {
 			return Result{}, err
 		}
 		if tree == nil {
-			// This workspace cannot have a tmpfs (fallback says why): it
-			// is budgeted instead.
-			_ = fallback
 			quota = QuotaBudget
 		}
 		if tree != nil {
@@ -507,7 +505,7 @@ func (r *Runner) Run(ctx context.Context, spec Spec) (Result, error) {
 	}
 	if quota == QuotaBudget {
 		if _, err := checkBudget(dir, maxBytes, maxInodes, "before"); err != nil {
-			return Result{DiskExceeded: true}, err
+			return Result{DiskExceeded: true}, withFallback(err, fallback)
 		}
 	}
 	p := runParams{
@@ -534,11 +532,19 @@ func (r *Runner) Run(ctx context.Context, spec Spec) (Result, error) {
 		if err == nil {
 			if _, qerr := checkBudget(dir, maxBytes, maxInodes, "after"); qerr != nil {
 				res.DiskExceeded = true
-				return res, qerr
+				return res, withFallback(qerr, fallback)
 			}
 		}
 	}
 	return res, err
+}
+
+// withFallback adds to a budget error why the workspace has no tmpfs.
+func withFallback(err error, fallback string) error {
+	if fallback == "" {
+		return err
+	}
+	return fmt.Errorf("%w (budgeted, not a tmpfs: %s)", err, fallback)
 }
 
 // note appends a line to Stderr.

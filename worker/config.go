@@ -186,6 +186,11 @@ func (c Config) Validate() error {
 	if c.ModelBaseURL == "" && c.ModelAPIKey != "" {
 		errs = append(errs, errors.New("a model API key is set but no model base URL (set WARDEN_MODEL_BASE_URL or --model-base-url)"))
 	}
+	switch c.SandboxDiskQuota {
+	case "", "tmpfs", "budget", "none":
+	default:
+		errs = append(errs, fmt.Errorf("sandbox disk quota %q is not a mode (set WARDEN_SANDBOX_DISK_QUOTA or --sandbox-disk-quota to tmpfs, budget, none, or empty for the best available)", c.SandboxDiskQuota))
+	}
 	if c.RefundDelay < 0 {
 		errs = append(errs, fmt.Errorf("refund delay must not be negative, got %s", c.RefundDelay))
 	}
