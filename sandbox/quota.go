@@ -137,9 +137,12 @@ func measure(dir string, maxBytes, maxInodes int64) (usage, error) {
 			u.inodes++
 			u.bytes += fi.Size()
 		} else {
+			// Only a file with more than one link can be met twice.
 			key := [2]uint64{uint64(st.Dev), st.Ino}
-			if !seen[key] {
-				seen[key] = true
+			if st.Nlink <= 1 || d.IsDir() || !seen[key] {
+				if st.Nlink > 1 && !d.IsDir() {
+					seen[key] = true
+				}
 				u.inodes++
 				u.bytes += st.Blocks * 512
 			}
@@ -163,6 +166,14 @@ func checkBudget(dir string, maxBytes, maxInodes int64, when string) (usage, err
 	if err != nil {
 		return u, fmt.Errorf("%w: %w", ErrDiskQuota, err)
 	}
+	return u, overBudget(dir, u, maxBytes, maxInodes, when)
+}
+
+// errOverBudget marks an overBudget error (the walk itself worked).
+var errOverBudget = errors.New("over budget")
+
+// overBudget returns an ErrDiskQuota error when u is over a cap.
+func overBudget(dir string, u usage, maxBytes, maxInodes int64, when string) error {
 	var over []string
 	if maxBytes >= 0 && u.bytes > maxBytes {
 		over = append(over, fmt.Sprintf("at least %d bytes allocated (cap %d)", u.bytes, maxBytes))
@@ -171,14 +182,14 @@ func checkBudget(dir string, maxBytes, maxInodes int64, when string) (usage, err
 		over = append(over, fmt.Sprintf("at least %d files and directories (cap %d)", u.inodes, maxInodes))
 	}
 	if len(over) == 0 {
-		return u, nil
+		return nil
 	}
 	msg := "the call left the workspace over its budget"
 	if when == "before" {
 		msg = "the workspace is over its budget from an earlier call: no further call of this run may start"
 	}
-	return u, fmt.Errorf("%w: %s (workspace %s: %s); the run must end (its workspace is removed with it) or an operator must free space in it",
-		ErrDiskQuota, msg, dir, strings.Join(over, ", "))
+	return fmt.Errorf("%w: %w: %s (workspace %s: %s); the run must end (its workspace is removed with it) or an operator must free space in it",
+		ErrDiskQuota, errOverBudget, msg, dir, strings.Join(over, ", "))
 }
 
 // RemoveWorkspace removes a workspace directory that no run needs any

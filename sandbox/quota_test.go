@@ -176,6 +176,12 @@ func requireStopped(t *testing.T, r *sandbox.Runner, dir string, res sandbox.Res
 		require.Empty(t, res2.Stdout, "the refused call ran")
 		_, statErr := os.Stat(filepath.Join(dir, "later"))
 		require.ErrorIs(t, statErr, os.ErrNotExist, "the refused call wrote to the workspace")
+		// A restarted worker (no memory of the last call) walks and refuses too.
+		again, err := sandbox.New(sandbox.Options{DiskQuota: sandbox.QuotaBudget})
+		require.NoError(t, err)
+		_, err3 := quotaRun(t, again, dir, sandbox.Limits{DiskBytes: 4 << 20, DiskInodes: 200}, "write-file", "later", "x")
+		require.ErrorIs(t, err3, sandbox.ErrDiskQuota)
+		require.ErrorContains(t, err3, "no further call of this run may start")
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -283,6 +284,11 @@ type Runner struct {
 	// namespace of QuotaTmpfs.
 	quota QuotaReport
 	ns    *wsNamespace
+	// measured holds each budgeted workspace's usage as the last call
+	// left it (dir to usage), so the next call of the run starts without
+	// walking it again: only the run's calls write there. A restarted
+	// worker walks once.
+	measured sync.Map
 	// exe is the running executable, handed to the init for SelfExe.
 	exe *os.File
 	// init is the dedicated init binary, executed through its descriptor
@@ -445,6 +451,7 @@ func (r *Runner) HostPath(dir string) string {
 // without following links the tool planted (see the function
 // RemoveWorkspace).
 func (r *Runner) RemoveWorkspace(dir string) error {
+	r.measured.Delete(dir)
 	if r.ns != nil {
 		if err := r.ns.unmount(dir); err != nil {
 			return err
@@ -504,7 +511,13 @@ func (r *Runner) Run(ctx context.Context, spec Spec) (Result, error) {
 		}
 	}
 	if quota == QuotaBudget {
-		if _, err := checkBudget(dir, maxBytes, maxInodes, "before"); err != nil {
+		var err error
+		if last, ok := r.measured.Load(dir); ok {
+			err = overBudget(dir, last.(usage), maxBytes, maxInodes, "before")
+		} else {
+			_, err = checkBudget(dir, maxBytes, maxInodes, "before")
+		}
+		if err != nil {
 			return Result{DiskExceeded: true}, withFallback(err, fallback)
 		}
 	}
@@ -530,7 +543,13 @@ func (r *Runner) Run(ctx context.Context, spec Spec) (Result, error) {
 		}
 	case QuotaBudget:
 		if err == nil {
-			if _, qerr := checkBudget(dir, maxBytes, maxInodes, "after"); qerr != nil {
+			u, qerr := checkBudget(dir, maxBytes, maxInodes, "after")
+			if qerr == nil || errors.Is(qerr, errOverBudget) {
+				r.measured.Store(dir, u)
+			} else {
+				r.measured.Delete(dir)
+			}
+			if qerr != nil {
 				res.DiskExceeded = true
 				return res, withFallback(qerr, fallback)
 			}
