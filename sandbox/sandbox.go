@@ -505,8 +505,7 @@ func (r *Runner) Run(ctx context.Context, spec Spec) (Result, error) {
 		}
 		if tree == nil {
 			quota = QuotaBudget
-		}
-		if tree != nil {
+		} else {
 			defer tree.Close()
 		}
 	}
@@ -542,7 +541,10 @@ func (r *Runner) Run(ctx context.Context, spec Spec) (Result, error) {
 			res.note("warden sandbox: workspace disk limit " + what + " reached (writes failed with ENOSPC)")
 		}
 	case QuotaBudget:
-		if err == nil {
+		if err != nil {
+			// The call's outcome is unknown: the next one walks.
+			r.measured.Delete(dir)
+		} else {
 			u, qerr := checkBudget(dir, maxBytes, maxInodes, "after")
 			if qerr == nil || errors.Is(qerr, errOverBudget) {
 				r.measured.Store(dir, u)
