@@ -77,7 +77,8 @@ var ErrSandbox = errors.New("sandbox")
 
 // Limits bound one run. Zero fields mean: Timeout DefaultTimeout,
 // MaxOutputBytes DefaultMaxOutputBytes, Processes DefaultProcesses, Memory
-// DefaultMemory, TmpBytes DefaultTmpBytes, and no rlimit for the others.
+// DefaultMemory, TmpBytes DefaultTmpBytes, CPUs DefaultCPUs, DiskBytes and
+// DiskInodes the Runner's caps, and no rlimit for the others.
 type Limits struct {
 	// Timeout is the wall-clock limit; when it passes the whole process
 	// group is killed.
