@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -12,8 +13,10 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/wardenhq/warden"
 	"github.com/wardenhq/warden/activities"
 	"github.com/wardenhq/warden/internal/testenv"
+	"github.com/wardenhq/warden/internal/teststack"
 	"github.com/wardenhq/warden/sandbox"
 	"github.com/wardenhq/warden/worker"
 )
@@ -151,4 +154,41 @@ func sweepClosedOnly(t *testing.T, tc client.Client, start func(id string, next 
 	require.Empty(t, entries, "the tenant folder outlived its last workspace")
 	_, err = os.Stat(sentinel)
 	require.NoError(t, err)
+}
+
+// TestWorkerRemovesTheWorkspaceWhenTheRunEnds: worker.Run starts the
+// sweeper; a run whose tool ran (so its workspace was made) loses its
+// workspace once it completes.
+func TestWorkerRemovesTheWorkspaceWhenTheRunEnds(t *testing.T) {
+	srv := testenv.DevServer(t)
+	cfg := worker.Config{
+		TemporalAddress:        srv.Address,
+		TaskQueue:              "it-" + testenv.RandomHex(4),
+		DataDir:                t.TempDir(),
+		WorkspaceSweepInterval: 200 * time.Millisecond,
+		Logger:                 slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+	teststack.RunWorker(t, cfg)
+	c := warden.NewClient(srv.Client(), cfg.TaskQueue)
+	ctx := context.Background()
+	id := "it-sweep-" + testenv.RandomHex(4)
+	h, err := c.Start(ctx, refundRequest(), warden.StartOptions{ID: id})
+	require.NoError(t, err)
+	var pending []warden.ApprovalRequest
+	require.Eventually(t, func() bool {
+		pending, err = c.PendingApprovals(ctx, id)
+		return err == nil && len(pending) > 0
+	}, 60*time.Second, 100*time.Millisecond)
+	_, err = c.Decide(ctx, id, warden.ApprovalDecision{RequestID: pending[0].RequestID, Decision: "approve", Approver: "alice"})
+	require.NoError(t, err)
+	res, err := c.Result(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, warden.StatusCompleted, res.Status)
+	require.Equal(t, 1, res.ToolCalls["executed"], "the refund ran, in the run's workspace")
+	dir := activities.WorkspaceDir(filepath.Join(cfg.DataDir, "workspaces"), activities.RunRef{Tenant: "acme", WorkflowID: id, RunID: h.RunID, ChainID: h.RunID})
+	require.Eventually(t, func() bool {
+		_, err := os.Lstat(dir)
+		_, recErr := os.Lstat(dir + activities.WorkspaceRecordSuffix)
+		return os.IsNotExist(err) && os.IsNotExist(recErr)
+	}, 30*time.Second, 100*time.Millisecond, "the workspace of the completed run is still there")
 }
