@@ -42,20 +42,26 @@ type wsNamespace struct {
 // Runner of a process shares one thread per namespace.
 var namespaces = struct {
 	sync.Mutex
-	byFile map[string]*wsNamespace
-}{byFile: map[string]*wsNamespace{}}
+	byFile map[string]nsEntry
+}{byFile: map[string]nsEntry{}}
+
+// nsEntry is a namespace and why it is not kept, if it is not.
+type nsEntry struct {
+	n   *wsNamespace
+	err error
+}
 
 // openWorkspaceNamespace joins the namespace kept at file, or creates one
 // and keeps it there; a Runner made later in the same process shares it.
 func openWorkspaceNamespace(file string) (*wsNamespace, error) {
 	namespaces.Lock()
 	defer namespaces.Unlock()
-	if n := namespaces.byFile[file]; n != nil {
-		return n, nil
+	if e, ok := namespaces.byFile[file]; ok {
+		return e.n, e.err
 	}
 	n, err := newWorkspaceNamespace(file)
 	if n != nil {
-		namespaces.byFile[file] = n
+		namespaces.byFile[file] = nsEntry{n, err}
 	}
 	return n, err
 }

@@ -298,6 +298,14 @@ func TestQuotaModeChoice(t *testing.T) {
 	}
 	require.Equal(t, int64(sandbox.DefaultDiskBytes), r.Quota().Bytes)
 	require.Equal(t, int64(sandbox.DefaultDiskInodes), r.Quota().Inodes)
+	// Where the workspace namespace cannot be kept: the walk, saying why;
+	// tmpfs asked for explicitly fails.
+	r, err = sandbox.New(sandbox.Options{WorkspaceNamespace: "/proc/warden/workspaces.mntns"})
+	require.NoError(t, err)
+	require.Equal(t, sandbox.QuotaBudget, r.Quota().Mode)
+	require.Contains(t, r.Quota().String(), "/proc/warden")
+	_, err = sandbox.New(sandbox.Options{WorkspaceNamespace: "/proc/warden/workspaces.mntns", DiskQuota: sandbox.QuotaTmpfs})
+	require.ErrorContains(t, err, "disk quota tmpfs is not usable")
 	// Process mode runs tools in the host's mount namespace: the walk.
 	p, err := sandbox.New(sandbox.Options{Mode: sandbox.ModeProcess, ProcessAsRoot: true})
 	require.NoError(t, err)

@@ -405,7 +405,11 @@ func (r *Runner) detectQuota(opts Options) error {
 	default:
 		file := cmp.Or(opts.WorkspaceNamespace, DefaultWorkspaceNamespace)
 		ns, err := openWorkspaceNamespace(file)
-		if err == nil || ns != nil {
+		if ns != nil && err != nil && opts.DiskQuota == "" {
+			// Workspaces that a worker restart would lose are worse than
+			// a budget after the fact; asked for explicitly, tmpfs it is.
+			why = "tmpfs: " + err.Error()
+		} else if ns != nil {
 			if err != nil {
 				q.Notes = append(q.Notes, err.Error())
 			}
