@@ -955,7 +955,18 @@ func (a *Activities) workspace(run RunRef) (string, error) {
 	if a.WorkspaceRoot == "" {
 		return "", errors.New("no workspace root configured")
 	}
-	dir := WorkspaceDir(a.WorkspaceRoot, run)
+	return PrepareWorkspace(a.WorkspaceRoot, run)
+}
+
+// PrepareWorkspace returns the workspace folder of run below root,
+// creating it and, beside it, its WorkspaceRecord.
+func PrepareWorkspace(root string, run RunRef) (string, error) {
+	dir := WorkspaceDir(root, run)
+	// The record beside it lets the worker remove it once the run chain
+	// is closed.
+	if err := writeWorkspaceRecord(dir, run); err != nil {
+		return "", fmt.Errorf("record workspace: %w", err)
+	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return "", fmt.Errorf("create workspace: %w", err)
 	}

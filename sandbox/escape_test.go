@@ -212,7 +212,7 @@ func TestEscapeWriteOutsideWorkspace(t *testing.T) {
 		filepath.Join(outside, "escape"), filepath.Join(filepath.Dir(dir), "escape")} {
 		require.NoFileExists(t, p)
 	}
-	require.FileExists(t, filepath.Join(dir, "in-workspace"))
+	require.FileExists(t, filepath.Join(hostView(t, dir), "in-workspace"))
 }
 
 func TestEscapeCopyOutOfWorkspace(t *testing.T) {
@@ -568,14 +568,15 @@ func TestEscapeSetuidFileOnTheHost(t *testing.T) {
 		install -m 4755 /bin/sh ./suid2
 		true`}})
 	require.Equal(t, 0, res.ExitCode, "%s", res.Stderr)
+	view := hostView(t, dir)
 	for _, name := range []string{"suid", "suid2", "d"} {
-		fi, err := os.Stat(filepath.Join(dir, name))
+		fi, err := os.Stat(filepath.Join(view, name))
 		if err != nil {
 			continue
 		}
 		require.Zero(t, fi.Mode()&(os.ModeSetuid|os.ModeSetgid), "%s has mode %s on the host", name, fi.Mode())
 	}
-	fi, err := os.Stat(filepath.Join(dir, "suid"))
+	fi, err := os.Stat(filepath.Join(view, "suid"))
 	require.NoError(t, err, "cp itself still works")
 	require.Equal(t, os.FileMode(0o755), fi.Mode().Perm())
 }

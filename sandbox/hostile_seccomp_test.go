@@ -23,10 +23,11 @@ func TestHostileSetidOpenat2AndTmpfile(t *testing.T) {
 	dir := t.TempDir()
 	res := attack(t, "openat2-setid", sandbox.Spec{Dir: dir})
 	require.Contains(t, string(res.Stdout), "done")
-	entries, err := os.ReadDir(dir)
+	view := hostView(t, dir)
+	entries, err := os.ReadDir(view)
 	require.NoError(t, err)
 	for _, e := range entries {
-		fi, err := os.Lstat(filepath.Join(dir, e.Name()))
+		fi, err := os.Lstat(filepath.Join(view, e.Name()))
 		require.NoError(t, err)
 		require.Zero(t, fi.Mode()&(os.ModeSetuid|os.ModeSetgid), "%s has mode %s on the host", e.Name(), fi.Mode())
 	}
@@ -40,7 +41,7 @@ func TestHostileFallocatePastFileSize(t *testing.T) {
 			dir := t.TempDir()
 			attack(t, "fallocate", sandbox.Spec{Dir: dir, Limits: sandbox.Limits{FileSize: 1 << 20}}, strconv.Itoa(mode))
 			var st unix.Stat_t
-			require.NoError(t, unix.Stat(filepath.Join(dir, "big"), &st))
+			require.NoError(t, unix.Stat(filepath.Join(hostView(t, dir), "big"), &st))
 			require.LessOrEqual(t, st.Blocks*512, int64(2<<20), "fallocate mode %d reserved %d bytes under a 1 MiB file size limit", mode, st.Blocks*512)
 		})
 	}

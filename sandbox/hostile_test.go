@@ -180,7 +180,7 @@ func hostileMain(name string, args []string) (code int, ok bool) {
 		errno := probe(args[0])
 		fmt.Printf("probe %s: %d\n", args[0], int(errno))
 	default:
-		return 0, false
+		return quotaMain(name, args)
 	}
 	return 0, true
 }

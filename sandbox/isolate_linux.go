@@ -134,7 +134,9 @@ func (iso *isolation) sysProcAttr() *syscall.SysProcAttr {
 // prepare plans the mounts of one run. As host root it opens detached,
 // id-mapped mounts of the workspace and binds, passed to the init as
 // descriptors from firstFD on; the caller closes the returned files.
-func (iso *isolation) prepare(dir string, binds []Bind, lim Limits, firstFD int) (*isolatePlan, []*os.File, error) {
+// tree, when set, is the workspace's tmpfs (a detached clone the quota
+// layer made): it is id-mapped instead of a clone of dir.
+func (iso *isolation) prepare(dir string, tree *os.File, binds []Bind, lim Limits, firstFD int) (*isolatePlan, []*os.File, error) {
 	plan := &isolatePlan{Dir: dir, TmpBytes: lim.TmpBytes, MinLandlockABI: MinLandlockABI}
 	var files []*os.File
 	fail := func(err error) (*isolatePlan, []*os.File, error) {
@@ -152,8 +154,15 @@ func (iso *isolation) prepare(dir string, binds []Bind, lim Limits, firstFD int)
 		files = append(files, f)
 		return firstFD + len(files) - 1, nil
 	}
-	fd, err := mount(dir, true)
-	if err != nil {
+	var fd int
+	var err error
+	if tree != nil && iso.root {
+		if err := iso.idmap(tree, true); err != nil {
+			return fail(fmt.Errorf("%w: mount %s: %w", ErrSandbox, dir, err))
+		}
+		files = append(files, tree)
+		fd = firstFD + len(files) - 1
+	} else if fd, err = mount(dir, true); err != nil {
 		return fail(err)
 	}
 	plan.DirFD = fd
@@ -176,6 +185,16 @@ func (iso *isolation) detachedMount(path string, writable bool) (*os.File, error
 		return nil, fmt.Errorf("open_tree: %w", err)
 	}
 	f := os.NewFile(uintptr(fd), path)
+	if err := iso.idmap(f, writable); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// idmap maps the host root ownership of the detached mount f to the
+// sandbox's root, nosuid and nodev, read-only unless writable.
+func (iso *isolation) idmap(f *os.File, writable bool) error {
 	attr := &unix.MountAttr{
 		Attr_set:  unix.MOUNT_ATTR_IDMAP | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV,
 		Userns_fd: uint64(iso.userns.Fd()),
@@ -183,9 +202,8 @@ func (iso *isolation) detachedMount(path string, writable bool) (*os.File, error
 	if !writable {
 		attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
 	}
-	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, attr); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("id-mapped mount: %w", err)
+	if err := unix.MountSetattr(int(f.Fd()), "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, attr); err != nil {
+		return fmt.Errorf("id-mapped mount: %w", err)
 	}
-	return f, nil
+	return nil
 }

@@ -201,7 +201,7 @@ func (r *Runner) run(ctx context.Context, p runParams) (res Result, err error) {
 		initPath = "/proc/self/fd/6"
 	}
 	if r.iso != nil {
-		plan, files, err := r.iso.prepare(p.dir, p.binds, p.limits, 5+len(extra))
+		plan, files, err := r.iso.prepare(p.dir, p.tree, p.binds, p.limits, 5+len(extra))
 		if err != nil {
 			return Result{}, err
 		}

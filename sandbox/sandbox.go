@@ -1,12 +1,14 @@
 package sandbox
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -75,7 +77,8 @@ var ErrSandbox = errors.New("sandbox")
 
 // Limits bound one run. Zero fields mean: Timeout DefaultTimeout,
 // MaxOutputBytes DefaultMaxOutputBytes, Processes DefaultProcesses, Memory
-// DefaultMemory, TmpBytes DefaultTmpBytes, and no rlimit for the others.
+// DefaultMemory, TmpBytes DefaultTmpBytes, CPUs DefaultCPUs, DiskBytes and
+// DiskInodes the Runner's caps, and no rlimit for the others.
 type Limits struct {
 	// Timeout is the wall-clock limit; when it passes the whole process
 	// group is killed.
@@ -113,6 +116,16 @@ type Limits struct {
 	// TmpBytes caps the tmpfs on /tmp in isolated mode; zero means
 	// DefaultTmpBytes.
 	TmpBytes uint64
+	// DiskBytes and DiskInodes cap what the run's workspace holds, across
+	// every call of the run (the workspace persists between them): bytes
+	// allocated and files plus directories. Zero means the Runner's
+	// (Options.DiskBytes, DiskInodes), whose zero means DefaultDiskBytes
+	// and DefaultDiskInodes; negative means no cap. How they are enforced
+	// is the Runner's quota mode (Runner.Quota): a tmpfs per workspace
+	// (ENOSPC at the cap; the first call's caps hold for the run), or a
+	// budget walk after each call (ErrDiskQuota), see QuotaTmpfs and
+	// QuotaBudget.
+	DiskBytes, DiskInodes int64
 	// MaxOutputBytes caps stdout and stderr each; the rest is read and
 	// discarded, and the Truncated flags are set.
 	MaxOutputBytes int
@@ -196,6 +209,12 @@ type Result struct {
 	// CPUThrottled is set when the run used its whole Limits.CPUs quota
 	// in at least one period and waited for the next.
 	CPUThrottled bool
+	// DiskExceeded is set when the workspace reached its disk cap: its
+	// tmpfs has no byte or no inode left after the call (Stderr then ends
+	// with "warden sandbox: workspace disk limit ... reached"), or, with
+	// the budget walk, the call left it over the budget (Run then also
+	// returns an ErrDiskQuota error).
+	DiskExceeded bool
 }
 
 // Options configure a Runner.
@@ -237,6 +256,21 @@ type Options struct {
 	// Empty means the worker's own v2 cgroup, which works only where the
 	// worker may enable controllers there (the root cgroup, as root).
 	CgroupParent string
+	// DiskQuota chooses how each run's workspace is capped (DiskBytes,
+	// DiskInodes): empty means the best the host offers (QuotaTmpfs where
+	// the worker runs isolated as root and can mount, else QuotaBudget);
+	// QuotaTmpfs asks for it and New fails where it does not work;
+	// QuotaBudget forces the after-the-fact walk; QuotaNone turns the
+	// quota off.
+	DiskQuota string
+	// DiskBytes and DiskInodes are the workspace caps of a call whose
+	// Limits set none: zero means DefaultDiskBytes and DefaultDiskInodes,
+	// negative no cap.
+	DiskBytes, DiskInodes int64
+	// WorkspaceNamespace is the file that keeps the workspace mount
+	// namespace of QuotaTmpfs across worker restarts; empty means
+	// DefaultWorkspaceNamespace.
+	WorkspaceNamespace string
 }
 
 // Runner runs programs in the sandbox. It is safe for concurrent use.
@@ -247,6 +281,15 @@ type Runner struct {
 	// cgroups makes each run's cgroup; nil means rlimits only.
 	cgroups *cgroups
 	cgroup  CgroupReport
+	// quota is how workspaces are capped; ns is the workspace mount
+	// namespace of QuotaTmpfs.
+	quota QuotaReport
+	ns    *wsNamespace
+	// measured holds each budgeted workspace's usage as the last call
+	// left it (dir to usage), so the next call of the run starts without
+	// walking it again: only the run's calls write there. A restarted
+	// worker walks once.
+	measured sync.Map
 	// exe is the running executable, handed to the init for SelfExe.
 	exe *os.File
 	// init is the dedicated init binary, executed through its descriptor
@@ -319,10 +362,107 @@ func New(opts Options) (*Runner, error) {
 		}
 		r.iso = iso
 	}
+	if err := r.detectQuota(opts); err != nil {
+		return nil, err
+	}
 	if err := r.probe(); err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// detectQuota picks the disk quota mode: tmpfs where it works, else the
+// budget walk (an explicit choice is never downgraded).
+func (r *Runner) detectQuota(opts Options) error {
+	q := QuotaReport{Bytes: opts.DiskBytes, Inodes: opts.DiskInodes}
+	if q.Bytes == 0 {
+		q.Bytes = DefaultDiskBytes
+	}
+	if q.Inodes == 0 {
+		q.Inodes = DefaultDiskInodes
+	}
+	switch opts.DiskQuota {
+	case QuotaNone:
+		q.Mode = QuotaNone
+		r.quota = q
+		return nil
+	case QuotaBudget:
+		q.Mode = QuotaBudget
+		q.Notes = append(q.Notes, "chosen explicitly")
+		r.quota = q
+		return nil
+	case "", QuotaTmpfs:
+	default:
+		return fmt.Errorf("%w: unknown disk quota mode %q (supported: %q, %q, %q, or empty for the best available)",
+			ErrSandbox, opts.DiskQuota, QuotaTmpfs, QuotaBudget, QuotaNone)
+	}
+	var why string
+	switch {
+	case r.iso == nil:
+		why = "tmpfs: process mode runs tools in the host's mount namespace"
+	case !r.iso.root:
+		why = "tmpfs: the worker is not root, so it cannot mount a tmpfs the sandbox's id-mapped workspace can use"
+	default:
+		file := cmp.Or(opts.WorkspaceNamespace, DefaultWorkspaceNamespace)
+		ns, err := openWorkspaceNamespace(file)
+		if ns != nil && err != nil && opts.DiskQuota == "" {
+			// Workspaces that a worker restart would lose are worse than
+			// a budget after the fact; asked for explicitly, tmpfs it is.
+			why = "tmpfs: " + err.Error()
+		} else if ns != nil {
+			if err != nil {
+				q.Notes = append(q.Notes, err.Error())
+			}
+			if perr := ns.probe(); perr != nil {
+				why = "tmpfs: " + perr.Error()
+			} else {
+				r.ns = ns
+				q.Mode = QuotaTmpfs
+				q.Namespace = ns.file
+				r.quota = q
+				return nil
+			}
+		} else {
+			why = "tmpfs: " + err.Error()
+		}
+	}
+	if opts.DiskQuota == QuotaTmpfs {
+		return fmt.Errorf("%w: disk quota %s is not usable on this host (%s); leave the disk quota mode empty for the best available",
+			ErrSandbox, QuotaTmpfs, why)
+	}
+	q.Mode = QuotaBudget
+	q.Notes = append(q.Notes, why)
+	r.quota = q
+	return nil
+}
+
+// Quota reports how each run's workspace is capped: QuotaTmpfs,
+// QuotaBudget or QuotaNone, the default caps and why a better mode is not
+// used.
+func (r *Runner) Quota() QuotaReport { return r.quota }
+
+// HostPath is where the host reads the workspace dir's files: dir itself,
+// or with QuotaTmpfs, dir seen through the workspace mount namespace (the
+// host's dir stays empty).
+func (r *Runner) HostPath(dir string) string {
+	if r.ns == nil {
+		return dir
+	}
+	return r.ns.hostPath(dir)
+}
+
+// RemoveWorkspace removes a workspace no run needs any more: it unmounts
+// its tmpfs (without following a link at dir) and removes the directory
+// without following links the tool planted (see the function
+// RemoveWorkspace).
+func (r *Runner) RemoveWorkspace(dir string) error {
+	r.measured.Delete(dir)
+	if r.ns != nil {
+		if err := r.ns.unmount(dir); err != nil {
+			return err
+		}
+	}
+	return RemoveWorkspace(dir)
 }
 
 // Mode returns the isolation mode, for policies and the audit.
@@ -358,6 +498,33 @@ func (r *Runner) Run(ctx context.Context, spec Spec) (Result, error) {
 		}
 	}
 	lim := spec.Limits.withDefaults()
+	maxBytes, maxInodes := r.diskCaps(spec.Limits)
+	quota := r.quota.Mode
+	var tree *os.File
+	// fallback says why a workspace of a tmpfs Runner is budgeted instead.
+	var fallback string
+	if quota == QuotaTmpfs {
+		tree, fallback, err = r.ns.tree(dir, maxBytes, maxInodes, os.Geteuid(), os.Getegid())
+		if err != nil {
+			return Result{}, err
+		}
+		if tree == nil {
+			quota = QuotaBudget
+		} else {
+			defer tree.Close()
+		}
+	}
+	if quota == QuotaBudget {
+		var err error
+		if last, ok := r.measured.Load(dir); ok {
+			err = overBudget(dir, last.(usage), maxBytes, maxInodes, "before")
+		} else {
+			_, err = checkBudget(dir, maxBytes, maxInodes, "before")
+		}
+		if err != nil {
+			return Result{DiskExceeded: true}, withFallback(err, fallback)
+		}
+	}
 	p := runParams{
 		dir:    dir,
 		env:    env,
@@ -365,8 +532,53 @@ func (r *Runner) Run(ctx context.Context, spec Spec) (Result, error) {
 		limits: lim,
 		binds:  spec.Binds,
 		config: initConfig{Argv: spec.Argv, Env: env, Rlimits: rlimitsFor(lim, r.iso != nil && r.cgroups == nil)},
+		tree:   tree,
 	}
-	return r.run(ctx, p)
+	res, err := r.run(ctx, p)
+	switch quota {
+	case QuotaTmpfs:
+		if bytesFull, inodesFull := r.ns.full(dir); bytesFull || inodesFull {
+			res.DiskExceeded = true
+			what := fmt.Sprintf("%d bytes", maxBytes)
+			if inodesFull {
+				what = fmt.Sprintf("%d files and directories", maxInodes)
+			}
+			res.note("warden sandbox: workspace disk limit " + what + " reached (writes failed with ENOSPC)")
+		}
+	case QuotaBudget:
+		if err != nil {
+			// The call's outcome is unknown: the next one walks.
+			r.measured.Delete(dir)
+		} else {
+			u, qerr := checkBudget(dir, maxBytes, maxInodes, "after")
+			if qerr == nil || errors.Is(qerr, errOverBudget) {
+				r.measured.Store(dir, u)
+			} else {
+				r.measured.Delete(dir)
+			}
+			if qerr != nil {
+				res.DiskExceeded = true
+				return res, withFallback(qerr, fallback)
+			}
+		}
+	}
+	return res, err
+}
+
+// withFallback adds to a budget error why the workspace has no tmpfs.
+func withFallback(err error, fallback string) error {
+	if fallback == "" {
+		return err
+	}
+	return fmt.Errorf("%w (budgeted, not a tmpfs: %s)", err, fallback)
+}
+
+// note appends a line to Stderr.
+func (res *Result) note(line string) {
+	if len(res.Stderr) > 0 && res.Stderr[len(res.Stderr)-1] != '\n' {
+		res.Stderr = append(res.Stderr, '\n')
+	}
+	res.Stderr = append(res.Stderr, line+"\n"...)
 }
 
 // Validate checks what Run can check without touching the host: a
@@ -458,6 +670,8 @@ type runParams struct {
 	limits Limits
 	binds  []Bind
 	config initConfig
+	// tree is the workspace's tmpfs (a detached clone) with QuotaTmpfs.
+	tree *os.File
 }
 
 // initConfig is what the parent sends the init over the config pipe.

@@ -22,7 +22,7 @@ func Check() HostReport {
 // LandlockABI is 0: Landlock is a Linux LSM.
 func LandlockABI() int { return 0 }
 
-type isolation struct{}
+type isolation struct{ root bool }
 
 type isolatePlan struct{}
 
@@ -51,3 +51,16 @@ func openExecutable() (*os.File, error) { return nil, errors.New("only Linux is 
 type cgroups struct{}
 
 func detectCgroups(Options) (*cgroups, CgroupReport) { return nil, CgroupReport{Mode: CgroupNone} }
+
+type wsNamespace struct{ file string }
+
+func openWorkspaceNamespace(string) (*wsNamespace, error) {
+	return nil, errors.New("only Linux is supported")
+}
+func (*wsNamespace) probe() error               { return errors.New("only Linux is supported") }
+func (*wsNamespace) hostPath(dir string) string { return dir }
+func (*wsNamespace) unmount(string) error       { return nil }
+func (*wsNamespace) full(string) (bool, bool)   { return false, false }
+func (*wsNamespace) tree(string, int64, int64, int, int) (*os.File, string, error) {
+	return nil, "only Linux is supported", nil
+}

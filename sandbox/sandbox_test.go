@@ -326,7 +326,7 @@ func TestFileSizeLimit(t *testing.T) {
 		Limits: sandbox.Limits{FileSize: 1 << 20},
 	})
 	require.NotEqual(t, 0, res.ExitCode)
-	fi, err := os.Stat(filepath.Join(dir, "f"))
+	fi, err := os.Stat(filepath.Join(hostView(t, dir), "f"))
 	require.NoError(t, err)
 	require.LessOrEqual(t, fi.Size(), int64(1<<20))
 }

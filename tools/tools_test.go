@@ -450,7 +450,7 @@ func TestReadWriteRoundTrip(t *testing.T) {
 	out = call("read_file", tools.ReadFileArgs{Path: "notes/today/todo.txt"})
 	require.False(t, out.IsError, out.Content)
 	require.Equal(t, "buy milk\ncall bob\n", out.Content)
-	onDisk, err := os.ReadFile(filepath.Join(dir, "notes", "today", "todo.txt"))
+	onDisk, err := os.ReadFile(filepath.Join(newSandbox(t).HostPath(dir), "notes", "today", "todo.txt"))
 	require.NoError(t, err)
 	require.Equal(t, "buy milk\ncall bob\n", string(onDisk))
 

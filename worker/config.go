@@ -68,6 +68,22 @@ type Config struct {
 	// else writable v1 memory and pids hierarchies, else rlimits only
 	// (see docs/sandbox.md).
 	SandboxCgroupParent string
+	// SandboxDiskQuota is how each run's workspace is capped: empty means
+	// the best the host offers ("tmpfs" where the worker runs isolated as
+	// root, else "budget"); "tmpfs" asks for it (Build fails where it does
+	// not work); "budget" forces the after-the-fact walk; "none" turns it
+	// off. See sandbox.Options.DiskQuota.
+	SandboxDiskQuota string
+	// SandboxDiskBytes and SandboxDiskInodes cap each run's workspace
+	// (bytes allocated; files and directories). Zero means
+	// sandbox.DefaultDiskBytes (1 GiB) and sandbox.DefaultDiskInodes
+	// (100,000); negative means no cap.
+	SandboxDiskBytes, SandboxDiskInodes int64
+	// WorkspaceSweepInterval is how often the worker removes the
+	// workspaces of run chains Temporal reports closed (completed, failed,
+	// terminated, timed out, cancelled). Default DefaultWorkspaceSweepInterval;
+	// negative turns the sweeper off.
+	WorkspaceSweepInterval time.Duration
 	// SandboxInit is the dedicated sandbox init binary (built from
 	// ./sandbox/cmd/warden-sandbox-init with the worker). Empty means
 	// warden-sandbox-init next to the worker's executable when it exists,
@@ -146,6 +162,13 @@ const DefaultTemporalAddress = "127.0.0.1:7233"
 // parked runs, has the memory it buys).
 const DefaultWorkflowCacheSize = 2000
 
+// DefaultWorkspaceSweepInterval is how often the worker removes the
+// workspaces of closed runs: often enough that a host's disk (or RAM,
+// with the tmpfs quota) is freed within minutes of a run's end, rare
+// enough that one DescribeWorkflowExecution per workspace is nothing to
+// the Temporal frontend.
+const DefaultWorkspaceSweepInterval = 5 * time.Minute
+
 // DefaultStopTimeout is how long a stopping worker waits for in-flight activities.
 const DefaultStopTimeout = 30 * time.Second
 
@@ -168,6 +191,7 @@ func (c Config) WithDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	c.StopTimeout = cmp.Or(c.StopTimeout, DefaultStopTimeout)
+	c.WorkspaceSweepInterval = cmp.Or(c.WorkspaceSweepInterval, DefaultWorkspaceSweepInterval)
 	c.WorkflowCacheSize = cmp.Or(c.WorkflowCacheSize, DefaultWorkflowCacheSize)
 	return c
 }
@@ -188,6 +212,11 @@ func (c Config) Validate() error {
 	}
 	if c.ModelBaseURL == "" && c.ModelAPIKey != "" {
 		errs = append(errs, errors.New("a model API key is set but no model base URL (set WARDEN_MODEL_BASE_URL or --model-base-url)"))
+	}
+	switch c.SandboxDiskQuota {
+	case "", "tmpfs", "budget", "none":
+	default:
+		errs = append(errs, fmt.Errorf("sandbox disk quota %q is not a mode (set WARDEN_SANDBOX_DISK_QUOTA or --sandbox-disk-quota to tmpfs, budget, none, or empty for the best available)", c.SandboxDiskQuota))
 	}
 	if c.RefundDelay < 0 {
 		errs = append(errs, fmt.Errorf("refund delay must not be negative, got %s", c.RefundDelay))

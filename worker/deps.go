@@ -43,6 +43,11 @@ type Deps struct {
 	// SandboxCgroup is the cgroup layer that bounds each tool run's memory
 	// and processes (none: rlimits only).
 	SandboxCgroup sandbox.CgroupReport
+	// Sandbox runs the tools; the workspace sweeper removes workspaces
+	// through it (unmounting their tmpfs).
+	Sandbox *sandbox.Runner
+	// WorkspaceRoot is the folder of the runs' workspaces.
+	WorkspaceRoot string
 	closers       []func()
 }
 
@@ -111,11 +116,14 @@ func Build(ctx context.Context, cfg Config) (_ *Deps, err error) {
 	}
 
 	sb, err := sandbox.New(sandbox.Options{Mode: cfg.SandboxMode, ProcessAsRoot: cfg.SandboxProcessAsRoot, HostUID: cfg.SandboxHostUID, HostGID: cfg.SandboxHostGID,
-		SelfPath: besideWorker(cfg.SandboxInit, "warden-sandbox-init"), CgroupParent: cfg.SandboxCgroupParent})
+		SelfPath: besideWorker(cfg.SandboxInit, "warden-sandbox-init"), CgroupParent: cfg.SandboxCgroupParent,
+		DiskQuota: cfg.SandboxDiskQuota, DiskBytes: cfg.SandboxDiskBytes, DiskInodes: cfg.SandboxDiskInodes})
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
 	d.SandboxCgroup = sb.Cgroup()
+	d.Sandbox = sb
+	d.WorkspaceRoot = filepath.Join(dataDir, "workspaces")
 	egressLog := cfg.EgressLog
 	if egressLog == nil {
 		egressLog = func(c egress.Connection) {
@@ -177,7 +185,7 @@ func Build(ctx context.Context, cfg Config) (_ *Deps, err error) {
 		Policy:        engine,
 		Tools:         toolBox{reg: reg, sb: sb},
 		Audit:         store,
-		WorkspaceRoot: filepath.Join(dataDir, "workspaces"),
+		WorkspaceRoot: d.WorkspaceRoot,
 		SandboxMode:   sb.Mode(),
 		DefaultModel:  cfg.ModelName,
 	}

@@ -40,7 +40,7 @@ func Run(ctx context.Context, cfg Config, ready func(*Deps)) error {
 	}
 	log.Info("worker dependencies ready",
 		"audit", auditKind(cfg), "policy", policyKind(cfg), "sandbox_mode", deps.Activities.SandboxMode,
-		"sandbox_cgroup", deps.SandboxCgroup.String(), "model", cfg.ModelName)
+		"sandbox_cgroup", deps.SandboxCgroup.String(), "sandbox_disk_quota", deps.Sandbox.Quota().String(), "model", cfg.ModelName)
 	// Observability: metrics and spans around the activities' dependencies,
 	// the /metrics server, Temporal's tracing interceptor (worker/observe.go).
 	obs, err := observe(cfg, deps)
@@ -58,6 +58,11 @@ func Run(ctx context.Context, cfg Config, ready func(*Deps)) error {
 		return err
 	}
 	deps.Activities.History = historyReader{tc: tc}
+	// Workspaces of closed run chains are removed (worker/sweeper.go).
+	if cfg.WorkspaceSweepInterval > 0 {
+		stopSweep := SweepEvery(tc, deps, cfg.WorkspaceSweepInterval, log)
+		defer stopSweep()
+	}
 	// WorkerStopTimeout: on stop, in-flight activities get this long to
 	// finish before their context is cancelled (graceful shutdown).
 	sdkworker.SetStickyWorkflowCacheSize(cfg.WorkflowCacheSize)

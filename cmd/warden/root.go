@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/wardenhq/warden/sandbox"
 	"github.com/wardenhq/warden/worker"
 )
 
@@ -36,6 +37,14 @@ func envDuration(name string) time.Duration {
 		return 0
 	}
 	return d
+}
+
+func envInt64(name string) int64 {
+	n, err := strconv.ParseInt(os.Getenv("WARDEN_"+name), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 func envInt(name string) int {
@@ -73,6 +82,10 @@ func workerFlags(fs *pflag.FlagSet, cfg *worker.Config) {
 	fs.StringVar(&cfg.SandboxMode, "sandbox-mode", env("SANDBOX_MODE", ""), "tool isolation mode: isolated (default; refuses to start where the host cannot isolate) or process (degraded, explicit) (WARDEN_SANDBOX_MODE)")
 	fs.BoolVar(&cfg.SandboxProcessAsRoot, "sandbox-process-as-root", env("SANDBOX_PROCESS_AS_ROOT", "") == "1", "accept --sandbox-mode process when the worker runs as root: every tool then runs as host root with all capabilities (WARDEN_SANDBOX_PROCESS_AS_ROOT=1)")
 	fs.StringVar(&cfg.SandboxCgroupParent, "sandbox-cgroup-parent", env("SANDBOX_CGROUP_PARENT", ""), "delegated cgroup v2 directory (memory and pids controllers, no processes) under which each tool run gets its cgroup; empty finds the best the host offers (WARDEN_SANDBOX_CGROUP_PARENT)")
+	fs.StringVar(&cfg.SandboxDiskQuota, "sandbox-disk-quota", env("SANDBOX_DISK_QUOTA", ""), "how each run's workspace is capped: empty for the best (tmpfs as root in isolated mode, else budget), tmpfs (refuses to start where it does not work), budget (walk after each call: after the fact), none (WARDEN_SANDBOX_DISK_QUOTA)")
+	fs.Int64Var(&cfg.SandboxDiskBytes, "sandbox-disk-bytes", envInt64("SANDBOX_DISK_BYTES"), fmt.Sprintf("bytes a run's workspace may hold across its calls; default %d, negative: no cap (WARDEN_SANDBOX_DISK_BYTES)", sandbox.DefaultDiskBytes))
+	fs.Int64Var(&cfg.SandboxDiskInodes, "sandbox-disk-inodes", envInt64("SANDBOX_DISK_INODES"), fmt.Sprintf("files and directories a run's workspace may hold; default %d, negative: no cap (WARDEN_SANDBOX_DISK_INODES)", sandbox.DefaultDiskInodes))
+	fs.DurationVar(&cfg.WorkspaceSweepInterval, "workspace-sweep-interval", envDuration("WORKSPACE_SWEEP_INTERVAL"), fmt.Sprintf("how often the worker removes the workspaces of closed run chains; default %s, negative: never (WARDEN_WORKSPACE_SWEEP_INTERVAL)", worker.DefaultWorkspaceSweepInterval))
 	fs.StringVar(&cfg.LedgerPath, "ledger", env("LEDGER", ""), "demo refund ledger file; default <data-dir>/refunds.jsonl (WARDEN_LEDGER)")
 	fs.StringVar(&cfg.EscalationWebhook, "escalation-webhook", env("ESCALATION_WEBHOOK", ""), "URL that receives a JSON POST when a pending approval is escalated (WARDEN_ESCALATION_WEBHOOK)")
 	fs.DurationVar(&cfg.AuditSealInterval, "audit-seal-interval", envDuration("AUDIT_SEAL_INTERVAL"), "how often the worker seals the audit log; default 1m, negative seals only at stop (WARDEN_AUDIT_SEAL_INTERVAL)")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"strconv"
 	"strings"
@@ -21,6 +22,8 @@ type sandboxCheck struct {
 	WorkerMode  string `json:"worker_mode"`
 	WorkerError string `json:"worker_error,omitempty"`
 	Degraded    bool   `json:"degraded"`
+	// Quota is how the worker would cap each run's workspace.
+	Quota sandbox.QuotaReport `json:"disk_quota"`
 }
 
 func newSandboxCmd() *cobra.Command {
@@ -33,7 +36,7 @@ func newSandboxCmd() *cobra.Command {
 }
 
 func newSandboxCheckCmd() *cobra.Command {
-	var mode, cgroupParent string
+	var mode, cgroupParent, diskQuota string
 	cmd := &cobra.Command{
 		Use:   "check",
 		Short: "Report namespaces, Landlock, seccomp and cgroups on this host, and the mode the worker would run tools in",
@@ -46,18 +49,21 @@ func newSandboxCheckCmd() *cobra.Command {
 	out := outputFlag(cmd.Flags())
 	cmd.Flags().StringVar(&mode, "sandbox-mode", env("SANDBOX_MODE", ""), "tool isolation mode to check: isolated (default) or process (degraded) (WARDEN_SANDBOX_MODE)")
 	cmd.Flags().StringVar(&cgroupParent, "sandbox-cgroup-parent", env("SANDBOX_CGROUP_PARENT", ""), "delegated cgroup v2 the worker would put each run's cgroup under (WARDEN_SANDBOX_CGROUP_PARENT)")
+	cmd.Flags().StringVar(&diskQuota, "sandbox-disk-quota", env("SANDBOX_DISK_QUOTA", ""), "workspace disk quota mode to check: empty for the best, tmpfs, budget or none (WARDEN_SANDBOX_DISK_QUOTA)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := out.validate(); err != nil {
 			return err
 		}
 		c := sandboxCheck{HostReport: sandbox.Check(), Configured: mode}
-		r, err := sandbox.New(sandbox.Options{Mode: mode, CgroupParent: cgroupParent})
+		r, err := sandbox.New(sandbox.Options{Mode: mode, CgroupParent: cgroupParent, DiskQuota: diskQuota,
+			DiskBytes: envInt64("SANDBOX_DISK_BYTES"), DiskInodes: envInt64("SANDBOX_DISK_INODES")})
 		if err != nil {
 			c.WorkerError = err.Error()
 		} else {
 			c.WorkerMode = r.Mode()
 			c.Degraded = r.Mode() != sandbox.ModeIsolated
 			c.Cgroup = r.Cgroup()
+			c.Quota = r.Quota()
 		}
 		yes := func(b bool) string {
 			if b {
@@ -75,6 +81,7 @@ func newSandboxCheckCmd() *cobra.Command {
 			{"cgroup v1", yes(len(c.CgroupV1Controllers) > 0), "controllers: " + strings.Join(c.CgroupV1Controllers, " ")},
 			{"cgroup limits", c.Cgroup.Mode, cgroupNote(c.Cgroup)},
 			{"cpu per run", yes(c.Cgroup.CPU), map[bool]string{true: "cgroup CPU bandwidth cap (default 1 core)", false: "no cpu controller: CPU bounded per process only (RLIMIT_CPU)"}[c.Cgroup.CPU]},
+			{"disk quota per run", cmp.Or(c.Quota.Mode, "-"), quotaNote(c.Quota)},
 			{"syscall filter", "deny-list", "seccomp deny-list with argument checks (openat2 ENOSYS, fallocate mode 0, socket families); not an allowlist"},
 			{"host supports", map[bool]string{true: sandbox.ModeIsolated, false: "process only"}[c.Mode == sandbox.ModeIsolated], strings.Join(c.Problems, "; ")},
 		}
@@ -101,6 +108,18 @@ func newSandboxCheckCmd() *cobra.Command {
 		return nil
 	}
 	return cmd
+}
+
+// quotaNote says how each run's workspace is capped and why a better mode
+// is not used.
+func quotaNote(q sandbox.QuotaReport) string {
+	switch q.Mode {
+	case "":
+		return "the worker would not start"
+	case sandbox.QuotaTmpfs:
+		return q.String() + "; workspaces kept in the mount namespace " + q.Namespace
+	}
+	return q.String()
 }
 
 // cgroupNote says where runs get their cgroups, or that rlimits alone

@@ -53,3 +53,30 @@ func TestSandboxCheckCgroup(t *testing.T) {
 	_, err = cli(t, "sandbox", "check", "--sandbox-cgroup-parent", t.TempDir())
 	require.ErrorContains(t, err, "would refuse to start")
 }
+
+// TestSandboxCheckDiskQuota: check says which disk quota mode the worker
+// would cap workspaces with, and why.
+func TestSandboxCheckDiskQuota(t *testing.T) {
+	t.Parallel()
+	out, err := cli(t, "sandbox", "check", "-o", "json")
+	require.NoError(t, err)
+	var c sandboxCheck
+	require.NoError(t, json.Unmarshal([]byte(out), &c))
+	want := map[bool]string{true: sandbox.QuotaTmpfs, false: sandbox.QuotaBudget}[os.Geteuid() == 0]
+	require.Equal(t, want, c.Quota.Mode)
+	require.Equal(t, int64(sandbox.DefaultDiskBytes), c.Quota.Bytes)
+
+	table, err := cli(t, "sandbox", "check", "--sandbox-disk-quota", sandbox.QuotaBudget)
+	require.NoError(t, err)
+	var row string
+	for _, line := range strings.Split(table, "\n") {
+		if strings.HasPrefix(line, "disk quota per run") {
+			row = line
+		}
+	}
+	require.Contains(t, row, "budget")
+	require.Contains(t, row, "bounds the damage only after the fact")
+
+	_, err = cli(t, "sandbox", "check", "--sandbox-disk-quota", "xfs")
+	require.ErrorContains(t, err, "would refuse to start")
+}
