@@ -661,6 +661,11 @@ func (a *Activities) Execute(ctx context.Context, in ExecuteInput) (ExecuteOutpu
 		if err := a.Audit.Append(ctx, ev); err != nil {
 			return ExecuteOutput{}, fmt.Errorf("execute %s: audit: %w (after sandbox error: %v)", call.Name, err, runErr)
 		}
+		if permanent(runErr) {
+			// For example a workspace over its disk quota: the run stays
+			// over it, so a retry would only be refused again.
+			return ExecuteOutput{}, temporal.NewNonRetryableApplicationError("sandbox could not run "+call.Name+": "+runErr.Error(), warden.ErrTypeSandbox, runErr)
+		}
 		return ExecuteOutput{}, temporal.NewApplicationErrorWithCause("sandbox could not run "+call.Name+": "+runErr.Error(), warden.ErrTypeSandbox, runErr)
 	}
 	ev.Result, _ = json.Marshal(out)
@@ -1001,4 +1006,11 @@ func jsonOrString(raw json.RawMessage) json.RawMessage {
 	}
 	b, _ := json.Marshal(string(raw))
 	return b
+}
+
+// permanent reports whether err says that no retry can succeed (the
+// sandbox's over-quota error does, through a Permanent method).
+func permanent(err error) bool {
+	var p interface{ Permanent() bool }
+	return errors.As(err, &p) && p.Permanent()
 }

@@ -82,6 +82,10 @@ type cgroupEvents struct {
 	throttled uint64
 	// pidsMax counts forks refused at the process limit.
 	pidsMax uint64
+	// memLimitHits counts the times the run's memory reached its limit
+	// (v2 memory.events max, v1 memory.failcnt), whether or not the OOM
+	// killer then killed anything.
+	memLimitHits uint64
 }
 
 // detectCgroups finds the cgroups runs can be limited with: a v2 cgroup
@@ -511,11 +515,15 @@ func (ev *cgroupEvents) read(version int, dirs []string) {
 	}
 	if version == 2 {
 		ev.oomKills = cgroupCounter(filepath.Join(dirs[0], "memory.events"), "oom_kill")
+		ev.memLimitHits = cgroupCounter(filepath.Join(dirs[0], "memory.events"), "max")
 		ev.pidsMax = cgroupCounter(filepath.Join(dirs[0], "pids.events"), "max")
 		ev.throttled = cgroupCounter(filepath.Join(dirs[0], "cpu.stat"), "nr_throttled")
 		return
 	}
 	ev.oomKills = cgroupCounter(filepath.Join(dirs[0], "memory.oom_control"), "oom_kill")
+	if raw, err := os.ReadFile(filepath.Join(dirs[0], "memory.failcnt")); err == nil {
+		ev.memLimitHits, _ = strconv.ParseUint(strings.TrimSpace(string(raw)), 10, 64)
+	}
 	if len(dirs) > 1 {
 		ev.pidsMax = cgroupCounter(filepath.Join(dirs[1], "pids.events"), "max")
 	}

@@ -99,7 +99,7 @@ func TestCgroupV2FileWrites(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "pids.events"), []byte("max 3\n"), 0o644))
 	ev, err := rc.close()
 	require.NoError(t, err)
-	require.Equal(t, cgroupEvents{oomKills: 2, pidsMax: 3}, ev)
+	require.Equal(t, cgroupEvents{oomKills: 2, pidsMax: 3, memLimitHits: 7}, ev)
 	select {
 	case err := <-waited:
 		var exit *exec.ExitError
@@ -276,4 +276,24 @@ func BenchmarkCgroupLifecycle(b *testing.B) {
 	}
 	b.ReportMetric(float64(join.Nanoseconds())/float64(b.N), "join-ns/op")
 	b.ReportMetric(float64(rest.Nanoseconds())/float64(b.N), "create+close-ns/op")
+}
+
+// A run that failed at its memory limit without an OOM kill (the init's
+// Go runtime could not get a thread, say) is reported as over its memory,
+// not as a bare exit; one that reached the limit and still succeeded is not.
+func TestNoteLimitsNamesAFailureAtTheMemoryLimit(t *testing.T) {
+	lim := Limits{Memory: 256 << 20}
+	failed := Result{ExitCode: 2}
+	failed.noteLimits(cgroupEvents{memLimitHits: 3}, lim)
+	require.True(t, failed.MemoryExceeded)
+	require.Contains(t, string(failed.Stderr), "failed at the memory limit 268435456 bytes")
+
+	ok := Result{}
+	ok.noteLimits(cgroupEvents{memLimitHits: 3}, lim)
+	require.False(t, ok.MemoryExceeded, "page cache reclaimed at the limit is not a failure")
+
+	killed := Result{ExitCode: 137, Signal: "SIGKILL"}
+	killed.noteLimits(cgroupEvents{oomKills: 1, memLimitHits: 9}, lim)
+	require.True(t, killed.MemoryExceeded)
+	require.Contains(t, string(killed.Stderr), "killed: memory limit")
 }

@@ -169,8 +169,16 @@ func checkBudget(dir string, maxBytes, maxInodes int64, when string) (usage, err
 	return u, overBudget(dir, u, maxBytes, maxInodes, when)
 }
 
-// errOverBudget marks an overBudget error (the walk itself worked).
-var errOverBudget = errors.New("over budget")
+// errOverBudget marks an overBudget error (the walk itself worked). It is
+// permanent: the run stays over its budget, so a retry is refused again
+// (callers find Permanent with errors.As).
+var errOverBudget = permanentError{errors.New("over budget")}
+
+// permanentError is an error a retry cannot cure.
+type permanentError struct{ error }
+
+// Permanent reports that retrying cannot succeed.
+func (permanentError) Permanent() bool { return true }
 
 // overBudget returns an ErrDiskQuota error when u is over a cap.
 func overBudget(dir string, u usage, maxBytes, maxInodes int64, when string) error {

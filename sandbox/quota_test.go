@@ -170,6 +170,9 @@ func requireStopped(t *testing.T, r *sandbox.Runner, dir string, res sandbox.Res
 		require.ErrorIs(t, err, sandbox.ErrDiskQuota)
 		require.ErrorIs(t, err, sandbox.ErrSandbox)
 		require.ErrorContains(t, err, "left the workspace over its budget")
+		var p interface{ Permanent() bool }
+		require.ErrorAs(t, err, &p, "callers must be able to tell a retry is useless")
+		require.True(t, p.Permanent())
 		res2, err2 := quotaRun(t, r, dir, sandbox.Limits{DiskBytes: 4 << 20, DiskInodes: 200}, "write-file", "later", "x")
 		require.ErrorIs(t, err2, sandbox.ErrDiskQuota)
 		require.ErrorContains(t, err2, "no further call of this run may start")

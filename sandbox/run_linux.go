@@ -440,6 +440,12 @@ func (res *Result) noteLimits(ev cgroupEvents, lim Limits) {
 		// out of memory.
 		res.MemoryExceeded = true
 		notes = append(notes, fmt.Sprintf("warden sandbox: killed: out of memory on the host or in the worker's cgroup (%d process(es) killed)", ev.oomKills))
+	case ev.memLimitHits > 0 && lim.Memory > 0 && (res.ExitCode != 0 || res.Signal != ""):
+		// The run failed at its memory limit without an OOM kill: an
+		// allocation the kernel refused (a thread of the sandbox's own
+		// init, a kernel stack) ended it. Say so rather than a bare exit.
+		res.MemoryExceeded = true
+		notes = append(notes, fmt.Sprintf("warden sandbox: failed at the memory limit %d bytes (the limit was reached %d time(s); an allocation was refused)", lim.Memory, ev.memLimitHits))
 	}
 	if ev.throttled > 0 {
 		res.CPUThrottled = true
