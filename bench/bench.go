@@ -27,6 +27,7 @@ import (
 
 	"github.com/wardenhq/warden"
 	"github.com/wardenhq/warden/activities"
+	"github.com/wardenhq/warden/audit"
 	"github.com/wardenhq/warden/worker"
 )
 
@@ -162,6 +163,9 @@ func runMode(ctx context.Context, opts Options, mode string) (measurement, error
 		return measurement{}, err
 	}
 	cfg := worker.Config{DataDir: dir, TaskQueue: "bench-" + mode + "-" + fmt.Sprint(time.Now().UnixNano()), Logger: opts.Logger}
+	if err := signedSeals(&cfg); err != nil {
+		return measurement{}, err
+	}
 	meter := cpuMeter{}
 	if mode == ModeGoverned && opts.DatabaseURL != "" {
 		cfg.DatabaseURL = withAppName(opts.DatabaseURL)
@@ -319,4 +323,16 @@ func startProfile(dir, mode string) (func() error, error) {
 		pprof.StopCPUProfile()
 		return f.Close()
 	}, nil
+}
+
+// signedSeals gives a benchmark worker what production should run with: a
+// seal key of its own and an anchor file, both in its data directory.
+func signedSeals(cfg *worker.Config) error {
+	priv, _, err := audit.GenerateSealKey("bench", time.Now())
+	if err != nil {
+		return err
+	}
+	cfg.AuditSealKey = filepath.Join(cfg.DataDir, "seal.key")
+	cfg.AuditAnchor = filepath.Join(cfg.DataDir, "anchor.jsonl")
+	return os.WriteFile(cfg.AuditSealKey, priv, 0o600)
 }

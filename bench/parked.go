@@ -176,6 +176,9 @@ func Parked(ctx context.Context, opts ParkedOptions) (ParkedReport, error) {
 		return ParkedReport{}, err
 	}
 	cfg := worker.Config{DataDir: dir, DatabaseURL: opts.DatabaseURL, TaskQueue: "bench-parked-" + strconv.FormatInt(time.Now().UnixNano(), 10), Logger: opts.Logger}
+	if err := signedSeals(&cfg); err != nil {
+		return ParkedReport{}, err
+	}
 	mem := memory
 	if opts.Workers > 0 {
 		procs, err := startWorkers(ctx, opts, cfg)
