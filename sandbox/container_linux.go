@@ -33,4 +33,6 @@ var ContainerSyscalls = []ContainerSyscall{
 	{Name: "sethostname", Why: "the init names its UTS namespace warden-sandbox"},
 	{Name: "open_tree", RootOnly: true, Why: "a root worker clones the workspace and binds as detached id-mapped mounts"},
 	{Name: "move_mount", RootOnly: true, Why: "the init of a root worker attaches those detached mounts"},
+	{Name: "unshare", RootOnly: true, Why: "a root worker's workspace thread unshares CLONE_FS, and CLONE_NEWNS the first time, to hold the workspace mount namespace (QuotaTmpfs)"},
+	{Name: "setns", RootOnly: true, Why: "a root worker enters its workspace mount namespace to mount and remove the per-run tmpfs that caps a workspace's disk (QuotaTmpfs); a non-root worker budgets instead"},
 }
