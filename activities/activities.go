@@ -34,6 +34,10 @@ type Activities struct {
 	// WorkspaceRoot is the folder under which each run gets its workspace
 	// (<root>/<tenant>/<workflow id>).
 	WorkspaceRoot string
+	// Namespace is the Temporal namespace of the worker's runs, written in
+	// each workspace's record so a sweeper of another namespace sharing the
+	// folder leaves it alone.
+	Namespace string
 	// SandboxMode is reported to policies (PolicyInput.SandboxMode).
 	SandboxMode string
 	// DefaultModel is used when a run names none.
@@ -960,16 +964,21 @@ func (a *Activities) workspace(run RunRef) (string, error) {
 	if a.WorkspaceRoot == "" {
 		return "", errors.New("no workspace root configured")
 	}
-	return PrepareWorkspace(a.WorkspaceRoot, run)
+	return prepareWorkspace(a.WorkspaceRoot, a.Namespace, run)
 }
 
 // PrepareWorkspace returns the workspace folder of run below root,
-// creating it and, beside it, its WorkspaceRecord.
+// creating it and, beside it, its WorkspaceRecord (with no namespace: any
+// sweeper of the folder counts it as its own).
 func PrepareWorkspace(root string, run RunRef) (string, error) {
+	return prepareWorkspace(root, "", run)
+}
+
+func prepareWorkspace(root, namespace string, run RunRef) (string, error) {
 	dir := WorkspaceDir(root, run)
 	// The record beside it lets the worker remove it once the run chain
 	// is closed.
-	if err := writeWorkspaceRecord(dir, run); err != nil {
+	if err := writeWorkspaceRecord(dir, namespace, run); err != nil {
 		return "", fmt.Errorf("record workspace: %w", err)
 	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {

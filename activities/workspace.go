@@ -19,6 +19,9 @@ const WorkspaceRecordSuffix = ".run.json"
 // worker's sweeper can ask Temporal whether the chain is closed and the
 // workspace may go (the folder name is a hash).
 type WorkspaceRecord struct {
+	// Namespace is the Temporal namespace of the run; empty in records
+	// written without one (any sweeper then counts the record as its own).
+	Namespace  string `json:"namespace,omitempty"`
 	Tenant     string `json:"tenant"`
 	WorkflowID string `json:"workflow_id"`
 	// ChainID is the first run ID of the chain (RunRef.ChainID, or the
@@ -56,7 +59,7 @@ func ReadWorkspaceRecord(root, path string) (WorkspaceRecord, string, error) {
 
 // writeWorkspaceRecord writes the record of run's workspace dir once,
 // before the folder exists (so no workspace is ever without one).
-func writeWorkspaceRecord(dir string, run RunRef) error {
+func writeWorkspaceRecord(dir, namespace string, run RunRef) error {
 	path := dir + WorkspaceRecordSuffix
 	if _, err := os.Lstat(path); err == nil {
 		return nil
@@ -66,7 +69,7 @@ func writeWorkspaceRecord(dir string, run RunRef) error {
 	if err := os.MkdirAll(filepath.Dir(dir), 0o750); err != nil {
 		return err
 	}
-	raw, err := json.Marshal(WorkspaceRecord{Tenant: run.Tenant, WorkflowID: run.WorkflowID, ChainID: cmp.Or(run.ChainID, run.RunID)})
+	raw, err := json.Marshal(WorkspaceRecord{Namespace: namespace, Tenant: run.Tenant, WorkflowID: run.WorkflowID, ChainID: cmp.Or(run.ChainID, run.RunID)})
 	if err != nil {
 		return err
 	}

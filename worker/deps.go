@@ -186,6 +186,7 @@ func Build(ctx context.Context, cfg Config) (_ *Deps, err error) {
 		Tools:         toolBox{reg: reg, sb: sb},
 		Audit:         store,
 		WorkspaceRoot: d.WorkspaceRoot,
+		Namespace:     cfg.Namespace,
 		SandboxMode:   sb.Mode(),
 		DefaultModel:  cfg.ModelName,
 	}

@@ -27,7 +27,8 @@ import (
 
 // SweepReport is what one sweep did.
 type SweepReport struct {
-	// Removed lists the workspaces removed; Kept counts those of open chains.
+	// Removed lists the workspaces removed; Kept counts those of open
+	// chains and of other namespaces.
 	Removed []string
 	Kept    int
 	// Errors are the workspaces the sweep could not judge or remove.
@@ -38,8 +39,9 @@ type SweepReport struct {
 // chain Temporal reports closed. remove removes one workspace folder
 // (sandbox.Runner.RemoveWorkspace: unmount, then remove without following
 // links); it is never called with a path that a record does not name as
-// its own folder below root.
-func SweepWorkspaces(ctx context.Context, tc client.Client, root string, remove func(dir string) error) SweepReport {
+// its own folder below root. tc is a client of namespace; records of runs
+// of another namespace are kept.
+func SweepWorkspaces(ctx context.Context, tc client.Client, namespace, root string, remove func(dir string) error) SweepReport {
 	var rep SweepReport
 	tenants, err := os.ReadDir(root)
 	if errors.Is(err, os.ErrNotExist) {
@@ -71,6 +73,12 @@ func SweepWorkspaces(ctx context.Context, tc client.Client, root string, remove 
 			rec, dir, err := activities.ReadWorkspaceRecord(root, record)
 			if err != nil {
 				rep.Errors = append(rep.Errors, err)
+				continue
+			}
+			if rec.Namespace != "" && rec.Namespace != namespace {
+				// Another namespace's run: this client would find no such
+				// workflow and take it for closed.
+				rep.Kept++
 				continue
 			}
 			closed, err := ChainClosed(ctx, tc, rec.WorkflowID, rec.ChainID)
@@ -161,7 +169,7 @@ func SweepEvery(tc client.Client, deps *Deps, interval time.Duration, log *slog.
 		defer t.Stop()
 		for {
 			sweepCtx, done := context.WithTimeout(ctx, interval)
-			rep := SweepWorkspaces(sweepCtx, tc, deps.WorkspaceRoot, deps.Sandbox.RemoveWorkspace)
+			rep := SweepWorkspaces(sweepCtx, tc, deps.Activities.Namespace, deps.WorkspaceRoot, deps.Sandbox.RemoveWorkspace)
 			done()
 			for _, dir := range rep.Removed {
 				log.Info("workspace of a closed run removed", "workspace", dir)

@@ -115,11 +115,17 @@ func sweepClosedOnly(t *testing.T, tc client.Client, start func(id string, next 
 		workspace(continued.GetID(), continued.GetRunID()),
 		workspace(reusedNew.GetID(), reusedNew.GetRunID()),
 	}
+	// A run of another namespace sharing the folder: this namespace's
+	// client finds no such workflow, which must not count as closed.
+	otherNS := workspace(id+"-other-namespace", "11111111-1111-1111-1111-111111111111")
+	require.NoError(t, os.WriteFile(otherNS+activities.WorkspaceRecordSuffix, []byte(`{"namespace":"other","tenant":"acme","workflow_id":"`+
+		id+`-other-namespace","chain_id":"11111111-1111-1111-1111-111111111111"}`), 0o600))
+	kept = append(kept, otherNS)
 	// A record rewritten to name another workspace is not trusted.
 	forged := kept[0] + activities.WorkspaceRecordSuffix
 	require.NoError(t, os.WriteFile(forged, []byte(`{"tenant":"acme","workflow_id":"`+completed.GetID()+`","chain_id":"`+completed.GetRunID()+`"}`), 0o600))
 
-	rep := worker.SweepWorkspaces(ctx, tc, root, r.RemoveWorkspace)
+	rep := worker.SweepWorkspaces(ctx, tc, "default", root, r.RemoveWorkspace)
 	t.Logf("removed %v, kept %d, errors %v", rep.Removed, rep.Kept, rep.Errors)
 	require.ElementsMatch(t, gone, rep.Removed)
 	require.Equal(t, len(kept)-1, rep.Kept)
@@ -146,9 +152,17 @@ func sweepClosedOnly(t *testing.T, tc client.Client, start func(id string, next 
 	for _, run := range []client.WorkflowRun{open, continued, reusedNew} {
 		require.NoError(t, tc.TerminateWorkflow(ctx, run.GetID(), "", "test"))
 	}
-	rep = worker.SweepWorkspaces(ctx, tc, root, r.RemoveWorkspace)
+	rep = worker.SweepWorkspaces(ctx, tc, "default", root, r.RemoveWorkspace)
 	require.Empty(t, rep.Errors)
-	require.ElementsMatch(t, kept, rep.Removed)
+	require.ElementsMatch(t, kept[:len(kept)-1], rep.Removed)
+	require.Equal(t, 1, rep.Kept, "the other namespace's workspace is kept")
+	// Its own namespace's sweeper (here: a record without a namespace is
+	// anyone's) takes it once the record says so.
+	require.NoError(t, os.WriteFile(otherNS+activities.WorkspaceRecordSuffix, []byte(`{"tenant":"acme","workflow_id":"`+
+		id+`-other-namespace","chain_id":"11111111-1111-1111-1111-111111111111"}`), 0o600))
+	rep = worker.SweepWorkspaces(ctx, tc, "default", root, r.RemoveWorkspace)
+	require.Empty(t, rep.Errors)
+	require.Equal(t, []string{otherNS}, rep.Removed)
 	entries, err := os.ReadDir(root)
 	require.NoError(t, err)
 	require.Empty(t, entries, "the tenant folder outlived its last workspace")
