@@ -1,10 +1,8 @@
 package bench_test
 
 import (
-	"bytes"
 	"context"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -46,7 +44,7 @@ func TestBenchSmoke(t *testing.T) {
 // progress lines come while it parks and approves.
 func TestParkedSmoke(t *testing.T) {
 	srv := testenv.DevServer(t)
-	var progress syncBuffer
+	var progress testenv.SyncBuffer
 	rep, err := bench.Parked(context.Background(), bench.ParkedOptions{Client: srv.Client(), Runs: 4, CacheSize: 2, DataDir: t.TempDir(),
 		Progress: &progress, ProgressEvery: 50 * time.Millisecond})
 	require.NoError(t, err)
@@ -84,24 +82,6 @@ func TestParkedReportsFailures(t *testing.T) {
 		seen[f.WorkflowID] = true
 	}
 	require.Len(t, seen, 3, "each failed run is named")
-}
-
-// syncBuffer is a bytes.Buffer safe for the progress goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestBenchPostgresCPU: with the audit in the local PostgreSQL, the

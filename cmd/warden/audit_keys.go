@@ -25,14 +25,7 @@ func newAuditKeygenCmd() *cobra.Command {
 			if out == "" || keyID == "" {
 				return errors.New("--out and --key-id are required")
 			}
-			priv, pub, err := audit.GenerateSealKey(keyID, time.Now())
-			if err != nil {
-				return err
-			}
-			if err := writeNewFile(out, priv, 0o600); err != nil {
-				return err
-			}
-			if err := writeNewFile(out+".pub", pub, 0o644); err != nil {
+			if err := writeSealKey(out, keyID); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "seal key %s: private key %s (keep it secret, mode 0600), public key %s\n", keyID, out, out+".pub")
@@ -42,6 +35,19 @@ func newAuditKeygenCmd() *cobra.Command {
 	cmd.Flags().StringVar(&out, "out", "", "file to write the private key to; the public key goes to FILE.pub")
 	cmd.Flags().StringVar(&keyID, "key-id", "", "the key's ID, recorded in every seal it signs (e.g. seal-2026-12)")
 	return cmd
+}
+
+// writeSealKey creates a seal key with keyID: the private key at path
+// (0600) and the public key at path.pub. Neither may exist yet.
+func writeSealKey(path, keyID string) error {
+	priv, pub, err := audit.GenerateSealKey(keyID, time.Now())
+	if err != nil {
+		return err
+	}
+	if err := writeNewFile(path, priv, 0o600); err != nil {
+		return err
+	}
+	return writeNewFile(path+".pub", pub, 0o644)
 }
 
 func writeNewFile(path string, data []byte, mode os.FileMode) error {

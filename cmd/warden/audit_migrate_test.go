@@ -141,12 +141,8 @@ func TestCLIAuditMigrateThenWorkerAsWriter(t *testing.T) {
 	_, err = cli(t, append([]string{"run", "--tenant", "acme", "--requester", "dana", "--goal", "refund A-1",
 		"--model", "scripted/refund", "--id", id}, conn...)...)
 	require.NoError(t, err)
-	var pending []warden.ApprovalRequest
-	require.Eventually(t, func() bool {
-		out, err := cli(t, append([]string{"pending", id, "-o", "json"}, conn...)...)
-		return err == nil && json.Unmarshal([]byte(out), &pending) == nil && len(pending) == 1
-	}, time.Minute, 300*time.Millisecond)
-	_, err = cli(t, append([]string{"approve", id, pending[0].RequestID, "--as", "alice"}, conn...)...)
+	req := waitPendingCLI(t, id, conn)
+	_, err = cli(t, append([]string{"approve", id, req.RequestID, "--as", "alice"}, conn...)...)
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		out, err := cli(t, append([]string{"status", id, "-o", "json"}, conn...)...)

@@ -57,6 +57,13 @@ func startWorker(t *testing.T, cfg worker.Config) []string {
 // cli runs one warden command line and returns its stdout.
 func cli(t *testing.T, args ...string) (string, error) {
 	t.Helper()
+	out, _, err := cliStderr(t, args...)
+	return out, err
+}
+
+// cliStderr runs one warden command line and returns its stdout and stderr.
+func cliStderr(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
 	cmd := newRootCmd()
 	var out, errOut bytes.Buffer
 	cmd.SetOut(&out)
@@ -65,7 +72,19 @@ func cli(t *testing.T, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	err := cmd.ExecuteContext(ctx)
-	return out.String(), err
+	return out.String(), errOut.String(), err
+}
+
+// waitPendingCLI polls `warden pending ID -o json` (with the connection
+// flags conn) until exactly one request is pending, and returns it.
+func waitPendingCLI(t *testing.T, id string, conn []string) warden.ApprovalRequest {
+	t.Helper()
+	var pending []warden.ApprovalRequest
+	require.Eventually(t, func() bool {
+		out, err := cli(t, append([]string{"pending", id, "-o", "json"}, conn...)...)
+		return err == nil && json.Unmarshal([]byte(out), &pending) == nil && len(pending) == 1
+	}, time.Minute, 300*time.Millisecond)
+	return pending[0]
 }
 
 // TestCLIRunApproveAudit drives the CLI as a user would: start a run, list
@@ -83,12 +102,7 @@ func TestCLIRunApproveAudit(t *testing.T) {
 	_, err = cli(t, append([]string{"run", "--tenant", "acme"}, conn...)...)
 	require.ErrorContains(t, err, "requester is required")
 
-	var pending []warden.ApprovalRequest
-	require.Eventually(t, func() bool {
-		out, err := cli(t, append([]string{"pending", id, "-o", "json"}, conn...)...)
-		return err == nil && json.Unmarshal([]byte(out), &pending) == nil && len(pending) == 1
-	}, time.Minute, 300*time.Millisecond)
-	req := pending[0].RequestID
+	req := waitPendingCLI(t, id, conn).RequestID
 
 	require.Eventually(t, func() bool {
 		out, err := cli(t, append([]string{"approvals", "--tenant", "acme", "--risk", "high", "-o", "json"}, conn...)...)
@@ -192,12 +206,7 @@ func TestCLISignedApprovals(t *testing.T) {
 	_, err = cli(t, append([]string{"run", "--tenant", "acme", "--requester", "dana", "--goal", "big refund",
 		"--model", "scripted/big_refund", "--id", id}, conn...)...)
 	require.NoError(t, err)
-	var pending []warden.ApprovalRequest
-	require.Eventually(t, func() bool {
-		out, err := cli(t, append([]string{"pending", id, "-o", "json"}, conn...)...)
-		return err == nil && json.Unmarshal([]byte(out), &pending) == nil && len(pending) == 1
-	}, time.Minute, 300*time.Millisecond)
-	req := pending[0].RequestID
+	req := waitPendingCLI(t, id, conn).RequestID
 	approve := func(as string, extra ...string) (string, error) {
 		return cli(t, append(append([]string{"approve", id, req, "--as", as, "-o", "json"}, extra...), conn...)...)
 	}

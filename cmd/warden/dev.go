@@ -17,7 +17,6 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/wardenhq/warden"
-	"github.com/wardenhq/warden/audit"
 	"github.com/wardenhq/warden/internal/devserver"
 	"github.com/wardenhq/warden/worker"
 )
@@ -146,14 +145,7 @@ func devSealing(cfg *worker.Config) error {
 	if cfg.AuditSealKey == "" {
 		cfg.AuditSealKey = filepath.Join(cfg.DataDir, "audit-seal.key")
 		if _, err := os.Stat(cfg.AuditSealKey); errors.Is(err, os.ErrNotExist) {
-			priv, pub, err := audit.GenerateSealKey("dev-"+time.Now().UTC().Format("20060102"), time.Now())
-			if err != nil {
-				return err
-			}
-			if err := writeNewFile(cfg.AuditSealKey, priv, 0o600); err != nil {
-				return err
-			}
-			if err := writeNewFile(cfg.AuditSealKey+".pub", pub, 0o644); err != nil {
+			if err := writeSealKey(cfg.AuditSealKey, "dev-"+time.Now().UTC().Format("20060102")); err != nil {
 				return err
 			}
 		}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,20 +17,6 @@ import (
 	"github.com/wardenhq/warden/internal/testenv"
 	"github.com/wardenhq/warden/worker"
 )
-
-// cliStderr runs one warden command line and returns its stdout and stderr.
-func cliStderr(t *testing.T, args ...string) (string, string, error) {
-	t.Helper()
-	cmd := newRootCmd()
-	var out, errOut bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&errOut)
-	cmd.SetArgs(args)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	err := cmd.ExecuteContext(ctx)
-	return out.String(), errOut.String(), err
-}
 
 // stoppableWorker runs worker.Run with cfg until stop is called (or the
 // test ends) and fails the test if it does not poll within a minute or
