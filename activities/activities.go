@@ -104,6 +104,9 @@ type PlanAuthorize struct {
 	// MaxCalls is how many of the answer's calls to authorize (the
 	// workflow refuses the rest unasked).
 	MaxCalls int `json:"max_calls"`
+	// RequestedAt is the workflow time of the turn, when approval clocks
+	// start; zero in inputs recorded before it existed (the worker's clock).
+	RequestedAt time.Time `json:"requested_at,omitzero"`
 }
 
 // PlanOutput is the output of Plan.
@@ -215,7 +218,10 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanOutput, error)
 		}
 		events := []warden.AuditEvent{a.modelCallEvent(in, model, resp, notes, attempt)}
 		if au := in.Authorize; au != nil {
-			now := time.Now()
+			now := au.RequestedAt
+			if now.IsZero() {
+				now = time.Now()
+			}
 			for _, call := range resp.ToolCalls[:min(len(resp.ToolCalls), au.MaxCalls)] {
 				auth, evs := a.authorize(ctx, AuthorizeInput{
 					Run: in.Run, Step: in.Step, Call: call, RequestedAt: now, ApprovalTimeout: au.ApprovalTimeout,

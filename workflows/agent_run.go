@@ -102,6 +102,14 @@ type run struct {
 	// audit write and no Authorize local activity per step). Histories
 	// recorded before it replay with the local activity.
 	authInPlan bool
+	// frozenTurn: every decision of a turn is taken with one taint set,
+	// and Execute gets the taint its decision was taken with; a later call
+	// of the answer is decided again, before it runs, when an earlier one
+	// tainted the run (and what the new decision needs, an approval, is
+	// asked for). Histories recorded before it replay the old way, where
+	// Execute re-decided with the grown taint and refused what Plan had
+	// allowed without asking anyone.
+	frozenTurn bool
 	// memo is the JSON of the pending requests last written to the memo
 	// ("" when the key is absent); memoVersion is the pending-memo
 	// version, nil until first asked.
@@ -203,6 +211,7 @@ func (r *run) loop(ctx workflow.Context) (warden.RunResult, error) {
 		Summary: "plan: ask the model",
 	})
 	r.authInPlan = workflow.GetVersion(ctx, "authorize-in-plan", workflow.DefaultVersion, 1) == 1
+	r.frozenTurn = workflow.GetVersion(ctx, "frozen-turn", workflow.DefaultVersion, 1) == 1
 	for {
 		if r.state.Step >= r.req.Budget.MaxSteps {
 			return r.finish(ctx, warden.StatusBudgetExhausted, "",
@@ -236,6 +245,11 @@ func (r *run) loop(ctx workflow.Context) (warden.RunResult, error) {
 		}
 		if r.authInPlan {
 			in.Authorize = &activities.PlanAuthorize{ApprovalTimeout: r.req.ApprovalTimeout, Taint: slices.Clone(r.taint), MaxCalls: maxCallsPerTurn}
+			if r.frozenTurn {
+				// Plan's decisions start their approval clocks at workflow time,
+				// as the Authorize local activity's do.
+				in.Authorize.RequestedAt = workflow.Now(ctx)
+			}
 		}
 		err := workflow.ExecuteActivity(planCtx, a.Plan, in).Get(ctx, &plan)
 		if err != nil {
@@ -327,6 +341,9 @@ type callState struct {
 	proposed json.RawMessage
 	editedBy string
 	auth     activities.AuthorizeOutput
+	// taint is the taint set auth was decided with (frozenTurn).
+	taint    []string
+	reauths  int
 	approval *approval
 	runIt    bool
 	outcome  string
@@ -379,6 +396,7 @@ func (r *run) handleCalls(ctx workflow.Context, step int, calls []warden.ToolCal
 			}
 			continue
 		}
+		cs.taint = slices.Clone(r.taint)
 		if i < len(pre) {
 			cs.auth = pre[i]
 			r.redact[call.ID] = cs.auth.Decision.Obligations.RedactArgs
@@ -411,10 +429,26 @@ func (r *run) handleCalls(ctx workflow.Context, step int, calls []warden.ToolCal
 	// What the policy allows runs now, in the model's order: a pending
 	// approval does not hold up calls that need none.
 	for _, cs := range states {
-		if cs.runIt {
-			if err := r.execute(ctx, step, cs); err != nil {
+		if !cs.runIt {
+			continue
+		}
+		if r.taintGrew(cs) {
+			// An earlier call of this answer tainted the run: decide again.
+			if err := r.reauthorize(ctx, step, cs); err != nil {
 				return nil, "", err
 			}
+			switch cs.auth.Verdict {
+			case warden.VerdictAllow:
+			case warden.VerdictRequireApproval:
+				cs.approval = r.openApproval(ctx, step, cs)
+				waiting = append(waiting, cs)
+				continue
+			default:
+				continue // reauthorize set the outcome
+			}
+		}
+		if err := r.execute(ctx, step, cs); err != nil {
+			return nil, "", err
 		}
 	}
 	if len(waiting) > 0 {
@@ -439,6 +473,24 @@ func (r *run) handleCalls(ctx workflow.Context, step int, calls []warden.ToolCal
 			p := cs.approval
 			switch p.outcome {
 			case warden.ApprovalStatusApproved:
+				if r.taintGrew(cs) {
+					approvedID := p.req.RequestID
+					if err := r.reauthorize(ctx, step, cs); err != nil {
+						return nil, "", err
+					}
+					switch {
+					case cs.auth.Verdict == warden.VerdictAllow:
+					case cs.auth.Verdict == warden.VerdictRequireApproval && cs.auth.RequestID == approvedID:
+						// The approval given covers the call as decided now.
+					case cs.auth.Verdict == warden.VerdictRequireApproval:
+						cs.outcome = outcomeDenied
+						cs.content = fmt.Sprintf("denied: after the approval, %s was decided again (the run had seen untrusted content) "+
+							"and now needs a different approval (%s); the call did not run: call it again to ask for it", cs.call.Name, cs.auth.RequestID)
+						continue
+					default:
+						continue // reauthorize set the outcome
+					}
+				}
 				if err := r.execute(ctx, step, cs); err != nil {
 					return nil, "", err
 				}
@@ -464,6 +516,39 @@ func (r *run) handleCalls(ctx workflow.Context, step int, calls []warden.ToolCal
 	return msgs, stop, nil
 }
 
+// taintGrew reports that the run has seen untrusted content since cs was
+// decided, so the decision no longer holds for the run as it is now.
+func (r *run) taintGrew(cs *callState) bool {
+	return r.frozenTurn && !slices.Equal(cs.taint, r.taint)
+}
+
+// reauthorize decides cs again with the run's taint as it is now,
+// recording the new decision under its own revision. When the call may
+// not run it sets cs's outcome and content.
+func (r *run) reauthorize(ctx workflow.Context, step int, cs *callState) error {
+	cs.reauths++
+	auth, err := r.authorize(ctx, step, cs.call, cmpStr(cs.editedBy, "model"), fmt.Sprintf("taint-%d", cs.reauths))
+	if err != nil {
+		if isCancel(ctx, err) {
+			return err
+		}
+		cs.auth.Verdict = warden.VerdictDeny
+		cs.outcome, cs.content = outcomeDenied, "denied: authorization could not be completed ("+errorMessage(err)+"); the call did not run"
+		return nil
+	}
+	idempotent := cs.auth.Idempotent
+	cs.auth, cs.taint = auth, slices.Clone(r.taint)
+	cs.auth.Idempotent = idempotent
+	switch auth.Verdict {
+	case warden.VerdictAllow, warden.VerdictRequireApproval:
+	case activities.VerdictInvalidArgs:
+		cs.outcome, cs.content = outcomeInvalidArgs, auth.Message
+	default:
+		cs.outcome, cs.content = outcomeDenied, auth.Message
+	}
+	return nil
+}
+
 // execute runs one permitted call through the Execute activity.
 func (r *run) execute(ctx workflow.Context, step int, cs *callState) error {
 	retry := &temporal.RetryPolicy{
@@ -487,6 +572,9 @@ func (r *run) execute(ctx workflow.Context, step int, cs *callState) error {
 		Summary:             summarize(cs.call),
 	})
 	in := activities.ExecuteInput{Run: r.ref, Step: step, Call: cs.call, Taint: slices.Clone(r.taint)}
+	if r.frozenTurn {
+		in.Taint = slices.Clone(cs.taint) // the taint of the decision Execute enforces
+	}
 	if p := cs.approval; p != nil {
 		in.Approval = &warden.ApprovalEvidence{RequestID: p.req.RequestID, ArgsHash: p.req.ArgsHash, Approvers: approvers(p)}
 	}

@@ -3,6 +3,7 @@ package workflows
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -260,7 +261,7 @@ func (r *run) applyEdit(ctx workflow.Context, p *approval, d warden.ApprovalDeci
 		cs.proposed = cs.call.Args
 	}
 	idempotent := cs.auth.Idempotent
-	cs.call, cs.auth, cs.editedBy = editedCall, auth, d.Approver
+	cs.call, cs.auth, cs.editedBy, cs.taint = editedCall, auth, d.Approver, slices.Clone(r.taint)
 	cs.auth.Idempotent = idempotent
 	approval := d
 	approval.Args = nil

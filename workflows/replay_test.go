@@ -28,7 +28,9 @@ import (
 // proves its workflow.GetVersion gate; the *_v1.json files predate
 // authorize-in-plan (every call decided by the Authorize local activity);
 // agent_run_approved_v2.json predates the pending-memo step (the memo key
-// warden.pending), which agent_run_approved.json records.
+// warden.pending); agent_run_approved_v3.json predates the frozen-turn
+// step (Execute re-decided with the taint as it grew during the turn),
+// which the four regenerated files record.
 func TestReplayCommittedHistories(t *testing.T) {
 	t.Parallel()
 	files, err := filepath.Glob("testdata/*.json")
