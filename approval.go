@@ -81,7 +81,7 @@ func (r ApprovalRequest) approvedHash(d ApprovalDecision) (string, error) {
 	if len(d.Args) == 0 {
 		return r.ArgsHash, nil
 	}
-	h, err := ArgsHash(d.Args)
+	h, err := ArgsHashForm(d.Args, r.ArgsForm)
 	if err != nil {
 		return "", fmt.Errorf("%w: edited args are not valid JSON: %v", ErrApprovalInvalid, err)
 	}
@@ -137,6 +137,9 @@ type ApprovalRequest struct {
 	ExpiresAt      time.Time       `json:"expires_at"`
 	// Approvals holds the approvals received so far (for a quorum).
 	Approvals []ApprovalDecision `json:"approvals,omitempty"`
+	// ArgsForm is how ArgsHash (and an edit's hash) encodes arguments:
+	// ArgsFormCanonical, or ArgsFormLegacy (0) in runs started before it.
+	ArgsForm int `json:"args_form,omitempty"`
 }
 
 // ApprovalReceipt is what the approve Update returns.
@@ -174,6 +177,14 @@ func ApprovalRequestID(workflowID string, step int, callID, tool, argsHash, poli
 		h.Write([]byte{0})
 	}
 	return "apr_" + hex.EncodeToString(h.Sum(nil))[:24]
+}
+
+// RunApprovalRequestID is ApprovalRequestID bound to the run too (chain is
+// the run's first Temporal run ID): an approval of one run, readable in its
+// history, cannot approve the same call in a later run under the same
+// workflow ID. Runs that hash arguments in ArgsFormCanonical use it.
+func RunApprovalRequestID(chain, workflowID string, step int, callID, tool, argsHash, policyRevision string) string {
+	return ApprovalRequestID(chain+"\x00"+workflowID, step, callID, tool, argsHash, policyRevision)
 }
 
 // Check reports why d cannot be applied to r at time now, or nil if it can.

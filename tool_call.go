@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+
+	"github.com/wardenhq/warden/internal/canon"
 )
 
 // ToolCall is one tool invocation the model asked for.
@@ -46,10 +48,54 @@ type ToolOutput struct {
 	DurationMS int64 `json:"duration_ms"`
 }
 
-// CanonicalJSON re-encodes a JSON document with object keys sorted and no
-// insignificant whitespace, so equal documents hash equally. Numbers keep
-// their literal text.
+// Argument forms: how ArgsHash encodes a call's arguments before hashing.
+// A run records the form it uses (ApprovalRequest.ArgsForm and the
+// activity inputs); runs started before the canonical form keep theirs.
+const (
+	// ArgsFormLegacy is encoding/json's re-encoding: keys sorted, number
+	// literals kept, HTML characters escaped. Not the audit's form.
+	ArgsFormLegacy = 0
+	// ArgsFormCanonical is internal/canon, the form the audit chain hashes
+	// (docs/audit.md): an auditor recomputes an approval's args hash from
+	// the stored args.
+	ArgsFormCanonical = 2
+)
+
+// CanonicalJSON is the canonical form of a JSON document (internal/canon,
+// specified in docs/audit.md).
 func CanonicalJSON(raw json.RawMessage) ([]byte, error) {
+	if len(raw) == 0 {
+		raw = json.RawMessage("null")
+	}
+	return canon.JSON(raw)
+}
+
+// ArgsHash is the hex SHA-256 of the canonical form of args.
+func ArgsHash(args json.RawMessage) (string, error) {
+	return ArgsHashForm(args, ArgsFormCanonical)
+}
+
+// ArgsHashForm is the hex SHA-256 of args encoded in form.
+func ArgsHashForm(args json.RawMessage, form int) (string, error) {
+	var c []byte
+	var err error
+	switch form {
+	case ArgsFormLegacy:
+		c, err = legacyJSON(args)
+	case ArgsFormCanonical:
+		c, err = CanonicalJSON(args)
+	default:
+		err = fmt.Errorf("unknown argument form %d", form)
+	}
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(c)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// legacyJSON is the ArgsFormLegacy encoding.
+func legacyJSON(raw json.RawMessage) ([]byte, error) {
 	if len(raw) == 0 {
 		return []byte("null"), nil
 	}
@@ -62,16 +108,5 @@ func CanonicalJSON(raw json.RawMessage) ([]byte, error) {
 	if dec.More() {
 		return nil, fmt.Errorf("canonical json: trailing data after the document")
 	}
-	// encoding/json sorts map keys and keeps json.Number literals.
 	return json.Marshal(v)
-}
-
-// ArgsHash is the hex SHA-256 of the canonical form of args.
-func ArgsHash(args json.RawMessage) (string, error) {
-	c, err := CanonicalJSON(args)
-	if err != nil {
-		return "", err
-	}
-	sum := sha256.Sum256(c)
-	return hex.EncodeToString(sum[:]), nil
 }

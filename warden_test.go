@@ -1,6 +1,8 @@
 package warden_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"testing"
 	"time"
@@ -8,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/audit"
 )
 
 func TestRunRequestValidateNamesEveryField(t *testing.T) {
@@ -33,7 +36,24 @@ func TestArgsHashIsCanonical(t *testing.T) {
 	require.Equal(t, a, b, "key order and whitespace do not change the hash")
 	c, err := warden.ArgsHash(json.RawMessage(`{"a":[1,2.5,"x"],"b":1}`))
 	require.NoError(t, err)
-	require.NotEqual(t, a, c, "number literals are kept as written")
+	require.Equal(t, a, c, "numbers hash by value: 2.50 is 2.5")
+
+	// One canonical form: the args hash an approval binds is the SHA-256 of
+	// the bytes the audit chain hashes, so an auditor recomputes it from
+	// the stored args. The legacy form (runs started before it) differs.
+	args := json.RawMessage(`{"b":1.50,"a":"<x>","c":1e2}`)
+	h, err := warden.ArgsHash(args)
+	require.NoError(t, err)
+	auditForm, err := audit.CanonicalJSON(args)
+	require.NoError(t, err)
+	require.Equal(t, `{"a":"<x>","b":1.5,"c":100}`, string(auditForm))
+	sum := sha256.Sum256(auditForm)
+	require.Equal(t, hex.EncodeToString(sum[:]), h)
+	legacy, err := warden.ArgsHashForm(args, warden.ArgsFormLegacy)
+	require.NoError(t, err)
+	require.NotEqual(t, h, legacy, "the legacy form escapes < and keeps 1.50")
+	_, err = warden.ArgsHashForm(args, 7)
+	require.ErrorContains(t, err, "unknown argument form 7")
 	_, err = warden.ArgsHash(json.RawMessage(`{"a":1} {"b":2}`))
 	require.Error(t, err)
 	_, err = warden.ArgsHash(json.RawMessage(`{oops`))
@@ -42,6 +62,10 @@ func TestArgsHashIsCanonical(t *testing.T) {
 
 func TestApprovalRequestIDBindsTheAction(t *testing.T) {
 	t.Parallel()
+	// A later run under the same workflow ID asks for other request IDs.
+	require.NotEqual(t,
+		warden.RunApprovalRequestID("run-1", "wf", 1, "c1", "issue_refund", "h1", "rev1"),
+		warden.RunApprovalRequestID("run-2", "wf", 1, "c1", "issue_refund", "h1", "rev1"))
 	base := warden.ApprovalRequestID("wf", 1, "c1", "issue_refund", "h1", "rev1")
 	require.Regexp(t, `^apr_[0-9a-f]{24}$`, base)
 	for _, other := range []string{

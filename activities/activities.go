@@ -107,6 +107,8 @@ type PlanAuthorize struct {
 	// RequestedAt is the workflow time of the turn, when approval clocks
 	// start; zero in inputs recorded before it existed (the worker's clock).
 	RequestedAt time.Time `json:"requested_at,omitzero"`
+	// ArgsForm is the run's argument form (AuthorizeInput.ArgsForm).
+	ArgsForm int `json:"args_form,omitempty"`
 }
 
 // PlanOutput is the output of Plan.
@@ -225,7 +227,7 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanOutput, error)
 			for _, call := range resp.ToolCalls[:min(len(resp.ToolCalls), au.MaxCalls)] {
 				auth, evs := a.authorize(ctx, AuthorizeInput{
 					Run: in.Run, Step: in.Step, Call: call, RequestedAt: now, ApprovalTimeout: au.ApprovalTimeout,
-					Actor: "model", Taint: au.Taint, Revision: attempt,
+					Actor: "model", Taint: au.Taint, Revision: attempt, ArgsForm: au.ArgsForm,
 				})
 				out.Authorizations = append(out.Authorizations, auth)
 				events = append(events, evs...)
@@ -445,6 +447,10 @@ type AuthorizeInput struct {
 	Revision string `json:"revision,omitempty"`
 	// Taint lists the sources of untrusted content the run has seen.
 	Taint []string `json:"taint,omitempty"`
+	// ArgsForm is how the run hashes arguments (warden.ArgsFormCanonical,
+	// or 0 in runs started before it); with the canonical form, request
+	// IDs are bound to the run's chain too (warden.RunApprovalRequestID).
+	ArgsForm int `json:"args_form,omitempty"`
 }
 
 // AuthorizeOutput is the output of Authorize.
@@ -486,7 +492,7 @@ func (a *Activities) authorize(ctx context.Context, in AuthorizeInput) (Authoriz
 	requested.Args = jsonOrString(call.Args)
 
 	out := AuthorizeOutput{Idempotent: spec.Idempotent}
-	argsHash, hashErr := warden.ArgsHash(call.Args)
+	argsHash, hashErr := warden.ArgsHashForm(call.Args, in.ArgsForm)
 	if known {
 		verr := hashErr
 		if verr == nil {
@@ -532,7 +538,7 @@ func (a *Activities) authorize(ctx context.Context, in AuthorizeInput) (Authoriz
 			out.Message = fmt.Sprintf("unknown tool %q; available tools: %s. %s", call.Name, strings.Join(names, ", "), out.Message)
 		}
 	case warden.VerdictRequireApproval:
-		out.RequestID = warden.ApprovalRequestID(in.Run.WorkflowID, in.Step, call.ID, call.Name, argsHash, dec.PolicyRevision)
+		out.RequestID = requestID(in.Run, in.ArgsForm, in.Step, call, argsHash, dec.PolicyRevision)
 		// The policy sets the expiry; the run's approval timeout caps it.
 		timeout := in.ApprovalTimeout
 		if secs := dec.Obligations.ApprovalTimeoutSeconds; secs > 0 && (timeout <= 0 || time.Duration(secs)*time.Second < timeout) {
@@ -564,6 +570,8 @@ type ExecuteInput struct {
 	Approval *warden.ApprovalEvidence `json:"approval,omitempty"`
 	// Taint is the run's taint set when the call was authorized.
 	Taint []string `json:"taint,omitempty"`
+	// ArgsForm is the run's argument form (AuthorizeInput.ArgsForm).
+	ArgsForm int `json:"args_form,omitempty"`
 }
 
 // ExecuteOutput is the output of Execute.
@@ -601,7 +609,7 @@ func (a *Activities) Execute(ctx context.Context, in ExecuteInput) (ExecuteOutpu
 	if !known {
 		return ExecuteOutput{}, temporal.NewNonRetryableApplicationError("unknown tool "+call.Name, warden.ErrTypeUnknownTool, nil)
 	}
-	argsHash, err := warden.ArgsHash(call.Args)
+	argsHash, err := warden.ArgsHashForm(call.Args, in.ArgsForm)
 	if err == nil {
 		err = a.Tools.Validate(call.Name, call.Args)
 	}
@@ -707,7 +715,7 @@ func checkEvidence(in ExecuteInput, argsHash string, dec warden.Decision) error 
 	if ev == nil {
 		return errors.New("the policy requires approval and none was given")
 	}
-	want := warden.ApprovalRequestID(in.Run.WorkflowID, in.Step, in.Call.ID, in.Call.Name, argsHash, dec.PolicyRevision)
+	want := requestID(in.Run, in.ArgsForm, in.Step, in.Call, argsHash, dec.PolicyRevision)
 	if ev.RequestID != want {
 		return fmt.Errorf("approval %s does not match this call (expected %s: the arguments or the policy revision changed)", ev.RequestID, want)
 	}
@@ -725,6 +733,14 @@ func checkEvidence(in ExecuteInput, argsHash string, dec warden.Decision) error 
 		return fmt.Errorf("approval needs %d distinct approvers, got %d", quorum, len(seen))
 	}
 	return nil
+}
+
+// requestID is the approval request ID of call in the run's argument form.
+func requestID(run RunRef, form, step int, call warden.ToolCall, argsHash, policyRevision string) string {
+	if form == warden.ArgsFormLegacy {
+		return warden.ApprovalRequestID(run.WorkflowID, step, call.ID, call.Name, argsHash, policyRevision)
+	}
+	return warden.RunApprovalRequestID(cmp.Or(run.ChainID, run.RunID), run.WorkflowID, step, call.ID, call.Name, argsHash, policyRevision)
 }
 
 // refuse records that Execute refused a call and returns the non-retryable error.

@@ -109,6 +109,8 @@ type run struct {
 	// asked for). Histories recorded before it replay the old way, where
 	// Execute re-decided with the grown taint and refused what Plan had
 	// allowed without asking anyone.
+	// The same version moves argument hashes to the canonical form and
+	// binds approval request IDs to the run (argsForm).
 	frozenTurn bool
 	// memo is the JSON of the pending requests last written to the memo
 	// ("" when the key is absent); memoVersion is the pending-memo
@@ -249,6 +251,7 @@ func (r *run) loop(ctx workflow.Context) (warden.RunResult, error) {
 				// Plan's decisions start their approval clocks at workflow time,
 				// as the Authorize local activity's do.
 				in.Authorize.RequestedAt = workflow.Now(ctx)
+				in.Authorize.ArgsForm = warden.ArgsFormCanonical
 			}
 		}
 		err := workflow.ExecuteActivity(planCtx, a.Plan, in).Get(ctx, &plan)
@@ -358,7 +361,7 @@ func (r *run) authorize(ctx workflow.Context, step int, call warden.ToolCall, ac
 	now := workflow.Now(ctx)
 	err := workflow.ExecuteLocalActivity(localCtx(ctx), a.Authorize, activities.AuthorizeInput{
 		Run: r.ref, Step: step, Call: call, RequestedAt: now, ApprovalTimeout: r.req.ApprovalTimeout,
-		Actor: actor, Revision: revision, Taint: slices.Clone(r.taint),
+		Actor: actor, Revision: revision, Taint: slices.Clone(r.taint), ArgsForm: r.argsForm(),
 	}).Get(ctx, &out)
 	if err == nil && out.Verdict == warden.VerdictRequireApproval && out.ExpiresAt.IsZero() {
 		out.ExpiresAt = now.Add(r.req.ApprovalTimeout) // histories recorded before policy-set expiry
@@ -516,6 +519,16 @@ func (r *run) handleCalls(ctx workflow.Context, step int, calls []warden.ToolCal
 	return msgs, stop, nil
 }
 
+// argsForm is how the run hashes tool arguments: the audit's canonical
+// form since frozen-turn (an auditor recomputes an approval's args hash
+// from the stored args, and request IDs are bound to the run).
+func (r *run) argsForm() int {
+	if r.frozenTurn {
+		return warden.ArgsFormCanonical
+	}
+	return warden.ArgsFormLegacy
+}
+
 // taintGrew reports that the run has seen untrusted content since cs was
 // decided, so the decision no longer holds for the run as it is now.
 func (r *run) taintGrew(cs *callState) bool {
@@ -574,6 +587,7 @@ func (r *run) execute(ctx workflow.Context, step int, cs *callState) error {
 	in := activities.ExecuteInput{Run: r.ref, Step: step, Call: cs.call, Taint: slices.Clone(r.taint)}
 	if r.frozenTurn {
 		in.Taint = slices.Clone(cs.taint) // the taint of the decision Execute enforces
+		in.ArgsForm = warden.ArgsFormCanonical
 	}
 	if p := cs.approval; p != nil {
 		in.Approval = &warden.ApprovalEvidence{RequestID: p.req.RequestID, ArgsHash: p.req.ArgsHash, Approvers: approvers(p)}

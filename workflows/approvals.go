@@ -94,6 +94,7 @@ func (r *run) openApproval(ctx workflow.Context, step int, cs *callState) *appro
 		PolicyRevision: dec.PolicyRevision,
 		RequestedAt:    now,
 		ExpiresAt:      cs.auth.ExpiresAt.UTC(),
+		ArgsForm:       r.argsForm(),
 	}}
 	if secs := dec.Obligations.EscalateAfterSeconds; secs > 0 {
 		p.escalateAt = now.Add(time.Duration(secs) * time.Second)
