@@ -110,8 +110,11 @@ func (c *Client) Decide(ctx context.Context, workflowID string, d ApprovalDecisi
 		err = h.Get(ctx, &receipt)
 	}
 	if err != nil {
+		// Only the workflow's explicit refusal is ErrApprovalInvalid; workers
+		// older than ErrTypeApprovalRefused refused with an untyped error
+		// whose message starts with ErrApprovalInvalid's text.
 		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) {
+		if errors.As(err, &appErr) && (appErr.Type() == ErrTypeApprovalRefused || strings.HasPrefix(appErr.Message(), ErrApprovalInvalid.Error()+": ")) {
 			return receipt, fmt.Errorf("%w: %s", ErrApprovalInvalid, strings.TrimPrefix(appErr.Message(), ErrApprovalInvalid.Error()+": "))
 		}
 		return receipt, fmt.Errorf("decide %s on %s: %w", d.RequestID, workflowID, err)

@@ -33,6 +33,9 @@ const (
 	ErrTypeModel = "WardenModel"
 	// ErrTypeAudit: the audit log could not be written.
 	ErrTypeAudit = "WardenAudit"
+	// ErrTypeApprovalRefused: the workflow refused an approval decision
+	// (ErrApprovalInvalid); Client.Decide maps only this type to ErrApprovalInvalid.
+	ErrTypeApprovalRefused = "WardenApprovalRefused"
 	// ErrTypeInvalidAudit: an audit event is invalid (ErrInvalidAuditEvent); never retried.
 	ErrTypeInvalidAudit = "WardenInvalidAudit"
 )

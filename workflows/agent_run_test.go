@@ -209,6 +209,9 @@ func TestApproveThroughUpdateRunsTheRefundOnce(t *testing.T) {
 	for i, want := range []string{"no pending approval request", "may not approve", "not among the approvers", "decision must be", "approver is required"} {
 		require.True(t, refused[i].finished, "update %d was never handled", i)
 		require.ErrorContains(t, refused[i].err, want)
+		var appErr *temporal.ApplicationError
+		require.ErrorAs(t, refused[i].err, &appErr)
+		require.Equal(t, warden.ErrTypeApprovalRefused, appErr.Type(), "a refusal is typed, so clients need not parse messages")
 	}
 	require.True(t, approved.finished)
 	require.NoError(t, approved.err)

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -41,10 +42,11 @@ func (r *run) registerHandlers(ctx workflow.Context) error {
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, warden.UpdateApprove,
 		func(ctx workflow.Context, d warden.ApprovalDecision) (warden.ApprovalReceipt, error) {
-			return r.decide(ctx, d, "update")
+			receipt, err := r.decide(ctx, d, "update")
+			return receipt, refusal(err)
 		},
 		workflow.UpdateHandlerOptions{
-			Validator: func(ctx workflow.Context, d warden.ApprovalDecision) error { return r.check(ctx, d) },
+			Validator: func(ctx workflow.Context, d warden.ApprovalDecision) error { return refusal(r.check(ctx, d)) },
 			Description: `Approve or reject a pending tool call. Payload: {"request_id": "apr_...", "decision": "approve" | "reject", ` +
 				`"approver": "<your name>", "reason": "..."}; optional "args": {...} to approve edited arguments (the policy decides again), ` +
 				`"signature" when the policy demands signed approvals. The request_id is in the run's details and the pending_approvals query.`,
@@ -73,6 +75,17 @@ func (r *run) registerHandlers(ctx workflow.Context) error {
 		}
 	})
 	return nil
+}
+
+// refusal types a refused decision (one wrapping warden.ErrApprovalInvalid)
+// as warden.ErrTypeApprovalRefused for the Update's caller, so a client
+// tells "the workflow said no" from anything else that failed (an audit
+// outage during an edit's re-authorisation is not a refusal).
+func refusal(err error) error {
+	if err != nil && errors.Is(err, warden.ErrApprovalInvalid) {
+		return temporal.NewNonRetryableApplicationError(err.Error(), warden.ErrTypeApprovalRefused, nil)
+	}
+	return err
 }
 
 // openApproval registers a pending approval request for a call.
