@@ -37,7 +37,7 @@ func input(tool string, risk warden.Risk, args string) warden.PolicyInput {
 		Step:        1,
 		Tool:        warden.PolicyTool{Name: tool, Known: true, Risk: risk},
 		Args:        json.RawMessage(args),
-		SandboxMode: "namespaces",
+		SandboxMode: "isolated",
 	}
 }
 

@@ -10,7 +10,7 @@ call(name, args) := {
 	"step": 1,
 	"tool": {"name": name, "known": true, "risk": "medium", "idempotent": false},
 	"args": args,
-	"sandbox_mode": "namespaces",
+	"sandbox_mode": "isolated",
 }
 
 # hinted is a call to a registered tool no rule names, with its author's risk hint.

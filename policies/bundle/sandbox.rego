@@ -6,14 +6,21 @@
 # is not empty.
 package warden.sandbox
 
-# weak_modes run tools without file system or network confinement. The
-# worker always reports its mode; inputs without one (policy unit tests,
-# callers that predate sandbox modes) are not judged here.
-weak_modes := {"process"}
+# strong_modes confine a tool's file system and network access. Any other
+# reported mode — "process", a mode this bundle does not know, a
+# non-string value — is degraded: an allow-list, so a new or misspelt
+# mode never counts as strong. The worker always reports its mode; inputs
+# without one (no key, or "": policy unit tests and Go callers that leave
+# PolicyInput.SandboxMode empty) are not judged here.
+strong_modes := {"isolated"}
 
 default degraded := false
 
-degraded if input.sandbox_mode in weak_modes
+degraded if {
+	"sandbox_mode" in object.keys(input)
+	input.sandbox_mode != ""
+	not input.sandbox_mode in strong_modes
+}
 
 # risky_effects are effects that reach beyond the workspace when nothing
 # confines the tool.
@@ -37,4 +44,4 @@ deny contains msg if {
 
 mode := input.sandbox_mode if is_string(input.sandbox_mode)
 
-default mode := ""
+default mode := "(not a string)"

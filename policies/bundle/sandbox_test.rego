@@ -31,6 +31,15 @@ test_unknown_or_missing_mode_is_not_judged_here if {
 	not sandbox.degraded with input as call("shell", "medium", ["exec"], "isolated")
 }
 
+test_unknown_modes_are_degraded if {
+	every m in ["isolated-lite", "Isolated", "none", "namespaces"] {
+		sandbox.degraded with input as call("shell", "medium", ["exec"], m)
+	}
+	sandbox.degraded with input as call("shell", "medium", ["exec"], {"mode": "isolated"})
+	d := authz.decision with input as call("shell", "medium", ["exec"], "isolated-lite")
+	d.allow == false
+}
+
 test_process_mode_refuses_high_risk_tools if {
 	d := authz.decision with input as call("custom_tool", "high", [], "process")
 	d.allow == false
