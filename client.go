@@ -30,9 +30,12 @@ func NewClient(tc client.Client, taskQueue string) *Client {
 
 // StartOptions tune Start.
 type StartOptions struct {
-	// ID is the workflow ID. Starting twice with the same ID returns the
-	// run already started under it (idempotent start). Empty means a new
-	// random ID "run-<tenant>-<hex>".
+	// ID is the workflow ID. While a run under it is open, starting again
+	// with the same ID returns that run (idempotent start: the ID conflict
+	// policy is use-existing). Once that run has closed (completed, failed,
+	// cancelled, terminated), the same ID starts a new run under it, with a
+	// new run ID (Temporal's default ID reuse policy, allow-duplicate).
+	// Empty means a new random ID "run-<tenant>-<hex>".
 	ID string
 }
 

@@ -72,8 +72,9 @@ func ExampleClient_Inbox() {
 }
 
 // Start a run under an ID the backend chooses (an order number, a ticket
-// ID): starting again with the same ID returns the run already started, so
-// a retried HTTP request never starts a second agent.
+// ID): while that run is open, starting again with the same ID returns it,
+// so a retried HTTP request never starts a second agent. After it has
+// closed, the same ID starts a new run.
 func ExampleClient_Start() {
 	ctx := context.Background()
 	c := warden.NewClient(temporalClient, "") // "" = the default task queue, "warden"

@@ -8,8 +8,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestWorkflowsLinkNoSideEffects proves the dependency direction of
-// DESIGN.md: the workflows package (and every Warden package it links)
+// TestWorkflowsLinkNoSideEffects proves the workflows package's dependency
+// direction: the workflows package (and every Warden package it links)
 // reaches no database, policy engine, sandbox, model client or audit store,
 // and no Warden package it links imports os/exec or net/http itself. (The
 // Temporal SDK links net/http through gRPC; that is the SDK's business.)

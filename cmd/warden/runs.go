@@ -86,7 +86,7 @@ func newRunCmd() *cobra.Command {
 	fs.IntVar(&req.Budget.MaxSteps, "max-steps", 0, "maximum model calls (default 20)")
 	fs.IntVar(&req.Budget.MaxTokens, "max-tokens", 0, "maximum tokens over all model calls (default 200000)")
 	fs.DurationVar(&timeout, "approval-timeout", 0, "how long a call waits for approval before it is rejected (default 24h)")
-	fs.StringVar(&id, "id", "", "workflow ID; starting again with the same ID returns the same run")
+	fs.StringVar(&id, "id", "", "workflow ID; while a run under it is open, starting again with it returns that run; after it closed, it starts a new one")
 	fs.BoolVar(&wait, "wait", false, "wait for the run to finish and print its result")
 	return cmd
 }

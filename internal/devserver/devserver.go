@@ -1,6 +1,6 @@
 // Package devserver finds and starts the local Temporal dev server (Temporal
 // CLI v1.5.1, built once per machine) with Warden's search attributes and
-// the dispatch tuning FACTS.md measured. `warden dev` and the integration
+// the dispatch tuning BENCHMARKS.md runs with. `warden dev` and the integration
 // tests share it.
 package devserver
 
@@ -104,7 +104,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	args := []string{
-		// FACTS.md: the single-shard dev server reads its transfer queue at 20/s
+		// The single-shard dev server reads its transfer queue at 20/s
 		// by default; 100 makes each dispatch ~5x faster without burning CPU.
 		"--dynamic-config-value", "history.transferProcessorMaxPollRPS=100",
 		"--dynamic-config-value", "system.enableActivityEagerExecution=true",
