@@ -384,9 +384,13 @@ func planRetryRecord(e warden.AuditEvent) bool {
 	default:
 		return false
 	}
-	for n := 2; n <= 50; n++ {
-		if e.ID == warden.EventID(e.WorkflowID, e.RunID, e.Step, e.CallID, e.Type, fmt.Sprintf("attempt-%d", n)) {
-			return true
+	for n := 1; n <= 50; n++ {
+		// attempt-N: a retried Plan's records; taint-N: a later call of an
+		// answer decided again after an earlier one tainted the run.
+		for _, rev := range []string{"attempt-%d", "taint-%d"} {
+			if e.ID == warden.EventID(e.WorkflowID, e.RunID, e.Step, e.CallID, e.Type, fmt.Sprintf(rev, n)) {
+				return true
+			}
 		}
 	}
 	return false
