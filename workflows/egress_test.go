@@ -3,6 +3,7 @@ package workflows_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -21,14 +22,7 @@ import (
 // audit log; a host nobody granted is denied before anything connects.
 func TestEgressIsGrantedByPolicyAndAudited(t *testing.T) {
 	t.Parallel()
-	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, "hello from the granted host")
-	}))
-	defer site.Close()
-	host := strings.TrimPrefix(site.URL, "http://")
-
-	grant, _ := json.Marshal(map[string]any{"allowed_hosts": []string{host}})
-	policyDir := teststack.PolicyDir(t, map[string]string{"warden/network/data.json": string(grant)})
+	site, host, policyDir := grantedSite(t, nil)
 
 	h := newHarnessWith(t, worker.Config{PolicyDir: policyDir})
 	require.NoError(t, h.deps.Scripted.Add(llm.Scenario{Name: "fetch", Turns: []llm.Turn{
@@ -56,4 +50,20 @@ func TestEgressIsGrantedByPolicyAndAudited(t *testing.T) {
 	require.Contains(t, egress[0].Message, "connected to "+host)
 	require.Contains(t, egress[0].Message, "address "+host, "the audit names the address dialed")
 	require.Contains(t, string(egress[0].Result), `"address":"`+host+`"`)
+}
+
+// grantedSite serves "hello from the granted host" and returns its URL,
+// its host:port and a policy directory (the default bundle plus extra
+// files) that grants egress to it.
+func grantedSite(t *testing.T, extra map[string]string) (site *httptest.Server, host, policyDir string) {
+	t.Helper()
+	site = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "hello from the granted host")
+	}))
+	t.Cleanup(site.Close)
+	host = strings.TrimPrefix(site.URL, "http://")
+	grant, _ := json.Marshal(map[string]any{"allowed_hosts": []string{host}})
+	files := map[string]string{"warden/network/data.json": string(grant)}
+	maps.Copy(files, extra)
+	return site, host, teststack.PolicyDir(t, files)
 }

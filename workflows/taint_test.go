@@ -3,8 +3,6 @@ package workflows_test
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wardenhq/warden"
-	"github.com/wardenhq/warden/internal/teststack"
 	"github.com/wardenhq/warden/llm"
 	"github.com/wardenhq/warden/worker"
 )
@@ -26,16 +23,7 @@ import (
 // decision it enforces was taken with.
 func TestLaterCallOfATurnIsReauthorizedWhenTheTaintGrew(t *testing.T) {
 	t.Parallel()
-	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, "hello from the granted host")
-	}))
-	defer site.Close()
-	host := strings.TrimPrefix(site.URL, "http://")
-	grant, _ := json.Marshal(map[string]any{"allowed_hosts": []string{host}})
-	policyDir := teststack.PolicyDir(t, map[string]string{
-		"warden/network/data.json": string(grant),
-		"warden/groups/data.json":  `{"approvers": ["alice"]}`,
-	})
+	site, _, policyDir := grantedSite(t, map[string]string{"warden/groups/data.json": `{"approvers": ["alice"]}`})
 
 	h := newHarnessWith(t, worker.Config{PolicyDir: policyDir})
 	require.NoError(t, h.deps.Scripted.Add(llm.Scenario{Name: "shell_then_fetch", Turns: []llm.Turn{
