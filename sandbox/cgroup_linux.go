@@ -296,6 +296,12 @@ func (cg *cgroups) sweep() {
 }
 
 // create makes a run's cgroup with lim's memory and process limits.
+// initTasks is the room pids.max leaves for the init's own threads on top
+// of Limits.Processes: the init (a Go runtime limited to one P) runs a
+// handful, and a program that filled pids.max would otherwise stop it from
+// starting the thread it needs to reap, catch a signal or report.
+const initTasks = 16
+
 func (cg *cgroups) create(lim Limits) (*runCgroup, error) {
 	cg.retryStale()
 	name := fmt.Sprintf("%d-%d", os.Getpid(), cgroupSeq.Add(1))
@@ -317,7 +323,7 @@ func (cg *cgroups) create(lim Limits) (*runCgroup, error) {
 	}
 	pids := "max"
 	if lim.Processes > 0 {
-		pids = strconv.FormatUint(lim.Processes, 10)
+		pids = strconv.FormatUint(lim.Processes+initTasks, 10)
 	}
 	var writes [][3]string // dir, file, value
 	if cg.version == 2 {

@@ -444,3 +444,57 @@ func TestCPUsNegativeMeansNoCap(t *testing.T) {
 	require.Equal(t, 0, res.ExitCode, "%s", res.Stderr)
 	require.False(t, res.CPUThrottled)
 }
+
+// Class: limits meant for the program starve the init. The init (PID 1,
+// a Go runtime with over a gigabyte of address space reserved) must not
+// run under the program's address-space, process or file limits: under
+// them it cannot start a thread or grow its heap, dies mid-run and the
+// run's report is lost. Judged from inside: /proc/1/limits against
+// /proc/self/limits.
+func TestHostileLimitsBindOnlyTheProgram(t *testing.T) {
+	t.Parallel()
+	res := run(t, sandbox.Spec{
+		Argv:   []string{"sh", "-c", "cat /proc/1/limits; echo ===; cat /proc/self/limits"},
+		Limits: sandbox.Limits{AddressSpace: 64 << 20, Processes: 16, FileSize: 1 << 20, OpenFiles: 64},
+	})
+	require.Equal(t, 0, res.ExitCode, "%s", res.Stderr)
+	initLimits, selfLimits, ok := strings.Cut(string(res.Stdout), "===\n")
+	require.True(t, ok, "%s", res.Stdout)
+	own, err := os.ReadFile("/proc/self/limits")
+	require.NoError(t, err)
+	for _, name := range []string{"Max address space", "Max file size", "Max open files"} {
+		require.Equal(t, limitLine(t, string(own), name), limitLine(t, initLimits, name), "the init runs under the program's %q", name)
+	}
+	require.NotContains(t, limitLine(t, initLimits, "Max processes"), " 16 ")
+	require.Contains(t, limitLine(t, selfLimits, "Max address space"), " 67108864 ")
+	require.Contains(t, limitLine(t, selfLimits, "Max open files"), " 64 ")
+}
+
+// A program that keeps the init busy (signals it must catch, children
+// it must reap) under a tight address-space and process limit: the init
+// outlives it and reports its exit.
+func TestHostileLimitsInitSurvivesABusyProgram(t *testing.T) {
+	t.Parallel()
+	// Orphans (the subshell's background true) are the init's to reap; a
+	// fork the process limit refuses is the program's problem, not the
+	// init's.
+	script := `i=0; while [ $i -lt 200 ]; do kill -USR1 1; kill -TERM 1; (true &) 2>/dev/null; i=$((i+1)); done; echo survived; exit 7`
+	res := run(t, sandbox.Spec{
+		Argv:   []string{"sh", "-c", script},
+		Limits: sandbox.Limits{AddressSpace: 32 << 20, Processes: 8, Timeout: 20 * time.Second},
+	})
+	require.Equal(t, 7, res.ExitCode, "stdout %q stderr %q", res.Stdout, res.Stderr)
+	require.Contains(t, string(res.Stdout), "survived")
+}
+
+// limitLine is the line of a /proc/PID/limits text for the named limit.
+func limitLine(t *testing.T, limits, name string) string {
+	t.Helper()
+	for _, l := range strings.Split(limits, "\n") {
+		if strings.HasPrefix(l, name+" ") {
+			return strings.Join(strings.Fields(l), " ") + " "
+		}
+	}
+	t.Fatalf("no %q in %s", name, limits)
+	return ""
+}

@@ -27,6 +27,9 @@ func Init() {
 	// Capabilities, no_new_privs, Landlock and seccomp are per thread: the
 	// init applies them on this thread and forks or execs from it.
 	runtime.LockOSThread()
+	// One P: the init needs no parallelism, and fewer threads leave the
+	// run's pids.max to the program (see initTasks).
+	runtime.GOMAXPROCS(1)
 	os.Exit(initMain())
 }
 
@@ -292,21 +295,12 @@ func runIsolated(cfg initConfig, fail func(string, int, error) int, status *os.F
 	if err != nil {
 		return fail(stageSetup, 125, err)
 	}
-	attr := &syscall.ProcAttr{
-		Dir:   dir,
-		Env:   cfg.Env,
-		Files: []uintptr{0, 1, 2},
-		Sys:   &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
-	}
-	// The rlimits bind the init too, so they come last: the Go runtime of
-	// the init allocates nothing large after this point.
-	for _, rl := range cfg.Rlimits {
-		lim := unix.Rlimit{Cur: rl.Cur, Max: rl.Max}
-		if err := unix.Setrlimit(rl.Resource, &lim); err != nil {
-			return fail(stageSetup, 125, fmt.Errorf("set %s to %d: %w", rl.Name, rl.Cur, err))
-		}
-	}
-	pid, err := syscall.ForkExec(path, cfg.Argv, attr)
+	// The program's rlimits bind only the program: the child sets them
+	// between fork and exec (spawn). Bound by the program's address-space
+	// or process limit for the whole run, the init's Go runtime could not
+	// start a thread or grow its heap and would die (pthread_create
+	// failed), taking the run's report with it.
+	pid, err := spawn(path, cfg.Argv, cfg.Env, dir, cfg.Rlimits)
 	if err != nil {
 		code := 126
 		if errors.Is(err, syscall.ENOENT) {

@@ -104,7 +104,8 @@ type Limits struct {
 	// RLIMIT_NPROC in isolated mode, where it counts the processes of the
 	// run's own user namespace, and nothing in process mode (there
 	// RLIMIT_NPROC would count every process of the worker's uid on the
-	// host). Zero means DefaultProcesses.
+	// host). Zero means DefaultProcesses. The isolated init's own threads
+	// are not counted: the cgroup leaves room for a handful more.
 	Processes uint64
 	// CPUs caps the CPU time of the whole run per second of wall time, in
 	// cores (0.5 is half a core), through the run's cgroup (cpu.max, or
