@@ -34,7 +34,7 @@ const (
 	// ErrTypeAudit: the audit log could not be written.
 	ErrTypeAudit = "WardenAudit"
 	// ErrTypeApprovalRefused: the workflow refused an approval decision
-	// (ErrApprovalInvalid); Client.Decide maps only this type to ErrApprovalInvalid.
+	// (ErrApprovalInvalid); client.Client.Decide maps only this type to ErrApprovalInvalid.
 	ErrTypeApprovalRefused = "WardenApprovalRefused"
 	// ErrTypeInvalidAudit: an audit event is invalid (ErrInvalidAuditEvent); never retried.
 	ErrTypeInvalidAudit = "WardenInvalidAudit"

@@ -165,7 +165,7 @@ func (u Usage) Add(v Usage) Usage {
 }
 
 // RunResult is the single output of the AgentRun workflow. A cancelled run
-// ends with Temporal's cancellation instead; Client.Result turns that into a
+// ends with Temporal's cancellation instead; client.Client.Result turns that into a
 // RunResult with StatusCancelled.
 type RunResult struct {
 	Status RunStatus `json:"status"`

@@ -25,6 +25,7 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/wardenhq/warden"
+	wclient "github.com/wardenhq/warden/client"
 	"github.com/wardenhq/warden/llm"
 	"github.com/wardenhq/warden/worker"
 )
@@ -58,14 +59,14 @@ type ParkedOptions struct {
 	Progress      io.Writer
 	ProgressEvery time.Duration
 	// QueryTimeout and UpdateTimeout are the approval path's
-	// (warden.PendingOptions, warden.DecideOptions); zero keeps their defaults.
+	// (wclient.PendingOptions, wclient.DecideOptions); zero keeps their defaults.
 	QueryTimeout  time.Duration
 	UpdateTimeout time.Duration
 	// Approver names who approves; default "alice" (a refund approver of
 	// the default policy).
 	Approver string
 	// SignalOnly approves through the Signal alone
-	// (warden.DecideOptions.SignalOnly) instead of the Update first.
+	// (wclient.DecideOptions.SignalOnly) instead of the Update first.
 	SignalOnly bool
 	// Workers, when positive, runs that many worker processes on the
 	// benchmark's task queue (WorkerCommand with connection flags) instead
@@ -155,7 +156,7 @@ func (f *failures) count() int {
 
 // Parked starts Runs runs that each wait for a refund approval, measures
 // the worker's memory once all are parked, then approves them all (the
-// pending request through warden.Client.Pending, the decision through
+// pending request through wclient.Client.Pending, the decision through
 // DecideOrSignal) and measures how fast they complete. A run that fails
 // does not stop the others: the report lists it, and the error returned
 // (after the report is complete) says how many failed.
@@ -208,7 +209,7 @@ func Parked(ctx context.Context, opts ParkedOptions) (ParkedReport, error) {
 		return fmt.Sprintf("%.0f", float64(rss)/(1<<20))
 	}
 
-	wc := warden.NewClient(opts.Client, cfg.TaskQueue)
+	wc := wclient.New(opts.Client, cfg.TaskQueue)
 	ids := make([]string, opts.Runs)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("%s-%d", cfg.TaskQueue, i)
@@ -228,7 +229,7 @@ func Parked(ctx context.Context, opts ParkedOptions) (ParkedReport, error) {
 		_, err := wc.Start(ctx, warden.RunRequest{
 			Tenant: "bench", Requester: "bench", Goal: "refund order P-1", Model: llm.ScriptedModelPrefix + parkedScenario.Name,
 			Budget: warden.Budget{MaxSteps: 4, MaxTokens: 1 << 20},
-		}, warden.StartOptions{ID: id})
+		}, wclient.StartOptions{ID: id})
 		if err != nil {
 			failed.add(id, "start", err)
 			return err
@@ -288,11 +289,11 @@ func Parked(ctx context.Context, opts ParkedOptions) (ParkedReport, error) {
 // or the memo when no worker answers), approves it (the Update, or the
 // Signal when no worker completes the Update in time) and waits for the
 // run to complete.
-func approve(ctx context.Context, wc *warden.Client, opts ParkedOptions, id string, fromMemo, viaSignal, decided *atomic.Int64) error {
-	var pending warden.PendingResult
+func approve(ctx context.Context, wc *wclient.Client, opts ParkedOptions, id string, fromMemo, viaSignal, decided *atomic.Int64) error {
+	var pending wclient.PendingResult
 	var err error
 	for attempt := range 3 { // the memo read needs only the server; retry its hiccups
-		if pending, err = wc.Pending(ctx, id, warden.PendingOptions{QueryTimeout: opts.QueryTimeout}); err == nil {
+		if pending, err = wc.Pending(ctx, id, wclient.PendingOptions{QueryTimeout: opts.QueryTimeout}); err == nil {
 			break
 		}
 		time.Sleep(time.Duration(attempt+1) * time.Second)
@@ -300,19 +301,19 @@ func approve(ctx context.Context, wc *warden.Client, opts ParkedOptions, id stri
 	if err != nil {
 		return err
 	}
-	if pending.Source == warden.PendingSourceMemo {
+	if pending.Source == wclient.PendingSourceMemo {
 		fromMemo.Add(1)
 	}
 	if len(pending.Requests) != 1 {
 		return fmt.Errorf("%d pending approvals (from the %s), want 1", len(pending.Requests), pending.Source)
 	}
 	res, err := wc.DecideOrSignal(ctx, id, warden.ApprovalDecision{RequestID: pending.Requests[0].RequestID, Decision: "approve", Approver: cmp.Or(opts.Approver, "alice"), Reason: "benchmark"},
-		warden.DecideOptions{UpdateTimeout: opts.UpdateTimeout, QueryTimeout: opts.QueryTimeout, SignalOnly: opts.SignalOnly})
+		wclient.DecideOptions{UpdateTimeout: opts.UpdateTimeout, QueryTimeout: opts.QueryTimeout, SignalOnly: opts.SignalOnly})
 	if err != nil {
 		return err
 	}
 	decided.Add(1)
-	if res.Via == warden.DecidedViaSignal {
+	if res.Via == wclient.DecidedViaSignal {
 		viaSignal.Add(1)
 	}
 	out, err := wc.Result(ctx, id)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/wardenhq/warden"
 	"github.com/wardenhq/warden/audit"
+	"github.com/wardenhq/warden/client"
 	"github.com/wardenhq/warden/internal/testenv"
 	"github.com/wardenhq/warden/tools"
 )
@@ -72,12 +73,12 @@ func TestWorkerKilledAtRandom(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	c := warden.NewClient(srv.Client(), queue)
+	c := client.New(srv.Client(), queue)
 	ids := make([]string, runs)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("chaos-%s-%d", queue, i)
 		_, err := c.Start(ctx, warden.RunRequest{Tenant: "acme", Requester: "dana", Goal: "chaos", Model: "scripted/demo"},
-			warden.StartOptions{ID: ids[i]})
+			client.StartOptions{ID: ids[i]})
 		require.NoError(t, err)
 	}
 

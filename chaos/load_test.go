@@ -17,6 +17,7 @@ import (
 	"github.com/wardenhq/warden"
 	"github.com/wardenhq/warden/activities"
 	"github.com/wardenhq/warden/audit"
+	"github.com/wardenhq/warden/client"
 	"github.com/wardenhq/warden/tools"
 )
 
@@ -24,7 +25,7 @@ import (
 // non-idempotent refund) at a steady pace, approves whatever waits, and
 // collects the results, riding out a server that comes and goes.
 type demoLoad struct {
-	c      *warden.Client
+	c      *client.Client
 	tenant string
 	prefix string
 
@@ -35,7 +36,7 @@ type demoLoad struct {
 	wg      sync.WaitGroup
 }
 
-func newDemoLoad(c *warden.Client, tenant, prefix string) *demoLoad {
+func newDemoLoad(c *client.Client, tenant, prefix string) *demoLoad {
 	return &demoLoad{c: c, tenant: tenant, prefix: prefix, results: map[string]warden.RunResult{}, errs: map[string]error{}}
 }
 
@@ -51,7 +52,7 @@ func (l *demoLoad) start(ctx context.Context, t *testing.T, n int, gap time.Dura
 		req := warden.RunRequest{Tenant: l.tenant, Requester: "dana", Goal: "chaos", Model: "scripted/demo"}
 		// The server may be down for a moment: starting is idempotent by ID.
 		require.NoError(t, retry(ctx, func() error {
-			_, err := l.c.Start(ctx, req, warden.StartOptions{ID: id})
+			_, err := l.c.Start(ctx, req, client.StartOptions{ID: id})
 			return err
 		}), id)
 		l.mu.Lock()

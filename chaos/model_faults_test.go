@@ -23,6 +23,7 @@ import (
 	"github.com/wardenhq/warden"
 	"github.com/wardenhq/warden/activities"
 	"github.com/wardenhq/warden/audit"
+	"github.com/wardenhq/warden/client"
 	"github.com/wardenhq/warden/internal/testenv"
 	"github.com/wardenhq/warden/llm"
 	"github.com/wardenhq/warden/worker"
@@ -210,7 +211,7 @@ func TestModelFaultsUnderLoad(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	c := warden.NewClient(srv.Client(), cfg.TaskQueue)
+	c := client.New(srv.Client(), cfg.TaskQueue)
 	tenant := "acme"
 	type run struct {
 		id, model string
@@ -234,7 +235,7 @@ func TestModelFaultsUnderLoad(t *testing.T) {
 	for _, r := range list {
 		r.started = time.Now()
 		_, err := c.Start(ctx, warden.RunRequest{Tenant: tenant, Requester: "dana", Goal: "goal of " + r.id, Model: r.model},
-			warden.StartOptions{ID: r.id})
+			client.StartOptions{ID: r.id})
 		require.NoError(t, err)
 		wg.Add(1)
 		go func() {

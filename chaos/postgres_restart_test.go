@@ -10,8 +10,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/wardenhq/warden"
 	"github.com/wardenhq/warden/audit"
+	"github.com/wardenhq/warden/client"
 	"github.com/wardenhq/warden/internal/testenv"
 	"github.com/wardenhq/warden/internal/teststack"
 	"github.com/wardenhq/warden/worker"
@@ -48,7 +48,7 @@ func TestPostgresRestartedMidRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	const tenant = "acme"
-	load := newDemoLoad(warden.NewClient(srv.Client(), cfg.TaskQueue), tenant, cfg.TaskQueue)
+	load := newDemoLoad(client.New(srv.Client(), cfg.TaskQueue), tenant, cfg.TaskQueue)
 	approveCtx, stopApproving := context.WithCancel(ctx)
 	defer stopApproving()
 	go load.approve(approveCtx)

@@ -20,8 +20,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
 
-	"github.com/wardenhq/warden"
 	"github.com/wardenhq/warden/audit"
+	wclient "github.com/wardenhq/warden/client"
 	"github.com/wardenhq/warden/internal/devserver"
 	"github.com/wardenhq/warden/internal/testenv"
 	"github.com/wardenhq/warden/internal/teststack"
@@ -87,7 +87,7 @@ func TestTemporalRestartedMidRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	tenant := "acme-" + testenv.RandomHex(3)
-	load := newDemoLoad(warden.NewClient(tc, cfg.TaskQueue), tenant, cfg.TaskQueue)
+	load := newDemoLoad(wclient.New(tc, cfg.TaskQueue), tenant, cfg.TaskQueue)
 	approveCtx, stopApproving := context.WithCancel(ctx)
 	defer stopApproving()
 	go load.approve(approveCtx)

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/client"
 	"github.com/wardenhq/warden/internal/devserver"
 	"github.com/wardenhq/warden/internal/testenv"
 	"github.com/wardenhq/warden/internal/teststack"
@@ -25,7 +26,7 @@ func TestMain(m *testing.M) {
 // stack is a dev server with the Web UI and a worker (SQLite audit).
 type stack struct {
 	srv    *devserver.Server
-	client *warden.Client
+	client *client.Client
 	cfg    worker.Config
 }
 
@@ -39,7 +40,7 @@ func startStack(t *testing.T) *stack {
 		Logger:          slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	teststack.RunWorker(t, cfg)
-	return &stack{srv: srv, client: warden.NewClient(srv.Client(), cfg.TaskQueue), cfg: cfg}
+	return &stack{srv: srv, client: client.New(srv.Client(), cfg.TaskQueue), cfg: cfg}
 }
 
 // startRefund starts a refund run and waits for its approval request.
@@ -49,7 +50,7 @@ func (s *stack) startRefund(t *testing.T, timeout time.Duration) (string, warden
 	_, err := s.client.Start(context.Background(), warden.RunRequest{
 		Tenant: "acme", Requester: "dana", Goal: "Refund order A-1: the parcel arrived damaged.",
 		Model: "scripted/refund", ApprovalTimeout: timeout,
-	}, warden.StartOptions{ID: id})
+	}, client.StartOptions{ID: id})
 	require.NoError(t, err)
 	var pending []warden.ApprovalRequest
 	require.Eventually(t, func() bool {

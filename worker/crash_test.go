@@ -14,6 +14,7 @@ import (
 
 	"github.com/wardenhq/warden"
 	"github.com/wardenhq/warden/audit"
+	"github.com/wardenhq/warden/client"
 	"github.com/wardenhq/warden/internal/testenv"
 	"github.com/wardenhq/warden/tools"
 )
@@ -32,7 +33,7 @@ func buildWarden(t *testing.T) string {
 type processStack struct {
 	bin, dsn, dataDir string
 	env               []string
-	client            *warden.Client
+	client            *client.Client
 }
 
 func newProcessStack(t *testing.T, prefix string, extraEnv ...string) *processStack {
@@ -46,7 +47,7 @@ func newProcessStack(t *testing.T, prefix string, extraEnv ...string) *processSt
 		"WARDEN_DATABASE_URL="+p.dsn,
 		"WARDEN_DATA_DIR="+p.dataDir,
 	), extraEnv...)
-	p.client = warden.NewClient(srv.Client(), queue)
+	p.client = client.New(srv.Client(), queue)
 	return p
 }
 
@@ -66,7 +67,7 @@ func (p *processStack) ledgerPath() string { return filepath.Join(p.dataDir, "re
 func (p *processStack) refundInFlight(t *testing.T, id string, poll time.Duration) {
 	t.Helper()
 	ctx := context.Background()
-	_, err := p.client.Start(ctx, refundRequest(), warden.StartOptions{ID: id})
+	_, err := p.client.Start(ctx, refundRequest(), client.StartOptions{ID: id})
 	require.NoError(t, err)
 	var pending []warden.ApprovalRequest
 	require.Eventually(t, func() bool {

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/client"
 	"github.com/wardenhq/warden/internal/testenv"
 	"github.com/wardenhq/warden/internal/teststack"
 	"github.com/wardenhq/warden/worker"
@@ -69,11 +70,11 @@ func TestMetricsAfterRunsOnDevServerAndPostgres(t *testing.T) {
 		Logger:          slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	teststack.RunWorker(t, cfg)
-	c := warden.NewClient(srv.Client(), cfg.TaskQueue)
+	c := client.New(srv.Client(), cfg.TaskQueue)
 	ctx := context.Background()
 
 	// An approved refund, an allowed shell command, a denied one.
-	refund, err := c.Start(ctx, warden.RunRequest{Tenant: "acme", Requester: "dana", Goal: "refund", Model: "scripted/refund"}, warden.StartOptions{})
+	refund, err := c.Start(ctx, warden.RunRequest{Tenant: "acme", Requester: "dana", Goal: "refund", Model: "scripted/refund"}, client.StartOptions{})
 	require.NoError(t, err)
 	var pending []warden.ApprovalRequest
 	require.Eventually(t, func() bool {
@@ -82,7 +83,7 @@ func TestMetricsAfterRunsOnDevServerAndPostgres(t *testing.T) {
 	}, time.Minute, 100*time.Millisecond)
 	_, err = c.Decide(ctx, refund.WorkflowID, warden.ApprovalDecision{RequestID: pending[0].RequestID, Decision: "approve", Approver: "alice"})
 	require.NoError(t, err)
-	for _, h := range []warden.RunHandle{refund, start(t, c, "globex", "scripted/echo"), start(t, c, "globex", "scripted/denied")} {
+	for _, h := range []client.RunHandle{refund, start(t, c, "globex", "scripted/echo"), start(t, c, "globex", "scripted/denied")} {
 		res, err := c.Result(ctx, h.WorkflowID)
 		require.NoError(t, err)
 		require.Equal(t, warden.StatusCompleted, res.Status, h.WorkflowID)
@@ -134,9 +135,9 @@ func TestMetricsAfterRunsOnDevServerAndPostgres(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 }
 
-func start(t *testing.T, c *warden.Client, tenant, model string) warden.RunHandle {
+func start(t *testing.T, c *client.Client, tenant, model string) client.RunHandle {
 	t.Helper()
-	h, err := c.Start(context.Background(), warden.RunRequest{Tenant: tenant, Requester: "dana", Goal: "g", Model: model}, warden.StartOptions{})
+	h, err := c.Start(context.Background(), warden.RunRequest{Tenant: tenant, Requester: "dana", Goal: "g", Model: model}, client.StartOptions{})
 	require.NoError(t, err)
 	return h
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/wardenhq/warden"
 	"github.com/wardenhq/warden/audit"
+	"github.com/wardenhq/warden/client"
 	"github.com/wardenhq/warden/internal/testenv"
 	"github.com/wardenhq/warden/worker"
 )
@@ -46,9 +47,9 @@ func TestWorkerSignsAndAnchorsItsSeals(t *testing.T) {
 		t.Fatalf("worker stopped before polling: %v", err)
 	}
 
-	c := warden.NewClient(srv.Client(), cfg.TaskQueue)
+	c := client.New(srv.Client(), cfg.TaskQueue)
 	id := "seal-" + testenv.RandomHex(4)
-	_, err = c.Start(ctx, refundRequest(), warden.StartOptions{ID: id})
+	_, err = c.Start(ctx, refundRequest(), client.StartOptions{ID: id})
 	require.NoError(t, err)
 	var pending []warden.ApprovalRequest
 	require.Eventually(t, func() bool {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/wardenhq/warden"
 	"github.com/wardenhq/warden/activities"
+	wclient "github.com/wardenhq/warden/client"
 	"github.com/wardenhq/warden/internal/testenv"
 	"github.com/wardenhq/warden/internal/teststack"
 	"github.com/wardenhq/warden/sandbox"
@@ -183,10 +184,10 @@ func TestWorkerRemovesTheWorkspaceWhenTheRunEnds(t *testing.T) {
 		Logger:                 slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	teststack.RunWorker(t, cfg)
-	c := warden.NewClient(srv.Client(), cfg.TaskQueue)
+	c := wclient.New(srv.Client(), cfg.TaskQueue)
 	ctx := context.Background()
 	id := "it-sweep-" + testenv.RandomHex(4)
-	h, err := c.Start(ctx, refundRequest(), warden.StartOptions{ID: id})
+	h, err := c.Start(ctx, refundRequest(), wclient.StartOptions{ID: id})
 	require.NoError(t, err)
 	var pending []warden.ApprovalRequest
 	require.Eventually(t, func() bool {

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/client"
 	"github.com/wardenhq/warden/internal/testenv"
 	"github.com/wardenhq/warden/internal/teststack"
 	"github.com/wardenhq/warden/worker"
@@ -35,7 +36,7 @@ func TestTracesCoverWorkflowActivitiesModelToolAndAudit(t *testing.T) {
 		Logger:          slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	teststack.RunWorker(t, cfg)
-	c := warden.NewClient(srv.Client(), cfg.TaskQueue)
+	c := client.New(srv.Client(), cfg.TaskQueue)
 	h := start(t, c, "acme", "scripted/echo")
 	res, err := c.Result(context.Background(), h.WorkflowID)
 	require.NoError(t, err)
@@ -91,7 +92,7 @@ func TestGenAISpansAndMetricsOfAnApprovedScriptedRun(t *testing.T) {
 		Logger:          slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	teststack.RunWorker(t, cfg)
-	c := warden.NewClient(srv.Client(), cfg.TaskQueue)
+	c := client.New(srv.Client(), cfg.TaskQueue)
 	ctx := context.Background()
 
 	// The scripted refund: a model call asking for issue_refund, which the

@@ -20,6 +20,7 @@ import (
 
 	"github.com/wardenhq/warden"
 	"github.com/wardenhq/warden/audit"
+	wclient "github.com/wardenhq/warden/client"
 	"github.com/wardenhq/warden/internal/devserver"
 	"github.com/wardenhq/warden/internal/testenv"
 	"github.com/wardenhq/warden/internal/teststack"
@@ -38,7 +39,7 @@ func TestMain(m *testing.M) {
 type stack struct {
 	srv    *devserver.Server
 	cfg    worker.Config
-	client *warden.Client
+	client *wclient.Client
 }
 
 func startStack(t *testing.T) *stack {
@@ -59,7 +60,7 @@ func startStackWith(t *testing.T, policyDir string) *stack {
 		Logger:          slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	teststack.RunWorker(t, cfg)
-	return &stack{srv: srv, cfg: cfg, client: warden.NewClient(srv.Client(), cfg.TaskQueue)}
+	return &stack{srv: srv, cfg: cfg, client: wclient.New(srv.Client(), cfg.TaskQueue)}
 }
 
 // waitPending polls until the run has a pending approval.
@@ -91,9 +92,9 @@ func TestApprovalsThroughUpdateAndSignalOnDevServerAndPostgres(t *testing.T) {
 
 	// Run 1: approved through the Update, after a refused self-approval.
 	id1 := "it-update-" + testenv.RandomHex(4)
-	h1, err := s.client.Start(ctx, refundRequest(), warden.StartOptions{ID: id1})
+	h1, err := s.client.Start(ctx, refundRequest(), wclient.StartOptions{ID: id1})
 	require.NoError(t, err)
-	again, err := s.client.Start(ctx, refundRequest(), warden.StartOptions{ID: id1})
+	again, err := s.client.Start(ctx, refundRequest(), wclient.StartOptions{ID: id1})
 	require.NoError(t, err)
 	require.Equal(t, h1.RunID, again.RunID, "starting with the same ID returns the same run")
 
@@ -117,7 +118,7 @@ func TestApprovalsThroughUpdateAndSignalOnDevServerAndPostgres(t *testing.T) {
 
 	// Run 2: approved through the Signal.
 	id2 := "it-signal-" + testenv.RandomHex(4)
-	_, err = s.client.Start(ctx, refundRequest(), warden.StartOptions{ID: id2})
+	_, err = s.client.Start(ctx, refundRequest(), wclient.StartOptions{ID: id2})
 	require.NoError(t, err)
 	p2 := s.waitPending(t, id2)
 	require.NotEqual(t, p1.RequestID, p2.RequestID, "request IDs are bound to the run")
@@ -189,7 +190,7 @@ func TestCancelOnDevServer(t *testing.T) {
 	s := startStack(t)
 	ctx := context.Background()
 	id := "it-cancel-" + testenv.RandomHex(4)
-	_, err := s.client.Start(ctx, refundRequest(), warden.StartOptions{ID: id})
+	_, err := s.client.Start(ctx, refundRequest(), wclient.StartOptions{ID: id})
 	require.NoError(t, err)
 	s.waitPending(t, id)
 	require.NoError(t, s.client.Cancel(ctx, id))
@@ -230,7 +231,7 @@ func TestEditAndOutOfOrderApprovalsOnDevServer(t *testing.T) {
 	ctx := context.Background()
 
 	edited := "it-edit-" + testenv.RandomHex(4)
-	_, err := s.client.Start(ctx, refundRequest(), warden.StartOptions{ID: edited})
+	_, err := s.client.Start(ctx, refundRequest(), wclient.StartOptions{ID: edited})
 	require.NoError(t, err)
 	p := s.waitPending(t, edited)
 	receipt, err := s.client.Decide(ctx, edited, warden.ApprovalDecision{RequestID: p.RequestID, Decision: "approve", Approver: "alice",
@@ -244,7 +245,7 @@ func TestEditAndOutOfOrderApprovalsOnDevServer(t *testing.T) {
 	two := "it-two-" + testenv.RandomHex(4)
 	req := refundRequest()
 	req.Model = "scripted/two_refunds"
-	_, err = s.client.Start(ctx, req, warden.StartOptions{ID: two})
+	_, err = s.client.Start(ctx, req, wclient.StartOptions{ID: two})
 	require.NoError(t, err)
 	var pending []warden.ApprovalRequest
 	require.Eventually(t, func() bool {
@@ -292,7 +293,7 @@ decision := {
 	s := startStackWith(t, dir)
 	ctx := context.Background()
 	id := "it-quorum-" + testenv.RandomHex(4)
-	_, err := s.client.Start(ctx, refundRequest(), warden.StartOptions{ID: id})
+	_, err := s.client.Start(ctx, refundRequest(), wclient.StartOptions{ID: id})
 	require.NoError(t, err)
 	p := s.waitPending(t, id)
 	store, err := audit.OpenPostgres(ctx, s.cfg.DatabaseURL)
@@ -334,7 +335,7 @@ func TestLongRunStaysSmall(t *testing.T) {
 	req := refundRequest()
 	req.Model = "scripted/loop"
 	req.Budget = warden.Budget{MaxSteps: 500, MaxTokens: 1 << 40}
-	_, err := s.client.Start(ctx, req, warden.StartOptions{ID: id})
+	_, err := s.client.Start(ctx, req, wclient.StartOptions{ID: id})
 	require.NoError(t, err)
 	waitCtx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()

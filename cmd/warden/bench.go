@@ -12,8 +12,8 @@ import (
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
-	"github.com/wardenhq/warden"
 	"github.com/wardenhq/warden/bench"
+	wclient "github.com/wardenhq/warden/client"
 	"github.com/wardenhq/warden/internal/devserver"
 	"github.com/wardenhq/warden/worker"
 )
@@ -197,8 +197,8 @@ starts its own dev server.`,
 	fs.StringVar(&opts.Approver, "approver", "alice", "who approves (the default policy lets alice, bob and carol approve refunds)")
 	fs.BoolVar(&opts.SignalOnly, "signal-only", false, "approve through the Signal alone (checked against the pending request first), not the Update")
 	fs.BoolVar(&quiet, "quiet", false, "print no progress lines")
-	fs.DurationVar(&opts.QueryTimeout, "query-timeout", warden.DefaultQueryTimeout, "how long to wait for the pending query before reading the run's memo")
-	fs.DurationVar(&opts.UpdateTimeout, "update-timeout", warden.DefaultUpdateTimeout, "how long to wait for the approve Update before sending the Signal")
+	fs.DurationVar(&opts.QueryTimeout, "query-timeout", wclient.DefaultQueryTimeout, "how long to wait for the pending query before reading the run's memo")
+	fs.DurationVar(&opts.UpdateTimeout, "update-timeout", wclient.DefaultUpdateTimeout, "how long to wait for the approve Update before sending the Signal")
 	fs.StringVar(&cfg.TemporalAddress, "address", "", "Temporal frontend; empty starts a dev server for the benchmark")
 	fs.StringVar(&cfg.Namespace, "namespace", "default", "Temporal namespace")
 	fs.StringVar(&cfg.DatabaseURL, "database-url", env("DATABASE_URL", ""), "PostgreSQL for the audit; empty uses SQLite")

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/client"
 	"github.com/wardenhq/warden/internal/testenv"
 	"github.com/wardenhq/warden/internal/teststack"
 	"github.com/wardenhq/warden/tools"
@@ -106,7 +107,7 @@ func TestCLIRunApproveAudit(t *testing.T) {
 
 	require.Eventually(t, func() bool {
 		out, err := cli(t, append([]string{"approvals", "--tenant", "acme", "--risk", "high", "-o", "json"}, conn...)...)
-		var inbox []warden.InboxEntry
+		var inbox []client.InboxEntry
 		return err == nil && json.Unmarshal([]byte(out), &inbox) == nil && len(inbox) == 1 &&
 			inbox[0].WorkflowID == id && inbox[0].PendingTool == "issue_refund" && inbox[0].Requester == "dana"
 	}, 30*time.Second, 300*time.Millisecond, "warden approvals lists the waiting run")

@@ -132,7 +132,7 @@ func TestComposeStackMatchesWorkerConfig(t *testing.T) {
 	cfg = cfg.WithDefaults()
 	require.NoError(t, cfg.Validate())
 	require.Equal(t, "isolated", cfg.SandboxMode, "production runs the isolated sandbox")
-	require.Equal(t, warden.DefaultTaskQueue, cfg.TaskQueue, "warden.NewClient(tc, \"\") must reach this worker")
+	require.Equal(t, warden.DefaultTaskQueue, cfg.TaskQueue, "wclient.New(tc, \"\") must reach this worker")
 
 	// Temporal: the worker, the UI and the setup job all dial the temporal
 	// service on the port it publishes; the namespace is the one auto-setup creates.

@@ -17,6 +17,7 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/client"
 	"github.com/wardenhq/warden/internal/devserver"
 	"github.com/wardenhq/warden/worker"
 )
@@ -155,10 +156,10 @@ func devSealing(cfg *worker.Config) error {
 }
 
 func runDemo(ctx context.Context, w io.Writer, cfg worker.Config, srv *devserver.Server, deps *worker.Deps, tenant, requester string) error {
-	c := warden.NewClient(srv.Client(), cfg.TaskQueue)
+	c := client.New(srv.Client(), cfg.TaskQueue)
 	h, err := c.Start(ctx, warden.RunRequest{
 		Tenant: tenant, Requester: requester, Goal: demoGoal, Model: "scripted/demo",
-	}, warden.StartOptions{})
+	}, client.StartOptions{})
 	if err != nil {
 		return err
 	}

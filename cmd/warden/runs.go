@@ -12,21 +12,22 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/wardenhq/warden"
+	wclient "github.com/wardenhq/warden/client"
 	"github.com/wardenhq/warden/worker"
 )
 
-func dialClient(cmd *cobra.Command, cfg worker.Config) (*warden.Client, client.Client, error) {
+func dialClient(cmd *cobra.Command, cfg worker.Config) (*wclient.Client, client.Client, error) {
 	cfg.Logger = quietLogger()
 	tc, err := worker.Dial(cmd.Context(), cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	return warden.NewClient(tc, cfg.TaskQueue), tc, nil
+	return wclient.New(tc, cfg.TaskQueue), tc, nil
 }
 
 // withClient binds the connection flags and sets cmd's RunE to check the
 // output format, dial Temporal, and call fn with a warden Client.
-func withClient(cmd *cobra.Command, cfg *worker.Config, out *output, fn func(cmd *cobra.Command, c *warden.Client, args []string) error) {
+func withClient(cmd *cobra.Command, cfg *worker.Config, out *output, fn func(cmd *cobra.Command, c *wclient.Client, args []string) error) {
 	connFlags(cmd.Flags(), cfg)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if err := out.validate(); err != nil {
@@ -60,7 +61,7 @@ func newRunCmd() *cobra.Command {
 				return err
 			}
 			defer tc.Close()
-			h, err := c.Start(cmd.Context(), req, warden.StartOptions{ID: id})
+			h, err := c.Start(cmd.Context(), req, wclient.StartOptions{ID: id})
 			if err != nil {
 				return err
 			}
@@ -124,7 +125,7 @@ func newStatusCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 	}
 	out := outputFlag(cmd.Flags())
-	withClient(cmd, &cfg, out, func(cmd *cobra.Command, c *warden.Client, args []string) error {
+	withClient(cmd, &cfg, out, func(cmd *cobra.Command, c *wclient.Client, args []string) error {
 		s, err := c.Status(cmd.Context(), args[0])
 		if err != nil {
 			return err
@@ -151,8 +152,8 @@ func newPendingCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 	}
 	out := outputFlag(cmd.Flags())
-	withClient(cmd, &cfg, out, func(cmd *cobra.Command, c *warden.Client, args []string) error {
-		res, err := c.Pending(cmd.Context(), args[0], warden.PendingOptions{QueryTimeout: queryTimeout})
+	withClient(cmd, &cfg, out, func(cmd *cobra.Command, c *wclient.Client, args []string) error {
+		res, err := c.Pending(cmd.Context(), args[0], wclient.PendingOptions{QueryTimeout: queryTimeout})
 		if err != nil {
 			return err
 		}
@@ -163,20 +164,20 @@ func newPendingCmd() *cobra.Command {
 			func(i int) []string {
 				p := ps[i]
 				args := clip(string(p.Args), 60)
-				if res.Source == warden.PendingSourceMemo {
+				if res.Source == wclient.PendingSourceMemo {
 					args = "(not in the memo) sha256 " + clip(p.ArgsHash, 12)
 				}
 				return []string{p.RequestID, p.Tool, string(p.Risk), strings.Join(p.Approvers.Users, ","),
 					p.ExpiresAt.Format(time.RFC3339), args}
 			})
 	})
-	cmd.Flags().DurationVar(&queryTimeout, "query-timeout", warden.DefaultQueryTimeout, "how long to wait for a worker to answer the query before reading the run's memo")
+	cmd.Flags().DurationVar(&queryTimeout, "query-timeout", wclient.DefaultQueryTimeout, "how long to wait for a worker to answer the query before reading the run's memo")
 	return cmd
 }
 
 // reportSource says on stderr where a pending list came from.
-func reportSource(cmd *cobra.Command, res warden.PendingResult) {
-	if res.Source == warden.PendingSourceMemo {
+func reportSource(cmd *cobra.Command, res wclient.PendingResult) {
+	if res.Source == wclient.PendingSourceMemo {
 		fmt.Fprintf(cmd.ErrOrStderr(), "source: memo (the run's last recorded state; arguments and reasons are not in it); the live query failed: %v\n", res.QueryErr)
 		return
 	}
@@ -213,7 +214,7 @@ func newDecideCmd(verb string) *cobra.Command {
 		}
 		return nil
 	}
-	withClient(cmd, &cfg, out, func(cmd *cobra.Command, c *warden.Client, argv []string) error {
+	withClient(cmd, &cfg, out, func(cmd *cobra.Command, c *wclient.Client, argv []string) error {
 		id := argv[0]
 		d := warden.ApprovalDecision{Decision: decision, Approver: as, Reason: reason}
 		if len(argv) == 2 {
@@ -223,7 +224,7 @@ func newDecideCmd(verb string) *cobra.Command {
 			d.Args = json.RawMessage(args)
 		}
 		if d.RequestID == "" || keyFile != "" {
-			res, err := c.Pending(cmd.Context(), id, warden.PendingOptions{QueryTimeout: queryTimeout})
+			res, err := c.Pending(cmd.Context(), id, wclient.PendingOptions{QueryTimeout: queryTimeout})
 			if err != nil {
 				return err
 			}
@@ -243,12 +244,12 @@ func newDecideCmd(verb string) *cobra.Command {
 				}
 			}
 		}
-		res, err := c.DecideOrSignal(cmd.Context(), id, d, warden.DecideOptions{UpdateTimeout: updateTimeout, QueryTimeout: queryTimeout})
+		res, err := c.DecideOrSignal(cmd.Context(), id, d, wclient.DecideOptions{UpdateTimeout: updateTimeout, QueryTimeout: queryTimeout})
 		if err != nil {
 			return err
 		}
 		switch {
-		case res.Via == warden.DecidedViaSignal:
+		case res.Via == wclient.DecidedViaSignal:
 			fmt.Fprintf(cmd.ErrOrStderr(), "via: signal (checked against the run's %s); the Update was not delivered: %v; "+
 				"the run applies the decision when a worker takes it (see warden status and warden audit)\n", res.Source, res.UpdateErr)
 		case res.Receipt.Status == warden.ApprovalStatusUnconfirmed:
@@ -269,8 +270,8 @@ func newDecideCmd(verb string) *cobra.Command {
 	fs.StringVar(&as, "as", "", "approver name (required)")
 	fs.StringVar(&reason, "reason", "", "why")
 	fs.StringVar(&keyFile, "key", "", "Ed25519 private key to sign the decision with (needed when the policy demands signed approvals)")
-	fs.DurationVar(&queryTimeout, "query-timeout", warden.DefaultQueryTimeout, "how long to wait for a worker to answer the pending query before reading the run's memo")
-	fs.DurationVar(&updateTimeout, "update-timeout", warden.DefaultUpdateTimeout, "how long to wait for a worker to complete the approve Update before sending the approve Signal")
+	fs.DurationVar(&queryTimeout, "query-timeout", wclient.DefaultQueryTimeout, "how long to wait for a worker to answer the pending query before reading the run's memo")
+	fs.DurationVar(&updateTimeout, "update-timeout", wclient.DefaultUpdateTimeout, "how long to wait for a worker to complete the approve Update before sending the approve Signal")
 	if verb == "approve" {
 		fs.StringVar(&args, "args", "", "approve these edited arguments (JSON object) instead of the model's; the policy decides on them again")
 	}
@@ -316,7 +317,7 @@ func newApprovalsCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	out := outputFlag(cmd.Flags())
-	withClient(cmd, &cfg, out, func(cmd *cobra.Command, c *warden.Client, _ []string) error {
+	withClient(cmd, &cfg, out, func(cmd *cobra.Command, c *wclient.Client, _ []string) error {
 		entries, err := c.Inbox(cmd.Context(), f)
 		if err != nil {
 			return err

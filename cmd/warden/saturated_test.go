@@ -14,6 +14,7 @@ import (
 
 	"github.com/wardenhq/warden"
 	"github.com/wardenhq/warden/bench"
+	"github.com/wardenhq/warden/client"
 	"github.com/wardenhq/warden/internal/testenv"
 	"github.com/wardenhq/warden/worker"
 )
@@ -142,7 +143,7 @@ func TestCLIPendingAndApproveWithoutAWorker(t *testing.T) {
 
 	desc, err = srv.Client().DescribeWorkflowExecution(context.Background(), id, "")
 	require.NoError(t, err)
-	ps, err := warden.PendingFromMemo(desc.GetWorkflowExecutionInfo().GetMemo())
+	ps, err := client.PendingFromMemo(desc.GetWorkflowExecutionInfo().GetMemo())
 	require.NoError(t, err)
 	require.Empty(t, ps, "nothing pending once decided")
 	require.NotContains(t, desc.GetWorkflowExecutionInfo().GetMemo().GetFields(), warden.MemoPending, "the key is removed, not left null")

@@ -28,6 +28,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/wardenhq/warden"
+	wclient "github.com/wardenhq/warden/client"
 )
 
 func main() {
@@ -41,7 +42,7 @@ func main() {
 	}
 	defer tc.Close()
 
-	srv := &http.Server{Addr: *listen, Handler: newHandler(warden.NewClient(tc, "")), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Addr: *listen, Handler: newHandler(wclient.New(tc, "")), ReadHeaderTimeout: 5 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {
@@ -75,7 +76,7 @@ type runView struct {
 // idempotencyKey limits what callers may put into a workflow ID.
 var idempotencyKey = regexp.MustCompile(`^[A-Za-z0-9._-]{1,100}$`)
 
-func newHandler(c *warden.Client) http.Handler {
+func newHandler(c *wclient.Client) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /runs", func(w http.ResponseWriter, r *http.Request) {
 		key := r.Header.Get("Idempotency-Key")
@@ -91,7 +92,7 @@ func newHandler(c *warden.Client) http.Handler {
 		req := warden.RunRequest{Tenant: in.Tenant, Requester: in.Requester, Goal: in.Goal, Model: in.Model}
 		// The workflow ID carries the tenant and the caller's key: a retried
 		// request returns the run the first one started.
-		h, err := c.Start(r.Context(), req, warden.StartOptions{ID: "run-" + in.Tenant + "-" + key})
+		h, err := c.Start(r.Context(), req, wclient.StartOptions{ID: "run-" + in.Tenant + "-" + key})
 		switch {
 		case errors.Is(err, warden.ErrInvalidRequest):
 			http.Error(w, err.Error(), http.StatusBadRequest)

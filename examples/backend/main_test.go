@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/client"
 	"github.com/wardenhq/warden/internal/testenv"
 	"github.com/wardenhq/warden/tools"
 	"github.com/wardenhq/warden/worker"
@@ -42,7 +43,7 @@ func TestHandlerStartsRunsIdempotentlyAndReportsResults(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("worker not ready")
 	}
-	api := httptest.NewServer(newHandler(warden.NewClient(srv.Client(), "")))
+	api := httptest.NewServer(newHandler(client.New(srv.Client(), "")))
 	defer api.Close()
 
 	start := func(key, body string) *http.Response {
@@ -60,14 +61,14 @@ func TestHandlerStartsRunsIdempotentlyAndReportsResults(t *testing.T) {
 
 	first := start("order-1234", body)
 	require.Equal(t, http.StatusAccepted, first.StatusCode)
-	var h1 warden.RunHandle
+	var h1 client.RunHandle
 	require.NoError(t, json.NewDecoder(first.Body).Decode(&h1))
 	require.Equal(t, "run-acme-order-1234", h1.WorkflowID)
 	require.Equal(t, "/runs/run-acme-order-1234", first.Header.Get("Location"))
 
 	retry := start("order-1234", body)
 	require.Equal(t, http.StatusAccepted, retry.StatusCode)
-	var h2 warden.RunHandle
+	var h2 client.RunHandle
 	require.NoError(t, json.NewDecoder(retry.Body).Decode(&h2))
 	require.Equal(t, h1.RunID, h2.RunID, "a retried request returns the same run")
 

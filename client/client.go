@@ -1,4 +1,4 @@
-package warden
+package client
 
 import (
 	"context"
@@ -9,21 +9,23 @@ import (
 	"strings"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/client"
+	tclient "go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/wardenhq/warden"
 )
 
 // Client is the thin API product backends use to start governed runs and
 // act on them. It wraps a Temporal client the caller dials and owns.
 type Client struct {
-	tc        client.Client
+	tc        tclient.Client
 	taskQueue string
 }
 
-// NewClient returns a Client that starts runs on taskQueue (empty means DefaultTaskQueue).
-func NewClient(tc client.Client, taskQueue string) *Client {
+// New returns a Client that starts runs on taskQueue (empty means [warden.DefaultTaskQueue]).
+func New(tc tclient.Client, taskQueue string) *Client {
 	if taskQueue == "" {
-		taskQueue = DefaultTaskQueue
+		taskQueue = warden.DefaultTaskQueue
 	}
 	return &Client{tc: tc, taskQueue: taskQueue}
 }
@@ -46,7 +48,7 @@ type RunHandle struct {
 }
 
 // Start validates req and starts an AgentRun workflow.
-func (c *Client) Start(ctx context.Context, req RunRequest, opts StartOptions) (RunHandle, error) {
+func (c *Client) Start(ctx context.Context, req warden.RunRequest, opts StartOptions) (RunHandle, error) {
 	if err := req.Validate(); err != nil {
 		return RunHandle{}, err
 	}
@@ -58,18 +60,18 @@ func (c *Client) Start(ctx context.Context, req RunRequest, opts StartOptions) (
 	}
 	summary := fmt.Sprintf("%s · %s: %s", req.Tenant, req.Requester, firstLine(req.Goal, 160))
 	details := fmt.Sprintf("**Tenant:** %s\n\n**Requester:** %s\n\n**Goal:**\n\n%s\n", req.Tenant, req.Requester, req.Goal)
-	run, err := c.tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+	run, err := c.tc.ExecuteWorkflow(ctx, tclient.StartWorkflowOptions{
 		ID:                       id,
 		TaskQueue:                c.taskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		StaticSummary:            summary,
 		StaticDetails:            details,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			temporal.NewSearchAttributeKeyKeyword(SearchAttrStatus).ValueSet(SearchStatus(StatusRunning)),
-			temporal.NewSearchAttributeKeyKeyword(SearchAttrTenant).ValueSet(req.Tenant),
-			temporal.NewSearchAttributeKeyKeyword(SearchAttrRequester).ValueSet(req.Requester),
+			temporal.NewSearchAttributeKeyKeyword(warden.SearchAttrStatus).ValueSet(warden.SearchStatus(warden.StatusRunning)),
+			temporal.NewSearchAttributeKeyKeyword(warden.SearchAttrTenant).ValueSet(req.Tenant),
+			temporal.NewSearchAttributeKeyKeyword(warden.SearchAttrRequester).ValueSet(req.Requester),
 		),
-	}, WorkflowAgentRun, req)
+	}, warden.WorkflowAgentRun, req)
 	if err != nil {
 		return RunHandle{}, fmt.Errorf("start run %s: %w", id, err)
 	}
@@ -77,9 +79,9 @@ func (c *Client) Start(ctx context.Context, req RunRequest, opts StartOptions) (
 }
 
 // Status returns where the run stands.
-func (c *Client) Status(ctx context.Context, workflowID string) (RunState, error) {
-	var s RunState
-	v, err := c.tc.QueryWorkflow(ctx, workflowID, "", QueryStatus)
+func (c *Client) Status(ctx context.Context, workflowID string) (warden.RunState, error) {
+	var s warden.RunState
+	v, err := c.tc.QueryWorkflow(ctx, workflowID, "", warden.QueryStatus)
 	if err != nil {
 		return s, fmt.Errorf("status of %s: %w", workflowID, err)
 	}
@@ -93,21 +95,21 @@ func (c *Client) Status(ctx context.Context, workflowID string) (RunState, error
 // the live query, or from the run's memo when no worker answers it in
 // DefaultQueryTimeout (requests without Args and Reasons then). Pending
 // says which.
-func (c *Client) PendingApprovals(ctx context.Context, workflowID string) ([]ApprovalRequest, error) {
+func (c *Client) PendingApprovals(ctx context.Context, workflowID string) ([]warden.ApprovalRequest, error) {
 	res, err := c.Pending(ctx, workflowID, PendingOptions{})
 	return res.Requests, err
 }
 
 // Decide sends an approval decision through the approve Update and waits
 // for the workflow to apply it. A refused decision returns an error wrapping
-// ErrApprovalInvalid with the workflow's reason.
-func (c *Client) Decide(ctx context.Context, workflowID string, d ApprovalDecision) (ApprovalReceipt, error) {
-	var receipt ApprovalReceipt
-	h, err := c.tc.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+// [warden.ErrApprovalInvalid] with the workflow's reason.
+func (c *Client) Decide(ctx context.Context, workflowID string, d warden.ApprovalDecision) (warden.ApprovalReceipt, error) {
+	var receipt warden.ApprovalReceipt
+	h, err := c.tc.UpdateWorkflow(ctx, tclient.UpdateWorkflowOptions{
 		WorkflowID:   workflowID,
-		UpdateName:   UpdateApprove,
+		UpdateName:   warden.UpdateApprove,
 		Args:         []any{d},
-		WaitForStage: client.WorkflowUpdateStageCompleted,
+		WaitForStage: tclient.WorkflowUpdateStageCompleted,
 	})
 	if err == nil {
 		err = h.Get(ctx, &receipt)
@@ -117,8 +119,8 @@ func (c *Client) Decide(ctx context.Context, workflowID string, d ApprovalDecisi
 		// older than ErrTypeApprovalRefused refused with an untyped error
 		// whose message starts with ErrApprovalInvalid's text.
 		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) && (appErr.Type() == ErrTypeApprovalRefused || strings.HasPrefix(appErr.Message(), ErrApprovalInvalid.Error()+": ")) {
-			return receipt, fmt.Errorf("%w: %s", ErrApprovalInvalid, strings.TrimPrefix(appErr.Message(), ErrApprovalInvalid.Error()+": "))
+		if errors.As(err, &appErr) && (appErr.Type() == warden.ErrTypeApprovalRefused || strings.HasPrefix(appErr.Message(), warden.ErrApprovalInvalid.Error()+": ")) {
+			return receipt, fmt.Errorf("%w: %s", warden.ErrApprovalInvalid, strings.TrimPrefix(appErr.Message(), warden.ErrApprovalInvalid.Error()+": "))
 		}
 		return receipt, fmt.Errorf("decide %s on %s: %w", d.RequestID, workflowID, err)
 	}
@@ -126,13 +128,13 @@ func (c *Client) Decide(ctx context.Context, workflowID string, d ApprovalDecisi
 }
 
 // Result waits for the run to end and returns its result. A cancelled run
-// yields StatusCancelled and no error.
-func (c *Client) Result(ctx context.Context, workflowID string) (RunResult, error) {
-	var res RunResult
+// yields [warden.StatusCancelled] and no error.
+func (c *Client) Result(ctx context.Context, workflowID string) (warden.RunResult, error) {
+	var res warden.RunResult
 	err := c.tc.GetWorkflow(ctx, workflowID, "").Get(ctx, &res)
 	var ce *temporal.CanceledError
 	if errors.As(err, &ce) {
-		return RunResult{Status: StatusCancelled, Error: "cancelled"}, nil
+		return warden.RunResult{Status: warden.StatusCancelled, Error: "cancelled"}, nil
 	}
 	if err != nil {
 		return res, fmt.Errorf("result of %s: %w", workflowID, err)

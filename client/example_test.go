@@ -1,4 +1,4 @@
-package warden_test
+package client_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/wardenhq/warden"
+	wclient "github.com/wardenhq/warden/client"
 )
 
 // A question the scripted model answers without tools, and a refund that
@@ -28,10 +29,10 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer tc.Close()
-	c := warden.NewClient(tc, "")
+	c := wclient.New(tc, "")
 	ctx := context.Background()
 	req := warden.RunRequest{Tenant: "acme", Requester: "dana", Goal: "Refund order 1234: the parcel was lost"}
-	h, err := c.Start(ctx, req, warden.StartOptions{ID: "refund-order-1234"})
+	h, err := c.Start(ctx, req, wclient.StartOptions{ID: "refund-order-1234"})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -47,14 +48,14 @@ func Example() {
 // may take a moment to appear.
 func ExampleClient_Inbox() {
 	ctx := context.Background()
-	c := warden.NewClient(temporalClient, "")
+	c := wclient.New(temporalClient, "")
 	h, err := c.Start(ctx, warden.RunRequest{Tenant: "initech", Requester: "peter", Goal: "Refund order A-1", Model: "scripted/refund"},
-		warden.StartOptions{ID: "ticket-1008"})
+		wclient.StartOptions{ID: "ticket-1008"})
 	if err != nil {
 		log.Fatal(err)
 	}
 	waitForApproval(ctx, c, h.WorkflowID)
-	var inbox []warden.InboxEntry
+	var inbox []wclient.InboxEntry
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		inbox, err = c.Inbox(ctx, warden.InboxFilter{Tenant: "initech"})
 		if err == nil && len(inbox) == 1 && inbox[0].PendingTool != "" {
@@ -77,13 +78,13 @@ func ExampleClient_Inbox() {
 // closed, the same ID starts a new run.
 func ExampleClient_Start() {
 	ctx := context.Background()
-	c := warden.NewClient(temporalClient, "") // "" = the default task queue, "warden"
+	c := wclient.New(temporalClient, "") // "" = the default task queue, "warden"
 
-	first, err := c.Start(ctx, question, warden.StartOptions{ID: "ticket-1001"})
+	first, err := c.Start(ctx, question, wclient.StartOptions{ID: "ticket-1001"})
 	if err != nil {
 		log.Fatal(err)
 	}
-	again, err := c.Start(ctx, question, warden.StartOptions{ID: "ticket-1001"})
+	again, err := c.Start(ctx, question, wclient.StartOptions{ID: "ticket-1001"})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -94,8 +95,8 @@ func ExampleClient_Start() {
 // Wait for a run to end and read its result.
 func ExampleClient_Result() {
 	ctx := context.Background()
-	c := warden.NewClient(temporalClient, "")
-	h, err := c.Start(ctx, question, warden.StartOptions{ID: "ticket-1002"})
+	c := wclient.New(temporalClient, "")
+	h, err := c.Start(ctx, question, wclient.StartOptions{ID: "ticket-1002"})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -115,8 +116,8 @@ func ExampleClient_Result() {
 // Ask where a run stands while it is alive.
 func ExampleClient_Status() {
 	ctx := context.Background()
-	c := warden.NewClient(temporalClient, "")
-	h, err := c.Start(ctx, refund, warden.StartOptions{ID: "ticket-1003"})
+	c := wclient.New(temporalClient, "")
+	h, err := c.Start(ctx, refund, wclient.StartOptions{ID: "ticket-1003"})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -134,8 +135,8 @@ func ExampleClient_Status() {
 // risk and who may approve it.
 func ExampleClient_PendingApprovals() {
 	ctx := context.Background()
-	c := warden.NewClient(temporalClient, "")
-	h, err := c.Start(ctx, refund, warden.StartOptions{ID: "ticket-1004"})
+	c := wclient.New(temporalClient, "")
+	h, err := c.Start(ctx, refund, wclient.StartOptions{ID: "ticket-1004"})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -151,8 +152,8 @@ func ExampleClient_PendingApprovals() {
 // their own run.
 func ExampleClient_Decide_approve() {
 	ctx := context.Background()
-	c := warden.NewClient(temporalClient, "")
-	h, err := c.Start(ctx, refund, warden.StartOptions{ID: "ticket-1005"})
+	c := wclient.New(temporalClient, "")
+	h, err := c.Start(ctx, refund, wclient.StartOptions{ID: "ticket-1005"})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -183,8 +184,8 @@ func ExampleClient_Decide_approve() {
 // run goes on.
 func ExampleClient_Decide_reject() {
 	ctx := context.Background()
-	c := warden.NewClient(temporalClient, "")
-	h, err := c.Start(ctx, refund, warden.StartOptions{ID: "ticket-1006"})
+	c := wclient.New(temporalClient, "")
+	h, err := c.Start(ctx, refund, wclient.StartOptions{ID: "ticket-1006"})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -207,8 +208,8 @@ func ExampleClient_Decide_reject() {
 // Result reports it as cancelled, not as an error.
 func ExampleClient_Cancel() {
 	ctx := context.Background()
-	c := warden.NewClient(temporalClient, "")
-	h, err := c.Start(ctx, refund, warden.StartOptions{ID: "ticket-1007"})
+	c := wclient.New(temporalClient, "")
+	h, err := c.Start(ctx, refund, wclient.StartOptions{ID: "ticket-1007"})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -227,7 +228,7 @@ func ExampleClient_Cancel() {
 // waitForApproval polls until the run asks for an approval. A backend
 // usually does not poll: approvers work from the inbox (Client.Inbox, or
 // the Web UI link from InboxURL) and the backend waits in Result.
-func waitForApproval(ctx context.Context, c *warden.Client, workflowID string) []warden.ApprovalRequest {
+func waitForApproval(ctx context.Context, c *wclient.Client, workflowID string) []warden.ApprovalRequest {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	for {

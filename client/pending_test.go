@@ -1,4 +1,4 @@
-package warden_test
+package client_test
 
 import (
 	"encoding/json"
@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/client"
 )
 
 // TestPendingMemoRoundTrip: the memo form of a request drops the
@@ -35,7 +36,7 @@ func TestPendingMemoRoundTrip(t *testing.T) {
 	}
 	payload, err := converter.GetDefaultDataConverter().ToPayload([]warden.PendingApproval{p})
 	require.NoError(t, err)
-	got, err := warden.PendingFromMemo(&commonpb.Memo{Fields: map[string]*commonpb.Payload{warden.MemoPending: payload}})
+	got, err := client.PendingFromMemo(&commonpb.Memo{Fields: map[string]*commonpb.Payload{warden.MemoPending: payload}})
 	require.NoError(t, err)
 	require.Len(t, got, 1)
 	back := got[0].Request()
@@ -48,14 +49,14 @@ func TestPendingMemoRoundTrip(t *testing.T) {
 	require.ErrorContains(t, back.Check(warden.ApprovalDecision{RequestID: "apr_1", Decision: "approve", Approver: "alice"}, now), "already decided")
 	require.NoError(t, back.Check(warden.ApprovalDecision{RequestID: "apr_1", Decision: "approve", Approver: "bob"}, now))
 
-	none, err := warden.PendingFromMemo(nil)
+	none, err := client.PendingFromMemo(nil)
 	require.NoError(t, err)
 	require.Empty(t, none, "no memo: nothing pending")
 	null, _ := converter.GetDefaultDataConverter().ToPayload(nil)
-	none, err = warden.PendingFromMemo(&commonpb.Memo{Fields: map[string]*commonpb.Payload{warden.MemoPending: null}})
+	none, err = client.PendingFromMemo(&commonpb.Memo{Fields: map[string]*commonpb.Payload{warden.MemoPending: null}})
 	require.NoError(t, err)
 	require.Empty(t, none, "a removed key: nothing pending")
 	bad, _ := converter.GetDefaultDataConverter().ToPayload("not a list")
-	_, err = warden.PendingFromMemo(&commonpb.Memo{Fields: map[string]*commonpb.Payload{warden.MemoPending: bad}})
+	_, err = client.PendingFromMemo(&commonpb.Memo{Fields: map[string]*commonpb.Payload{warden.MemoPending: bad}})
 	require.ErrorContains(t, err, "not a list of pending approvals")
 }

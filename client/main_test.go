@@ -1,4 +1,4 @@
-package warden_test
+package client_test
 
 import (
 	"context"
