@@ -1,3 +1,7 @@
+// Run workspaces: the folder of each run chain below the workspace root
+// (WorkspaceDir, PrepareWorkspace) and the record beside it that lets the
+// worker's sweeper remove it once the chain is closed.
+
 package activities
 
 import (
