@@ -92,25 +92,7 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanOutput, error)
 	// heartbeat timeout instead of the whole start-to-close timeout.
 	defer a.heartbeat(ctx)()
 	tools := a.Tools.Specs(in.AllowedTools)
-	convRef := ""
-	// A short tail travels inline again next step; storing it every step
-	// would cost a write per step for a few hundred bytes of history.
-	storeTail := a.Payloads != nil && inlineSize(in.Messages) > inlineConversationLimit
-	if in.ConversationRef != "" {
-		prior, err := a.conversation(ctx, in.ConversationRef)
-		if err != nil {
-			return PlanOutput{}, fmt.Errorf("plan step %d: %w", in.Step, err)
-		}
-		in.Messages = append(slices.Clone(prior), in.Messages...)
-	}
-	if storeTail {
-		ref, err := a.storeConversation(ctx, in.ConversationRef, in.Messages)
-		if err != nil {
-			return PlanOutput{}, fmt.Errorf("plan step %d: %w", in.Step, err)
-		}
-		convRef = ref
-	}
-	messages, err := a.expandOutputs(ctx, in.Messages)
+	messages, convRef, err := a.planConversation(ctx, in)
 	if err != nil {
 		return PlanOutput{}, fmt.Errorf("plan step %d: %w", in.Step, err)
 	}
@@ -168,18 +150,9 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanOutput, error)
 		}
 		events := []warden.AuditEvent{a.modelCallEvent(in, model, resp, notes, attempt)}
 		if au := in.Authorize; au != nil {
-			now := au.RequestedAt
-			if now.IsZero() {
-				now = time.Now()
-			}
-			for _, call := range resp.ToolCalls[:min(len(resp.ToolCalls), au.MaxCalls)] {
-				auth, evs := a.authorize(ctx, AuthorizeInput{
-					Run: in.Run, Step: in.Step, Call: call, RequestedAt: now, ApprovalTimeout: au.ApprovalTimeout,
-					Actor: "model", Taint: au.Taint, Revision: attempt, ArgsForm: au.ArgsForm,
-				})
-				out.Authorizations = append(out.Authorizations, auth)
-				events = append(events, evs...)
-			}
+			auths, evs := a.authorizeAnswer(ctx, in, au, resp.ToolCalls, attempt)
+			out.Authorizations = auths
+			events = append(events, evs...)
 		}
 		if err := a.Audit.Append(ctx, events...); err != nil {
 			return PlanOutput{}, fmt.Errorf("plan step %d: audit: %w", in.Step, err)
@@ -191,6 +164,58 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanOutput, error)
 		return PlanOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), warden.ErrTypeModel, err)
 	}
 	return PlanOutput{}, err
+}
+
+// planConversation is Plan's first step: the whole conversation of in
+// (the stored part ConversationRef points at, then in.Messages) with the
+// outputs stored by reference expanded for the model, and the reference
+// of the stored conversation when in.Messages was too long to carry
+// inline again ("" otherwise).
+func (a *Activities) planConversation(ctx context.Context, in PlanInput) ([]warden.Message, string, error) {
+	convRef := ""
+	// A short tail travels inline again next step; storing it every step
+	// would cost a write per step for a few hundred bytes of history.
+	storeTail := a.Payloads != nil && inlineSize(in.Messages) > inlineConversationLimit
+	if in.ConversationRef != "" {
+		prior, err := a.conversation(ctx, in.ConversationRef)
+		if err != nil {
+			return nil, "", err
+		}
+		in.Messages = append(slices.Clone(prior), in.Messages...)
+	}
+	if storeTail {
+		ref, err := a.storeConversation(ctx, in.ConversationRef, in.Messages)
+		if err != nil {
+			return nil, "", err
+		}
+		convRef = ref
+	}
+	messages, err := a.expandOutputs(ctx, in.Messages)
+	if err != nil {
+		return nil, "", err
+	}
+	return messages, convRef, nil
+}
+
+// authorizeAnswer decides the first au.MaxCalls of an answer's tool calls
+// as Authorize would, for Plan, and returns the decisions in order with
+// the audit events that record them.
+func (a *Activities) authorizeAnswer(ctx context.Context, in PlanInput, au *PlanAuthorize, calls []warden.ToolCall, attempt string) ([]AuthorizeOutput, []warden.AuditEvent) {
+	var auths []AuthorizeOutput
+	var events []warden.AuditEvent
+	now := au.RequestedAt
+	if now.IsZero() {
+		now = time.Now()
+	}
+	for _, call := range calls[:min(len(calls), au.MaxCalls)] {
+		auth, evs := a.authorize(ctx, AuthorizeInput{
+			Run: in.Run, Step: in.Step, Call: call, RequestedAt: now, ApprovalTimeout: au.ApprovalTimeout,
+			Actor: "model", Taint: au.Taint, Revision: attempt, ArgsForm: au.ArgsForm,
+		})
+		auths = append(auths, auth)
+		events = append(events, evs...)
+	}
+	return auths, events
 }
 
 // CostMicroUSD is what usage costs at prices per 1,000 input and output
