@@ -7,5 +7,13 @@
 //
 // The workflows package imports this one for method references and I/O
 // types, so this package must never import pgx, OPA, the sandbox or net/http:
-// everything outside reaches it through the interfaces below.
+// everything outside reaches it through the interfaces in deps.go.
+//
+// Files, by stage: activities.go (the Activities value, run and call
+// references, shared helpers), deps.go (the dependency interfaces),
+// plan.go (Plan and its budget), conversation.go (conversations by
+// reference and their cache), authorize.go (Authorize and the decision
+// logic Plan shares), execute.go (Execute, the enforcement point),
+// record.go (Record, RecordIdentities, Escalate and the audit helpers) and
+// workspace.go (run workspaces and their records).
 package activities

@@ -1,12 +1,19 @@
+// Run workspaces: the folder of each run chain below the workspace root
+// (WorkspaceDir, PrepareWorkspace) and the record beside it that lets the
+// worker's sweeper remove it once the chain is closed.
+
 package activities
 
 import (
 	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 )
 
@@ -86,4 +93,61 @@ func writeWorkspaceRecord(dir, namespace string, run RunRef) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+var unsafePathChars = regexp.MustCompile(`[^A-Za-z0-9._-]`)
+
+// WorkspaceDir is the workspace folder of a run below root:
+// root/<tenant>-<h1>/<workflow>-<h2>, where the readable parts are the
+// names with unsafe characters replaced (for people looking at the disk)
+// and h1, h2 are SHA-256 prefixes (96 bits) of the length-prefixed
+// tenant, and of tenant, workflow ID and chain: distinct runs never share
+// a folder (short of a hash collision), however their names fold.
+func WorkspaceDir(root string, run RunRef) string {
+	chain := cmp.Or(run.ChainID, run.RunID)
+	readable := func(s string, n int) string {
+		s = unsafePathChars.ReplaceAllString(s, "_")
+		if len(s) > n {
+			s = s[:n]
+		}
+		return strings.Trim(s, ".")
+	}
+	sum := func(parts ...string) string {
+		h := sha256.New()
+		for _, p := range parts {
+			fmt.Fprintf(h, "%d:%s;", len(p), p)
+		}
+		return hex.EncodeToString(h.Sum(nil))[:24]
+	}
+	return filepath.Join(root,
+		readable(run.Tenant, 32)+"-"+sum("tenant", run.Tenant),
+		readable(run.WorkflowID, 48)+"-"+sum("run", run.Tenant, run.WorkflowID, chain))
+}
+
+// workspace returns (creating it) the run's workspace folder.
+func (a *Activities) workspace(run RunRef) (string, error) {
+	if a.WorkspaceRoot == "" {
+		return "", errors.New("no workspace root configured")
+	}
+	return prepareWorkspace(a.WorkspaceRoot, a.Namespace, run)
+}
+
+// PrepareWorkspace returns the workspace folder of run below root,
+// creating it and, beside it, its WorkspaceRecord (with no namespace: any
+// sweeper of the folder counts it as its own).
+func PrepareWorkspace(root string, run RunRef) (string, error) {
+	return prepareWorkspace(root, "", run)
+}
+
+func prepareWorkspace(root, namespace string, run RunRef) (string, error) {
+	dir := WorkspaceDir(root, run)
+	// The record beside it lets the worker remove it once the run chain
+	// is closed.
+	if err := writeWorkspaceRecord(dir, namespace, run); err != nil {
+		return "", fmt.Errorf("record workspace: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return "", fmt.Errorf("create workspace: %w", err)
+	}
+	return dir, nil
 }
