@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/activity"
 
 	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/internal/govern"
 )
 
 // Activities holds the dependencies of every Warden activity. Register one
@@ -52,18 +53,9 @@ type Activities struct {
 	convCache map[string][]warden.Message
 }
 
-// RunRef identifies the run an activity works for.
-type RunRef struct {
-	Tenant     string `json:"tenant"`
-	Requester  string `json:"requester"`
-	WorkflowID string `json:"workflow_id"`
-	RunID      string `json:"run_id"`
-	// ChainID is the first run ID of the run's chain of continue-as-new
-	// segments (workflow.Info.FirstRunID): the workspace belongs to the
-	// chain, so it survives a new segment and a reused workflow ID gets a
-	// new one. Empty in inputs recorded before it existed: RunID is used.
-	ChainID string `json:"chain_id,omitempty"`
-}
+// RunRef identifies the run an activity works for (the run of a
+// governance decision).
+type RunRef = govern.Run
 
 // CallRef names one tool call of a run, for logs and audit rows written
 // outside the activity (the egress proxy's connection log).
@@ -88,24 +80,6 @@ func ParseCallRef(s string) (CallRef, bool) {
 	return c, true
 }
 
-func (a *Activities) policyInput(run RunRef, step int, call warden.ToolCall, spec warden.ToolSpec, known bool) warden.PolicyInput {
-	args := call.Args
-	if !json.Valid(args) {
-		args = json.RawMessage("null")
-	}
-	return warden.PolicyInput{
-		Tenant:     run.Tenant,
-		Requester:  run.Requester,
-		WorkflowID: run.WorkflowID,
-		Step:       step,
-		Tool: warden.PolicyTool{
-			Name: call.Name, Known: known, Risk: spec.Risk,
-			Idempotent: spec.Idempotent, Effects: spec.Effects,
-		},
-		Args:        args,
-		SandboxMode: a.SandboxMode,
-	}
-}
 
 // heartbeat records heartbeats until the returned function is called.
 func (a *Activities) heartbeat(ctx context.Context) func() {

@@ -1,23 +1,21 @@
-// The Authorize activity and the decision logic Plan shares with it:
-// argument validation, the policy question, the approval request ID and
-// expiry, and the audit events that record the decision.
+// The Authorize activity, which Plan shares: it decodes its input into a
+// govern.Turn, lets internal/govern decide, and appends the events govern
+// shapes.
 
 package activities
 
 import (
-	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/internal/govern"
 )
 
-// Authorization outcomes (AuthorizeOutput.Verdict): the policy verdicts plus
-// "invalid_args" for calls refused before the policy is asked.
-const VerdictInvalidArgs = "invalid_args"
+// VerdictInvalidArgs is the AuthorizeOutput.Verdict of a call refused
+// before the policy is asked.
+const VerdictInvalidArgs = govern.InvalidArgs
 
 // AuthorizeInput is the input of Authorize.
 type AuthorizeInput struct {
@@ -43,8 +41,8 @@ type AuthorizeInput struct {
 
 // AuthorizeOutput is the output of Authorize.
 type AuthorizeOutput struct {
-	// Verdict is warden.VerdictAllow, VerdictDeny, VerdictRequireApproval or VerdictInvalidArgs.
-	Verdict  string          `json:"verdict"`
+	// Verdict is the policy's verdict, or VerdictInvalidArgs.
+	Verdict  govern.Verdict  `json:"verdict"`
 	Decision warden.Decision `json:"decision"`
 	ArgsHash string          `json:"args_hash,omitempty"`
 	// RequestID is set when the call needs approval.
@@ -68,100 +66,24 @@ func (a *Activities) Authorize(ctx context.Context, in AuthorizeInput) (Authoriz
 	return out, nil
 }
 
-// authorize decides one call and returns the audit events that record it
-// (tool_requested, then policy_decided and approval_requested when the
-// arguments are valid); the caller appends them before acting on out.
+// turn is the decision context of in: what govern.Authorize and, for the
+// same call later, govern.Enforce decide on.
+func (a *Activities) turn(run RunRef, step int, taint []string, form int) govern.Turn {
+	return govern.Turn{Run: run, Step: step, Taint: taint, SandboxMode: a.SandboxMode, ArgsForm: form}
+}
+
+// authorize decides one call (govern.Authorize) and returns the audit
+// events that record it; the caller appends them before acting on out.
 func (a *Activities) authorize(ctx context.Context, in AuthorizeInput) (AuthorizeOutput, []warden.AuditEvent) {
-	call := in.Call
-	spec, known := a.Tools.Spec(call.Name)
-	requested := a.event(in.Run, in.Step, call.ID, warden.EventToolRequested, in.Revision)
-	requested.Actor = cmp.Or(in.Actor, "model")
-	requested.Tool = call.Name
-	requested.Args = jsonOrString(call.Args)
-
-	out := AuthorizeOutput{Idempotent: spec.Idempotent}
-	argsHash, hashErr := warden.ArgsHashForm(call.Args, in.ArgsForm)
-	if known {
-		verr := hashErr
-		if verr == nil {
-			verr = a.Tools.Validate(call.Name, call.Args)
-		}
-		if verr != nil {
-			out.Verdict = VerdictInvalidArgs
-			out.Message = fmt.Sprintf("invalid arguments for %s: %v. Fix the arguments and call the tool again.", call.Name, verr)
-			requested.Decision = VerdictInvalidArgs
-			requested.Message = out.Message
-			return out, []warden.AuditEvent{requested}
-		}
+	turn := a.turn(in.Run, in.Step, in.Taint, in.ArgsForm)
+	z := govern.Authorize(ctx, a.Policy, a.Tools, in.Call, turn)
+	req := govern.Request{Actor: in.Actor, Revision: in.Revision, RequestedAt: in.RequestedAt, ApprovalTimeout: in.ApprovalTimeout}
+	out := AuthorizeOutput{
+		Verdict: z.Verdict, Decision: z.Decision, ArgsHash: z.ArgsHash, RequestID: z.RequestID,
+		Idempotent: z.Idempotent, Message: z.Message,
 	}
-	out.ArgsHash = argsHash
-
-	input := a.policyInput(in.Run, in.Step, call, spec, known)
-	input.Taint = in.Taint
-	dec, err := a.Policy.Decide(ctx, input)
-	if err != nil {
-		dec.Allow = false
-		dec.Reasons = append(dec.Reasons, "policy evaluation failed: "+err.Error())
+	if z.Verdict == govern.RequireApproval {
+		out.ExpiresAt = govern.ExpiresAt(z.Decision, in.RequestedAt, in.ApprovalTimeout)
 	}
-	out.Decision = dec
-	out.Verdict = dec.Verdict()
-
-	decided := a.event(in.Run, in.Step, call.ID, warden.EventPolicyDecided, in.Revision)
-	decided.Actor = "policy"
-	decided.Tool = call.Name
-	decided.Decision = out.Verdict
-	decided.Risk = dec.Risk
-	decided.Reasons = dec.Reasons
-	decided.PolicyRevision = dec.PolicyRevision
-	events := []warden.AuditEvent{requested, decided}
-
-	switch out.Verdict {
-	case warden.VerdictDeny:
-		out.Message = fmt.Sprintf("denied by policy: %s", strings.Join(dec.Reasons, "; "))
-		if !known {
-			names := []string{}
-			for _, s := range a.Tools.Specs(nil) {
-				names = append(names, s.Name)
-			}
-			out.Message = fmt.Sprintf("unknown tool %q; available tools: %s. %s", call.Name, strings.Join(names, ", "), out.Message)
-		}
-	case warden.VerdictRequireApproval:
-		out.RequestID = requestID(in.Run, in.ArgsForm, in.Step, call, argsHash, dec.PolicyRevision)
-		// The policy sets the expiry; the run's approval timeout caps it.
-		timeout := in.ApprovalTimeout
-		if secs := dec.Obligations.ApprovalTimeoutSeconds; secs > 0 && (timeout <= 0 || time.Duration(secs)*time.Second < timeout) {
-			timeout = time.Duration(secs) * time.Second
-		}
-		out.ExpiresAt = in.RequestedAt.Add(timeout)
-		req := a.event(in.Run, in.Step, call.ID, warden.EventApprovalRequested, in.Revision)
-		req.Actor = "policy"
-		req.Tool = call.Name
-		req.Args = call.Args
-		req.Decision = out.Verdict
-		req.Risk = dec.Risk
-		req.Reasons = dec.Reasons
-		req.PolicyRevision = dec.PolicyRevision
-		req.RequestID = out.RequestID
-		req.Message = fmt.Sprintf("awaiting %d approval(s) from %s until %s",
-			max(dec.Quorum, 1), strings.Join(dec.Approvers.Users, ", "), out.ExpiresAt.UTC().Format(time.RFC3339))
-		events = append(events, req)
-	}
-	return out, events
-}
-
-// requestID is the approval request ID of call in the run's argument form.
-func requestID(run RunRef, form, step int, call warden.ToolCall, argsHash, policyRevision string) string {
-	if form == warden.ArgsFormLegacy {
-		return warden.ApprovalRequestID(run.WorkflowID, step, call.ID, call.Name, argsHash, policyRevision)
-	}
-	return warden.RunApprovalRequestID(cmp.Or(run.ChainID, run.RunID), run.WorkflowID, step, call.ID, call.Name, argsHash, policyRevision)
-}
-
-// jsonOrString keeps valid JSON as is and stores anything else as a JSON string.
-func jsonOrString(raw json.RawMessage) json.RawMessage {
-	if json.Valid(raw) {
-		return raw
-	}
-	b, _ := json.Marshal(string(raw))
-	return b
+	return out, z.Events(turn, in.Call, req, time.Now())
 }

@@ -12,12 +12,14 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/internal/govern"
 )
 
 // ExecuteInput is the input of Execute.
@@ -64,32 +66,17 @@ func Preview(full string) string {
 // may have run, runs the tool in the sandbox and records the outcome.
 func (a *Activities) Execute(ctx context.Context, in ExecuteInput) (ExecuteOutput, error) {
 	call := in.Call
-	spec, known := a.Tools.Spec(call.Name)
-	if !known {
-		return ExecuteOutput{}, temporal.NewNonRetryableApplicationError("unknown tool "+call.Name, warden.ErrTypeUnknownTool, nil)
+	turn := a.turn(in.Run, in.Step, in.Taint, in.ArgsForm)
+	dec, err := govern.Enforce(ctx, a.Policy, a.Tools, call, turn, in.Approval)
+	switch {
+	case errors.Is(err, govern.ErrUnknownTool):
+		return ExecuteOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), warden.ErrTypeUnknownTool, nil)
+	case errors.Is(err, govern.ErrInvalidArgs):
+		return ExecuteOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), warden.ErrTypeInvalidArgs, nil)
+	case err != nil:
+		return ExecuteOutput{}, a.refuse(ctx, turn, in.Call, dec, err)
 	}
-	argsHash, err := warden.ArgsHashForm(call.Args, in.ArgsForm)
-	if err == nil {
-		err = a.Tools.Validate(call.Name, call.Args)
-	}
-	if err != nil {
-		return ExecuteOutput{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("invalid arguments for %s: %v", call.Name, err), warden.ErrTypeInvalidArgs, nil)
-	}
-
-	input := a.policyInput(in.Run, in.Step, call, spec, true)
-	input.Approval = in.Approval
-	input.Taint = in.Taint
-	dec, err := a.Policy.Decide(ctx, input)
-	if err == nil {
-		err = checkEvidence(in, argsHash, dec)
-	}
-	if err == nil && !dec.Allow {
-		err = fmt.Errorf("denied by policy: %s", strings.Join(dec.Reasons, "; "))
-	}
-	if err != nil {
-		return ExecuteOutput{}, a.refuse(ctx, in, dec, err)
-	}
+	spec, _ := a.Tools.Spec(call.Name)
 
 	if !spec.Idempotent {
 		if err := a.guardSingleAttempt(ctx, in); err != nil {
@@ -163,50 +150,10 @@ func (a *Activities) Execute(ctx context.Context, in ExecuteInput) (ExecuteOutpu
 	return ExecuteOutput{Output: out}, nil
 }
 
-// checkEvidence verifies approval evidence against a decision that requires
-// approval: bound to this exact call and policy revision, enough distinct
-// permitted approvers.
-func checkEvidence(in ExecuteInput, argsHash string, dec warden.Decision) error {
-	if !dec.RequireApproval {
-		return nil
-	}
-	ev := in.Approval
-	if ev == nil {
-		return errors.New("the policy requires approval and none was given")
-	}
-	want := requestID(in.Run, in.ArgsForm, in.Step, in.Call, argsHash, dec.PolicyRevision)
-	if ev.RequestID != want {
-		return fmt.Errorf("approval %s does not match this call (expected %s: the arguments or the policy revision changed)", ev.RequestID, want)
-	}
-	if ev.ArgsHash != argsHash {
-		return fmt.Errorf("approval was given for arguments %s, not %s", ev.ArgsHash, argsHash)
-	}
-	seen := map[string]bool{}
-	for _, name := range ev.Approvers {
-		if !dec.Approvers.Permits(name, in.Run.Requester) {
-			return fmt.Errorf("%s may not approve this call", name)
-		}
-		seen[name] = true
-	}
-	if quorum := max(dec.Quorum, 1); len(seen) < quorum {
-		return fmt.Errorf("approval needs %d distinct approvers, got %d", quorum, len(seen))
-	}
-	return nil
-}
-
 // refuse records that Execute refused a call and returns the non-retryable error.
-func (a *Activities) refuse(ctx context.Context, in ExecuteInput, dec warden.Decision, cause error) error {
-	ev := a.event(in.Run, in.Step, in.Call.ID, warden.EventToolFailed, "refused")
-	ev.Actor = "policy"
-	ev.Tool = in.Call.Name
-	ev.Args = in.Call.Args
-	ev.Decision = warden.VerdictDeny
-	ev.Risk = dec.Risk
-	ev.Reasons = dec.Reasons
-	ev.PolicyRevision = dec.PolicyRevision
-	ev.Message = "refused at execution: " + cause.Error()
-	if err := a.Audit.Append(ctx, ev); err != nil {
-		return fmt.Errorf("execute %s: audit: %w (while refusing: %v)", in.Call.Name, err, cause)
+func (a *Activities) refuse(ctx context.Context, turn govern.Turn, call warden.ToolCall, dec warden.Decision, cause error) error {
+	if err := a.Audit.Append(ctx, govern.RefusalEvent(turn, call, dec, cause, time.Now())); err != nil {
+		return fmt.Errorf("execute %s: audit: %w (while refusing: %v)", call.Name, err, cause)
 	}
 	return temporal.NewNonRetryableApplicationError("refused at execution: "+cause.Error(), warden.ErrTypePolicyDenied, nil)
 }

@@ -193,7 +193,7 @@ func TestFailClosed(t *testing.T) {
 	require.NoError(t, err)
 	var out activities.AuthorizeOutput
 	require.NoError(t, v.Get(&out))
-	require.Equal(t, warden.VerdictDeny, out.Verdict)
+	require.Equal(t, warden.VerdictDeny, string(out.Verdict))
 	require.Contains(t, out.Message, "policy evaluation failed")
 }
 

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/internal/govern"
 )
 
 // EscalateInput is the input of Escalate.
@@ -120,14 +121,5 @@ func auditError(what string, err error) error {
 }
 
 func (a *Activities) event(run RunRef, step int, callID string, typ warden.EventType, discriminator string) warden.AuditEvent {
-	return warden.AuditEvent{
-		ID:         warden.EventID(run.WorkflowID, run.RunID, step, callID, typ, discriminator),
-		Type:       typ,
-		Tenant:     run.Tenant,
-		WorkflowID: run.WorkflowID,
-		RunID:      run.RunID,
-		Step:       step,
-		CallID:     callID,
-		OccurredAt: time.Now().UTC(),
-	}
+	return govern.Event(run, step, callID, typ, discriminator, time.Now())
 }
