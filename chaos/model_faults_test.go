@@ -349,7 +349,7 @@ func eventsOnce(ctx context.Context, t *testing.T, store audit.Store, tenant, id
 		require.False(t, seen[key], "%s: duplicate audit event %s", id, key)
 		seen[key] = true
 		n[e.Type]++
-		if e.Type == warden.EventToolRequested && e.Decision == activities.VerdictInvalidArgs {
+		if e.Type == warden.EventToolRequested && e.Decision == string(activities.VerdictInvalidArgs) {
 			n[invalidArgsRequested]++
 		}
 	}
