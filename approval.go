@@ -7,9 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -67,7 +65,7 @@ func ApprovalSigningMessage(requestID, argsHash, decision string) []byte {
 
 // SignApproval signs d for request r with key, filling d.Signature.
 func SignApproval(key ed25519.PrivateKey, r ApprovalRequest, d ApprovalDecision) (ApprovalDecision, error) {
-	hash, err := r.approvedHash(d)
+	hash, err := r.ApprovedHash(d)
 	if err != nil {
 		return d, err
 	}
@@ -75,9 +73,9 @@ func SignApproval(key ed25519.PrivateKey, r ApprovalRequest, d ApprovalDecision)
 	return d, nil
 }
 
-// approvedHash is the hash of the arguments d approves: its edited
-// arguments, or the request's.
-func (r ApprovalRequest) approvedHash(d ApprovalDecision) (string, error) {
+// ApprovedHash is the hash of the arguments d approves: its edited
+// arguments, or the request's; what an approval's signature covers.
+func (r ApprovalRequest) ApprovedHash(d ApprovalDecision) (string, error) {
 	if len(d.Args) == 0 {
 		return r.ArgsHash, nil
 	}
@@ -86,36 +84,6 @@ func (r ApprovalRequest) approvedHash(d ApprovalDecision) (string, error) {
 		return "", fmt.Errorf("%w: edited args are not valid JSON: %v", ErrApprovalInvalid, err)
 	}
 	return h, nil
-}
-
-// checkSignature verifies d's signature against the approver's key.
-func (r ApprovalRequest) checkSignature(d ApprovalDecision, approver string) error {
-	if !r.Approvers.RequireSignature {
-		return nil
-	}
-	pub, ok := r.Approvers.Keys[approver]
-	if !ok {
-		return fmt.Errorf("%w: this call needs a signed approval and the policy has no public key for %s", ErrApprovalInvalid, approver)
-	}
-	if d.Signature == "" {
-		return fmt.Errorf("%w: this call needs a signed approval: sign with `warden approve --key FILE` (Ed25519 over ApprovalSigningMessage)", ErrApprovalInvalid)
-	}
-	key, err := base64.StdEncoding.DecodeString(pub)
-	if err != nil || len(key) != ed25519.PublicKeySize {
-		return fmt.Errorf("%w: the policy's public key for %s is not a base64 Ed25519 key", ErrApprovalInvalid, approver)
-	}
-	sig, err := base64.StdEncoding.DecodeString(d.Signature)
-	if err != nil {
-		return fmt.Errorf("%w: signature is not base64", ErrApprovalInvalid)
-	}
-	hash, err := r.approvedHash(d)
-	if err != nil {
-		return err
-	}
-	if !ed25519.Verify(ed25519.PublicKey(key), ApprovalSigningMessage(d.RequestID, hash, d.Decision), sig) {
-		return fmt.Errorf("%w: the signature does not verify with %s's key for this request, arguments and decision", ErrApprovalInvalid, approver)
-	}
-	return nil
 }
 
 // ApprovalRequest is a call waiting for approval, as the pending_approvals
@@ -185,60 +153,4 @@ func ApprovalRequestID(workflowID string, step int, callID, tool, argsHash, poli
 // workflow ID. Runs that hash arguments in ArgsFormCanonical use it.
 func RunApprovalRequestID(chain, workflowID string, step int, callID, tool, argsHash, policyRevision string) string {
 	return ApprovalRequestID(chain+"\x00"+workflowID, step, callID, tool, argsHash, policyRevision)
-}
-
-// Check reports why d cannot be applied to r at time now, or nil if it can.
-// The workflow's Update validator and its Signal handler both use it.
-func (r ApprovalRequest) Check(d ApprovalDecision, now time.Time) error {
-	if d.RequestID != r.RequestID {
-		return fmt.Errorf("%w: request_id %q does not match pending request %q", ErrApprovalInvalid, d.RequestID, r.RequestID)
-	}
-	switch d.Decision {
-	case ApprovalApprove, ApprovalReject:
-	default:
-		return fmt.Errorf("%w: decision must be %q or %q, got %q", ErrApprovalInvalid, ApprovalApprove, ApprovalReject, d.Decision)
-	}
-	approver := strings.TrimSpace(d.Approver)
-	if approver == "" {
-		return fmt.Errorf("%w: approver is required", ErrApprovalInvalid)
-	}
-	if approver == r.Requester && !r.Approvers.AllowSelfApproval {
-		return fmt.Errorf("%w: %s requested this run and may not approve its calls", ErrApprovalInvalid, approver)
-	}
-	if !r.Approvers.Permits(approver, r.Requester) {
-		return fmt.Errorf("%w: %s is not among the approvers the policy permits (%s)", ErrApprovalInvalid, approver, r.Approvers.describe())
-	}
-	if !r.ExpiresAt.IsZero() && !now.Before(r.ExpiresAt) {
-		return fmt.Errorf("%w: request %s expired at %s", ErrApprovalInvalid, r.RequestID, r.ExpiresAt.UTC().Format(time.RFC3339))
-	}
-	if slices.ContainsFunc(r.Approvals, func(a ApprovalDecision) bool { return a.Approver == approver }) {
-		return fmt.Errorf("%w: %s has already decided on request %s", ErrApprovalInvalid, approver, r.RequestID)
-	}
-	if len(d.Args) > 0 {
-		if d.Decision != ApprovalApprove {
-			return fmt.Errorf("%w: edited args come only with an approval", ErrApprovalInvalid)
-		}
-		if len(r.Approvals) > 0 {
-			return fmt.Errorf("%w: the args cannot be edited once another approver has approved them", ErrApprovalInvalid)
-		}
-		var obj map[string]any
-		if err := json.Unmarshal(d.Args, &obj); err != nil {
-			return fmt.Errorf("%w: edited args must be a JSON object: %v", ErrApprovalInvalid, err)
-		}
-	}
-	return r.checkSignature(d, approver)
-}
-
-func (a Approvers) describe() string {
-	var parts []string
-	if len(a.Users) > 0 {
-		parts = append(parts, "users: "+strings.Join(a.Users, ", "))
-	}
-	if len(a.Groups) > 0 {
-		parts = append(parts, "groups: "+strings.Join(a.Groups, ", "))
-	}
-	if len(parts) == 0 {
-		return "none"
-	}
-	return strings.Join(parts, "; ")
 }

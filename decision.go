@@ -109,22 +109,6 @@ type Approvers struct {
 	Keys map[string]string `json:"keys,omitempty"`
 }
 
-// Permits reports whether name may approve a call requested by requester.
-func (a Approvers) Permits(name, requester string) bool {
-	if name == "" {
-		return false
-	}
-	if name == requester && !a.AllowSelfApproval {
-		return false
-	}
-	for _, u := range a.Users {
-		if u == "*" || u == name {
-			return true
-		}
-	}
-	return false
-}
-
 // Obligations constrain a permitted call.
 type Obligations struct {
 	// TimeoutSeconds is the wall-clock limit of the tool run.

@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/internal/govern"
 )
 
 // PendingFromMemo reads the pending requests from a workflow's memo
@@ -234,7 +235,7 @@ func (c *Client) DecideOrSignal(ctx context.Context, workflowID string, d warden
 	// The memo has no approver keys: the workflow verifies the signature.
 	check := req
 	check.Approvers.RequireSignature = false
-	if err := check.Check(d, time.Now()); err != nil {
+	if err := govern.CheckDecision(check, d, time.Now()); err != nil {
 		return DecideResult{}, err
 	}
 	if req.Approvers.RequireSignature && d.Signature == "" {

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/internal/govern"
 	"github.com/wardenhq/warden/client"
 )
 
@@ -46,8 +47,8 @@ func TestPendingMemoRoundTrip(t *testing.T) {
 	require.Nil(t, back.Approvers.Keys)
 	require.Equal(t, []warden.ApprovalDecision{{RequestID: "apr_1", Decision: "approve", Approver: "alice"}}, back.Approvals)
 	back.Approvers.RequireSignature = false
-	require.ErrorContains(t, back.Check(warden.ApprovalDecision{RequestID: "apr_1", Decision: "approve", Approver: "alice"}, now), "already decided")
-	require.NoError(t, back.Check(warden.ApprovalDecision{RequestID: "apr_1", Decision: "approve", Approver: "bob"}, now))
+	require.ErrorContains(t, govern.CheckDecision(back, warden.ApprovalDecision{RequestID: "apr_1", Decision: "approve", Approver: "alice"}, now), "already decided")
+	require.NoError(t, govern.CheckDecision(back, warden.ApprovalDecision{RequestID: "apr_1", Decision: "approve", Approver: "bob"}, now))
 
 	none, err := client.PendingFromMemo(nil)
 	require.NoError(t, err)

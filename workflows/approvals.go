@@ -13,6 +13,7 @@ import (
 
 	"github.com/wardenhq/warden"
 	"github.com/wardenhq/warden/activities"
+	"github.com/wardenhq/warden/internal/govern"
 )
 
 // registerHandlers installs the queries, the approve Update (with its
@@ -195,7 +196,7 @@ func (r *run) check(ctx workflow.Context, d warden.ApprovalDecision) error {
 	if p.outcome != "" {
 		return fmt.Errorf("%w: request %s is already %s", warden.ErrApprovalInvalid, d.RequestID, p.outcome)
 	}
-	return p.req.Check(d, workflow.Now(ctx))
+	return govern.CheckDecision(p.req, d, workflow.Now(ctx))
 }
 
 // decide applies a valid decision: audit first, then state, so the
@@ -297,7 +298,7 @@ func (r *run) applyEdit(ctx workflow.Context, p *approval, d warden.ApprovalDeci
 			r.order[i] = p.req.RequestID
 		}
 	}
-	if dec.Approvers.Permits(d.Approver, r.req.Requester) && !dec.Approvers.RequireSignature {
+	if govern.Permits(dec.Approvers, d.Approver, r.req.Requester) && !dec.Approvers.RequireSignature {
 		approval.RequestID = p.req.RequestID
 		p.req.Approvals = []warden.ApprovalDecision{approval}
 	}

@@ -184,7 +184,19 @@ func CheckEvidence(dec warden.Decision, turn Turn, call warden.ToolCall, argsHas
 
 // Permits reports whether name may approve a call requested by requester
 // under approvers: the one rule, used by the workflow when an approval
-// arrives and by Enforce when the call runs.
+// arrives and by Enforce when the call runs. "*" is anyone but the
+// requester; the requester only with AllowSelfApproval.
 func Permits(approvers warden.Approvers, name, requester string) bool {
-	return approvers.Permits(name, requester)
+	if name == "" {
+		return false
+	}
+	if name == requester && !approvers.AllowSelfApproval {
+		return false
+	}
+	for _, u := range approvers.Users {
+		if u == "*" || u == name {
+			return true
+		}
+	}
+	return false
 }
