@@ -80,7 +80,6 @@ func ParseCallRef(s string) (CallRef, bool) {
 	return c, true
 }
 
-
 // heartbeat records heartbeats until the returned function is called.
 func (a *Activities) heartbeat(ctx context.Context) func() {
 	every := cmp.Or(a.HeartbeatEvery, 2*time.Second)

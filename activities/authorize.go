@@ -6,7 +6,6 @@ package activities
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/wardenhq/warden"
@@ -61,7 +60,7 @@ type AuthorizeOutput struct {
 func (a *Activities) Authorize(ctx context.Context, in AuthorizeInput) (AuthorizeOutput, error) {
 	out, events := a.authorize(ctx, in)
 	if err := a.Audit.Append(ctx, events...); err != nil {
-		return AuthorizeOutput{}, fmt.Errorf("authorize %s: audit: %w", in.Call.Name, err)
+		return AuthorizeOutput{}, auditFailed("authorize "+in.Call.Name, err)
 	}
 	return out, nil
 }

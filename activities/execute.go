@@ -123,7 +123,7 @@ func (a *Activities) Execute(ctx context.Context, in ExecuteInput) (ExecuteOutpu
 		ev.ID = warden.EventID(in.Run.WorkflowID, in.Run.RunID, in.Step, call.ID, warden.EventToolFailed, "")
 		ev.Message = "sandbox: " + runErr.Error()
 		if err := a.Audit.Append(ctx, ev); err != nil {
-			return ExecuteOutput{}, fmt.Errorf("execute %s: audit: %w (after sandbox error: %v)", call.Name, err, runErr)
+			return ExecuteOutput{}, auditFailed("execute "+call.Name, fmt.Errorf("%w (after sandbox error: %v)", err, runErr))
 		}
 		if permanent(runErr) {
 			// For example a workspace over its disk quota: the run stays
@@ -137,7 +137,7 @@ func (a *Activities) Execute(ctx context.Context, in ExecuteInput) (ExecuteOutpu
 	if err := a.Audit.Append(ctx, ev); err != nil {
 		// The tool ran; the retry will find tool_started (non-idempotent) or
 		// run an idempotent tool again, and the audit write is retried.
-		return ExecuteOutput{}, fmt.Errorf("execute %s: audit: %w", call.Name, err)
+		return ExecuteOutput{}, auditFailed("execute "+call.Name, err)
 	}
 	if a.Payloads != nil && len(out.Content) > inlineOutputLimit {
 		ref, err := a.Payloads.PutPayload(ctx, []byte(out.Content))
@@ -153,7 +153,7 @@ func (a *Activities) Execute(ctx context.Context, in ExecuteInput) (ExecuteOutpu
 // refuse records that Execute refused a call and returns the non-retryable error.
 func (a *Activities) refuse(ctx context.Context, turn govern.Turn, call warden.ToolCall, dec warden.Decision, cause error) error {
 	if err := a.Audit.Append(ctx, govern.RefusalEvent(turn, call, dec, cause, time.Now())); err != nil {
-		return fmt.Errorf("execute %s: audit: %w (while refusing: %v)", call.Name, err, cause)
+		return auditFailed("execute "+call.Name, fmt.Errorf("%w (while refusing: %v)", err, cause))
 	}
 	return temporal.NewNonRetryableApplicationError("refused at execution: "+cause.Error(), warden.ErrTypePolicyDenied, nil)
 }
@@ -168,7 +168,7 @@ func (a *Activities) guardSingleAttempt(ctx context.Context, in ExecuteInput) er
 	started.Message = "non-idempotent tool starting; it will not be retried"
 	ran, err := a.Audit.Has(ctx, started.ID)
 	if err != nil {
-		return fmt.Errorf("execute %s: audit: %w", in.Call.Name, err)
+		return auditFailed("execute "+in.Call.Name, err)
 	}
 	if ran || activity.GetInfo(ctx).Attempt > 1 {
 		unknown := a.event(in.Run, in.Step, in.Call.ID, warden.EventToolOutcomeUnknown, "")
@@ -176,12 +176,12 @@ func (a *Activities) guardSingleAttempt(ctx context.Context, in ExecuteInput) er
 		unknown.Tool = in.Call.Name
 		unknown.Message = "an earlier attempt may have run this non-idempotent tool; not retried"
 		if err := a.Audit.Append(ctx, unknown); err != nil {
-			return fmt.Errorf("execute %s: audit: %w", in.Call.Name, err)
+			return auditFailed("execute "+in.Call.Name, err)
 		}
 		return temporal.NewNonRetryableApplicationError(unknown.Message, warden.ErrTypeOutcomeUnknown, nil)
 	}
 	if err := a.Audit.Append(ctx, started); err != nil {
-		return fmt.Errorf("execute %s: audit: %w", in.Call.Name, err)
+		return auditFailed("execute "+in.Call.Name, err)
 	}
 	return nil
 }

@@ -173,6 +173,10 @@ func TestFailClosed(t *testing.T) {
 	g.acts.Audit = failingAudit{g.acts.Audit}
 	_, err = g.execute(t, activities.ExecuteInput{Run: run, Step: 1, Call: echo})
 	require.ErrorContains(t, err, "database is down")
+	var appErr *temporal.ApplicationError
+	require.ErrorAs(t, err, &appErr)
+	require.Equal(t, warden.ErrTypeAudit, appErr.Type(), "an audit outage is typed, so no caller mistakes it for a refusal")
+	require.False(t, appErr.NonRetryable(), "the store may come back")
 
 	for _, fx := range []*fixture{f, g} {
 		// Through the sandbox's view: with the tmpfs quota the host's

@@ -155,7 +155,7 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanOutput, error)
 			events = append(events, evs...)
 		}
 		if err := a.Audit.Append(ctx, events...); err != nil {
-			return PlanOutput{}, fmt.Errorf("plan step %d: audit: %w", in.Step, err)
+			return PlanOutput{}, auditFailed(fmt.Sprintf("plan step %d", in.Step), err)
 		}
 		return out, nil
 	}

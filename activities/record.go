@@ -41,7 +41,7 @@ func (a *Activities) Escalate(ctx context.Context, in EscalateInput) error {
 		return fmt.Errorf("escalate %s: %w", p.RequestID, err)
 	}
 	if err := a.Audit.Append(ctx, ev); err != nil {
-		return fmt.Errorf("escalate %s: audit: %w", p.RequestID, err)
+		return auditFailed("escalate "+p.RequestID, err)
 	}
 	return nil
 }
@@ -110,6 +110,13 @@ func (a *Activities) Record(ctx context.Context, in RecordInput) error {
 	return nil
 }
 
+// auditFailed is the error of an activity whose audit write failed:
+// typed warden.ErrTypeAudit and retried (the store may come back), so that
+// no caller mistakes an outage for a refusal.
+func auditFailed(what string, err error) error {
+	return temporal.NewApplicationErrorWithCause(what+": audit: "+err.Error(), warden.ErrTypeAudit, err)
+}
+
 // auditError wraps a failed audit write for the workflow: an invalid event
 // is not retried (writing it again cannot succeed); anything else is, until
 // the store takes it.
@@ -117,7 +124,7 @@ func auditError(what string, err error) error {
 	if errors.Is(err, warden.ErrInvalidAuditEvent) {
 		return temporal.NewNonRetryableApplicationError(what+": "+err.Error(), warden.ErrTypeInvalidAudit, err)
 	}
-	return fmt.Errorf("%s: %w", what, err)
+	return auditFailed(what, err)
 }
 
 func (a *Activities) event(run RunRef, step int, callID string, typ warden.EventType, discriminator string) warden.AuditEvent {
