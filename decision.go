@@ -22,6 +22,16 @@ func (r Risk) Valid() bool {
 	return false
 }
 
+// SandboxMode is the isolation tools run in, as policies see it. Policies
+// should judge it by allow-list: a mode they do not know is weak.
+type SandboxMode string
+
+// The sandbox modes a worker runs in (sandbox.ModeIsolated, ModeProcess).
+const (
+	SandboxIsolated SandboxMode = "isolated"
+	SandboxProcess  SandboxMode = "process"
+)
+
 // PolicyInput is the document a policy decides on (Rego `input`).
 type PolicyInput struct {
 	Tenant     string `json:"tenant"`
@@ -39,7 +49,7 @@ type PolicyInput struct {
 	Approval *ApprovalEvidence `json:"approval,omitempty"`
 	// SandboxMode is the isolation the worker runs tools in, so policies can
 	// refuse risky tools in weaker modes.
-	SandboxMode string `json:"sandbox_mode"`
+	SandboxMode SandboxMode `json:"sandbox_mode"`
 	// Taint lists the sources of untrusted content the run has seen so far
 	// (for example "tool:shell"): once tainted, exfiltration-capable tools
 	// need approval under the default policy.

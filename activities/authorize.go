@@ -68,7 +68,7 @@ func (a *Activities) Authorize(ctx context.Context, in AuthorizeInput) (Authoriz
 // turn is the decision context of in: what govern.Authorize and, for the
 // same call later, govern.Enforce decide on.
 func (a *Activities) turn(run RunRef, step int, taint []string, form int) govern.Turn {
-	return govern.Turn{Run: run, Step: step, Taint: taint, SandboxMode: a.SandboxMode, ArgsForm: form}
+	return govern.Turn{Run: run, Step: step, Taint: taint, SandboxMode: warden.SandboxMode(a.SandboxMode), ArgsForm: form}
 }
 
 // authorize decides one call (govern.Authorize) and returns the audit

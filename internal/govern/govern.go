@@ -45,8 +45,8 @@ type Turn struct {
 	// Taint lists the sources of untrusted content the run had seen when
 	// the decision was taken.
 	Taint []string
-	// SandboxMode is the isolation tools run in ("isolated" or "process", as the worker reports it).
-	SandboxMode string
+	// SandboxMode is the isolation tools run in, as the worker reports it.
+	SandboxMode warden.SandboxMode
 	// ArgsForm is how the run hashes arguments (warden.ArgsFormCanonical,
 	// or warden.ArgsFormLegacy in runs started before it).
 	ArgsForm int

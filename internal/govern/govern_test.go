@@ -62,7 +62,7 @@ func turn() govern.Turn {
 	return govern.Turn{
 		Run:         govern.Run{Tenant: "acme", Requester: "rita", WorkflowID: "wf-1", RunID: "run-2", ChainID: "run-1"},
 		Step:        3,
-		SandboxMode: "isolated",
+		SandboxMode: warden.SandboxIsolated,
 		ArgsForm:    warden.ArgsFormCanonical,
 	}
 }
@@ -78,7 +78,7 @@ func TestAuthorizeRules(t *testing.T) {
 	tainted := turn()
 	tainted.Taint = []string{"tool:shell"}
 	process := turn()
-	process.SandboxMode = "process"
+	process.SandboxMode = warden.SandboxProcess
 	tests := []struct {
 		name    string
 		call    warden.ToolCall
@@ -321,7 +321,7 @@ func TestAuthorizeAndEnforceAgree(t *testing.T) {
 		call("launch", `{}`), call("shell", `{"argv":`),
 	}
 	taints := [][]string{nil, {"tool:shell"}, {"tool:http_get", "tool:read_file"}}
-	modes := []string{"isolated", "process", ""}
+	modes := []warden.SandboxMode{warden.SandboxIsolated, warden.SandboxProcess, ""}
 	policies := []govern.Policy{bundle, randomPolicy{1}, randomPolicy{2}, randomPolicy{3}}
 	rng := rand.New(rand.NewPCG(12, 2026))
 	counts := map[govern.Verdict]int{}
