@@ -2,7 +2,6 @@ package audit
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -677,136 +676,10 @@ func (p *Postgres) Has(ctx context.Context, eventID string) (bool, error) {
 	return ok, nil
 }
 
-// Seal implements Store.
+// Seal implements Store (sealAll): each tenant's seal is written in its
+// own transaction, holding the tenant's seal lock exclusively.
 func (p *Postgres) Seal(ctx context.Context, tenant string) ([]Seal, error) {
-	tenants := []string{tenant}
-	if tenant == "" {
-		// A loose index scan: one index probe per tenant, not a scan of
-		// every row.
-		rows, err := p.pool.Query(ctx, `WITH RECURSIVE t(tenant) AS (
-			SELECT min(tenant) FROM audit_events
-			UNION ALL
-			SELECT (SELECT min(e.tenant) FROM audit_events e WHERE e.tenant > t.tenant) FROM t WHERE t.tenant IS NOT NULL)
-			SELECT tenant FROM t WHERE tenant IS NOT NULL`)
-		if err != nil {
-			return nil, fmt.Errorf("seal: list tenants: %w", err)
-		}
-		if tenants, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
-			return nil, fmt.Errorf("seal: list tenants: %w", err)
-		}
-	}
-	var out []Seal
-	for _, t := range tenants {
-		var (
-			s  Seal
-			ok bool
-		)
-		err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-			var err error
-			s, ok, err = p.sealTenant(ctx, tx, t)
-			return err
-		})
-		if err != nil {
-			return out, fmt.Errorf("seal tenant %s: %w", t, err)
-		}
-		if ok {
-			out = append(out, s)
-		}
-	}
-	return out, nil
-}
-
-// sealTenant writes tenant's next seal in tx, holding the tenant's seal
-// lock exclusively so that no append of the tenant is in flight.
-func (p *Postgres) sealTenant(ctx context.Context, tx pgx.Tx, tenant string) (Seal, bool, error) {
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", p.lockKey("seal", tenant)); err != nil {
-		return Seal{}, false, err
-	}
-	prev, err := p.lastSeal(ctx, tx, tenant)
-	if err != nil {
-		return Seal{}, false, err
-	}
-	var from int64
-	if prev != nil {
-		from = prev.ToSeq
-	}
-	var (
-		to    *int64
-		count int64
-	)
-	if err := tx.QueryRow(ctx, "SELECT max(seq), count(*) FROM audit_events WHERE tenant = $1 AND seq > $2",
-		tenant, from).Scan(&to, &count); err != nil {
-		return Seal{}, false, err
-	}
-	if to == nil {
-		return Seal{}, false, nil
-	}
-	rows, err := tx.Query(ctx, `SELECT DISTINCT ON (workflow_id) workflow_id, hash, seq FROM audit_events
-		WHERE tenant = $1 AND seq > $2 AND seq <= $3 ORDER BY workflow_id, seq DESC`, tenant, from, *to)
-	if err != nil {
-		return Seal{}, false, err
-	}
-	heads, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (ChainHead, error) {
-		var h ChainHead
-		err := row.Scan(&h.WorkflowID, &h.Hash, &h.Seq)
-		return h, err
-	})
-	if err != nil {
-		return Seal{}, false, err
-	}
-	s, err := newSeal(tenant, prev, *to, count, heads, time.Now())
-	if err != nil {
-		return Seal{}, false, err
-	}
-	s = p.sign(s)
-	err = pgInsertSeal(ctx, tx, s)
-	return s, err == nil, err
-}
-
-func pgInsertSeal(ctx context.Context, tx pgx.Tx, s Seal) error {
-	headsJSON, err := json.Marshal(s.Heads)
-	if err != nil {
-		return err
-	}
-	retention, err := retentionJSON(s.Retention)
-	if err != nil {
-		return err
-	}
-	_, err = tx.Exec(ctx, "INSERT INTO audit_seals ("+sealColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-		s.Tenant, s.Index, s.Kind, s.FromSeq, s.ToSeq, s.EventCount, string(headsJSON), s.SealedAt, s.PrevHash, s.Hash, retention, s.KeyID, s.Signature)
-	return err
-}
-
-const sealColumns = "tenant, seal_index, kind, from_seq, to_seq, event_count, heads, sealed_at, prev_hash, hash, retention, key_id, signature"
-
-func scanSeal(row pgx.Row) (Seal, error) {
-	var (
-		s                Seal
-		heads, retention []byte
-	)
-	if err := row.Scan(&s.Tenant, &s.Index, &s.Kind, &s.FromSeq, &s.ToSeq, &s.EventCount, &heads, &s.SealedAt, &s.PrevHash, &s.Hash, &retention, &s.KeyID, &s.Signature); err != nil {
-		return Seal{}, err
-	}
-	s.SealedAt = s.SealedAt.UTC()
-	if err := json.Unmarshal(heads, &s.Heads); err != nil {
-		return Seal{}, fmt.Errorf("decode heads of seal %s #%d: %w", s.Tenant, s.Index, err)
-	}
-	var err error
-	if s.Retention, err = decodeRetention(retention); err != nil {
-		return Seal{}, fmt.Errorf("decode retention record of seal %s #%d: %w", s.Tenant, s.Index, err)
-	}
-	return s, nil
-}
-
-func (p *Postgres) lastSeal(ctx context.Context, tx pgx.Tx, tenant string) (*Seal, error) {
-	s, err := scanSeal(tx.QueryRow(ctx, "SELECT "+sealColumns+" FROM audit_seals WHERE tenant = $1 ORDER BY seal_index DESC LIMIT 1", tenant))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &s, nil
+	return sealAll(ctx, p, tenant)
 }
 
 // Seals implements Store.

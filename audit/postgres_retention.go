@@ -27,7 +27,7 @@ func (p *Postgres) Retain(ctx context.Context, opts RetainOptions) (Seal, error)
 	}
 	var seal Seal
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-		if _, _, err := p.sealTenant(ctx, tx, opts.Tenant); err != nil {
+		if _, _, err := sealNext(ctx, p, pgTx{p, tx}, opts.Tenant); err != nil {
 			return fmt.Errorf("seal before dropping: %w", err)
 		}
 		rows, err := tx.Query(ctx, `WITH c AS (
@@ -85,7 +85,7 @@ func (p *Postgres) Retain(ctx context.Context, opts RetainOptions) (Seal, error)
 			return errDryRun
 		}
 		seal = p.sign(seal)
-		if err := pgInsertSeal(ctx, tx, seal); err != nil {
+		if err := (pgTx{p, tx}).insertSeal(ctx, seal); err != nil {
 			return fmt.Errorf("write retention seal: %w", err)
 		}
 		// The delete guard (migration 0010) lets this transaction delete

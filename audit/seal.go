@@ -2,6 +2,7 @@ package audit
 
 import (
 	"cmp"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -107,4 +108,78 @@ func newSeal(tenant string, prev *Seal, toSeq, count int64, heads []ChainHead, n
 	}
 	s.Hash = h
 	return s, nil
+}
+
+// sealColumns are audit_seals' columns, in the order both backends write
+// and read them.
+const sealColumns = "tenant, seal_index, kind, from_seq, to_seq, event_count, heads, sealed_at, prev_hash, hash, retention, key_id, signature"
+
+// sealAll implements Store.Seal over d: each tenant (every tenant with
+// events when tenant is empty) gets its next seal in a transaction of its
+// own (sealNext).
+func sealAll(ctx context.Context, d storeDriver, tenant string) ([]Seal, error) {
+	defer d.exclusive()()
+	tenants := []string{tenant}
+	if tenant == "" {
+		var err error
+		if tenants, err = d.tenants(ctx); err != nil {
+			return nil, fmt.Errorf("seal: list tenants: %w", err)
+		}
+	}
+	var out []Seal
+	for _, t := range tenants {
+		var (
+			s  Seal
+			ok bool
+		)
+		err := d.inTx(ctx, func(tx driverTx) error {
+			var err error
+			s, ok, err = sealNext(ctx, d, tx, t)
+			return err
+		})
+		if err != nil {
+			return out, fmt.Errorf("seal tenant %s: %w", t, err)
+		}
+		if ok {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// sealNext writes tenant's next seal in tx, holding the tenant's lock so
+// that no append of the tenant is in flight; ok is false (and nothing is
+// written) when the tenant has no event since its last seal.
+func sealNext(ctx context.Context, d storeDriver, tx driverTx, tenant string) (s Seal, ok bool, err error) {
+	if err := tx.lockTenant(ctx, tenant); err != nil {
+		return Seal{}, false, err
+	}
+	last, err := tx.seals(ctx, tenant, true)
+	if err != nil {
+		return Seal{}, false, err
+	}
+	var (
+		prev *Seal
+		from int64
+	)
+	if len(last) > 0 {
+		prev = &last[len(last)-1]
+		from = prev.ToSeq
+	}
+	to, count, ok, err := tx.eventsAfter(ctx, tenant, from)
+	if err != nil || !ok {
+		return Seal{}, false, err
+	}
+	heads, err := tx.chainHeads(ctx, tenant, from, to)
+	if err != nil {
+		return Seal{}, false, err
+	}
+	if s, err = newSeal(tenant, prev, to, count, heads, time.Now()); err != nil {
+		return Seal{}, false, err
+	}
+	s = d.sign(s)
+	if err := tx.insertSeal(ctx, s); err != nil {
+		return Seal{}, false, err
+	}
+	return s, true, nil
 }

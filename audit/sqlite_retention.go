@@ -35,7 +35,7 @@ func (s *SQLite) retain(ctx context.Context, opts RetainOptions) (Seal, error) {
 		return Seal{}, err
 	}
 	defer tx.Rollback()
-	if _, _, err := s.sealTx(ctx, tx, opts.Tenant); err != nil {
+	if _, _, err := sealNext(ctx, s, sqliteTx{tx}, opts.Tenant); err != nil {
 		return Seal{}, fmt.Errorf("seal before dropping: %w", err)
 	}
 	// The head is the row holding max(seq): SQLite returns its bare
@@ -104,7 +104,7 @@ func (s *SQLite) retain(ctx context.Context, opts RetainOptions) (Seal, error) {
 		return seal, err
 	}
 	seal = s.sign(seal)
-	if err := sqliteInsertSeal(ctx, tx, seal); err != nil {
+	if err := (sqliteTx{tx}).insertSeal(ctx, seal); err != nil {
 		return Seal{}, fmt.Errorf("write retention seal: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, "INSERT INTO audit_retention_in_progress (tenant) VALUES (?)", opts.Tenant); err != nil {
