@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"time"
 )
 
 // The stores' algorithms are written once, over the small driver
@@ -27,6 +28,9 @@ type storeDriver interface {
 	inTx(ctx context.Context, fn func(driverTx) error) error
 	// sign signs a seal with the store's signer, if any (signerSlot).
 	sign(Seal) Seal
+	// retainHint is what Retain's error adds after err: how to fix it,
+	// or "".
+	retainHint(err error) string
 }
 
 // driverTx is a backend's primitives inside one transaction.
@@ -45,4 +49,18 @@ type driverTx interface {
 	chainHeads(ctx context.Context, tenant string, from, to int64) ([]ChainHead, error)
 	// insertSeal writes s to audit_seals.
 	insertSeal(ctx context.Context, s Seal) error
+
+	// retainable returns the tenant's runs (chains) whose every event
+	// occurred before before, by workflow ID.
+	retainable(ctx context.Context, tenant string, before time.Time) ([]chainStats, error)
+	// eachDroppedSeq calls fn with the seq of each event of the tenant's
+	// workflows, streaming; an error of fn ends it.
+	eachDroppedSeq(ctx context.Context, tenant string, workflows []string, fn func(seq int64) error) error
+	// liftDeleteGuard lets the transaction delete the tenant's events;
+	// restoreDeleteGuard puts the guard back before commit.
+	liftDeleteGuard(ctx context.Context, tenant string) error
+	restoreDeleteGuard(ctx context.Context, tenant string) error
+	// deleteRuns deletes the events of the tenant's workflows and returns
+	// how many it deleted.
+	deleteRuns(ctx context.Context, tenant string, workflows []string) (int64, error)
 }
