@@ -267,13 +267,6 @@ func (p *Postgres) Append(ctx context.Context, events ...warden.AuditEvent) erro
 	}
 }
 
-// appendRequest is one Append waiting for a committer.
-type appendRequest struct {
-	ctx    context.Context
-	events []warden.AuditEvent
-	done   chan error
-}
-
 // shard picks the committer of e's chain.
 func (p *Postgres) shard(e warden.AuditEvent) int {
 	h := fnv.New32a()
@@ -329,23 +322,7 @@ func (c *committer) run() {
 				break drain
 			}
 		}
-		if len(group) == 1 {
-			req.done <- c.insertWithRetry(req.ctx, req.events)
-			continue
-		}
-		merged := make([]warden.AuditEvent, 0, n)
-		for _, r := range group {
-			merged = append(merged, r.events...)
-		}
-		if err := c.insertWithRetry(context.Background(), merged); err == nil {
-			for _, r := range group {
-				r.done <- nil
-			}
-			continue
-		}
-		for _, r := range group {
-			r.done <- c.insertWithRetry(r.ctx, r.events)
-		}
+		commitGroup(group, c.insertWithRetry)
 	}
 }
 

@@ -33,7 +33,7 @@ type SQLite struct {
 	// writes all of them in one transaction (group commit: one fsync for
 	// many concurrent runs).
 	pendMu  sync.Mutex
-	pending []*sqliteAppend
+	pending []appendRequest
 	// signerSlot signs seals (SetSealSigner).
 	signerSlot
 }
@@ -158,7 +158,7 @@ func (s *SQLite) Append(ctx context.Context, events ...warden.AuditEvent) error 
 	if err != nil {
 		return fmt.Errorf("append audit events: %w", err)
 	}
-	req := &sqliteAppend{events: events, done: make(chan error, 1)}
+	req := appendRequest{ctx: ctx, events: events, done: make(chan error, 1)}
 	s.pendMu.Lock()
 	s.pending = append(s.pending, req)
 	s.pendMu.Unlock()
@@ -177,42 +177,23 @@ func (s *SQLite) Append(ctx context.Context, events ...warden.AuditEvent) error 
 	return <-req.done
 }
 
-// sqliteAppend is one Append call waiting to be written.
-type sqliteAppend struct {
-	events []warden.AuditEvent
-	done   chan error
-}
-
 // sqliteGroupTimeout bounds one group commit (a caller's own context only
 // bounds its own events when the group falls back to one by one).
 const sqliteGroupTimeout = 30 * time.Second
 
-// commitGroup writes the appends of group in one transaction; if that
-// fails, each is written on its own so one caller's failure is not
-// another's. Called with writeMu held.
-func (s *SQLite) commitGroup(ctx context.Context, group []*sqliteAppend) {
-	// The writer's own cancellation must not fail the others' events.
+// commitGroup writes group (the shared commitGroup), every write under
+// one deadline derived from the writer's context: the writer's own
+// cancellation must not fail the others' events. Called with writeMu
+// held.
+func (s *SQLite) commitGroup(ctx context.Context, group []appendRequest) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sqliteGroupTimeout)
 	defer cancel()
-	if len(group) > 1 {
-		var merged []warden.AuditEvent
-		for _, r := range group {
-			merged = append(merged, r.events...)
+	commitGroup(group, func(_ context.Context, events []warden.AuditEvent) error {
+		if err := s.insertAll(ctx, events); err != nil {
+			return fmt.Errorf("append audit events: %w", err)
 		}
-		if err := s.insertAll(ctx, merged); err == nil {
-			for _, r := range group {
-				r.done <- nil
-			}
-			return
-		}
-	}
-	for _, r := range group {
-		if err := s.insertAll(ctx, r.events); err != nil {
-			r.done <- fmt.Errorf("append audit events: %w", err)
-			continue
-		}
-		r.done <- nil
-	}
+		return nil
+	})
 }
 
 // insertAll links events into their chains and inserts them in one
