@@ -29,6 +29,19 @@ type appendRequest struct {
 	done chan error
 }
 
+// newAppendRequest validates and prepares events (prepare) as one
+// Append of ctx; ok is false, with the error if any, when there is
+// nothing to write.
+func newAppendRequest(ctx context.Context, events []warden.AuditEvent) (req appendRequest, ok bool, err error) {
+	if len(events) == 0 {
+		return appendRequest{}, false, nil
+	}
+	if events, err = prepare(events); err != nil {
+		return appendRequest{}, false, fmt.Errorf("append audit events: %w", err)
+	}
+	return appendRequest{ctx: ctx, events: events, done: make(chan error, 1)}, true, nil
+}
+
 // commitGroup writes the events of group's requests in one write (one
 // transaction, one commit) when the group holds several, and answers
 // every request with its result. When that write fails, or the group

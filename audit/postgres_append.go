@@ -31,21 +31,17 @@ import (
 // events are committed; a batch that fails is retried one append at a
 // time, so one caller's failure is never another's.
 func (p *Postgres) Append(ctx context.Context, events ...warden.AuditEvent) error {
-	if len(events) == 0 {
-		return nil
+	req, ok, err := newAppendRequest(ctx, events)
+	if !ok {
+		return err
 	}
-	events, err := prepare(events)
-	if err != nil {
-		return fmt.Errorf("append audit events: %w", err)
-	}
-	req := appendRequest{ctx: ctx, events: events, done: make(chan error, 1)}
 	p.mu.RLock()
 	if p.closed {
 		p.mu.RUnlock()
 		return errors.New("append audit events: store is closed")
 	}
 	select {
-	case p.queues[p.shard(events[0])] <- req:
+	case p.queues[p.shard(req.events[0])] <- req:
 		p.mu.RUnlock()
 	case <-ctx.Done():
 		p.mu.RUnlock()

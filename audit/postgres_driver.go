@@ -89,16 +89,12 @@ func (t pgTx) chainHeads(ctx context.Context, tenant string, from, to int64) ([]
 
 // insertSeal implements driverTx.
 func (t pgTx) insertSeal(ctx context.Context, s Seal) error {
-	headsJSON, err := json.Marshal(s.Heads)
-	if err != nil {
-		return err
-	}
-	retention, err := retentionJSON(s.Retention)
+	heads, retention, err := sealJSON(s)
 	if err != nil {
 		return err
 	}
 	_, err = t.tx.Exec(ctx, "INSERT INTO audit_seals ("+sealColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-		s.Tenant, s.Index, s.Kind, s.FromSeq, s.ToSeq, s.EventCount, string(headsJSON), s.SealedAt, s.PrevHash, s.Hash, retention, s.KeyID, s.Signature)
+		s.Tenant, s.Index, s.Kind, s.FromSeq, s.ToSeq, s.EventCount, heads, s.SealedAt, s.PrevHash, s.Hash, retention, s.KeyID, s.Signature)
 	return err
 }
 

@@ -171,29 +171,14 @@ func whereClause(f warden.AuditFilter, limit int, placeholder func(n int) string
 		args = append(args, value)
 		conds = append(conds, column+placeholder(len(args)))
 	}
-	if f.Tenant != "" {
-		add("tenant = ", f.Tenant)
-	}
-	if f.WorkflowID != "" {
-		add("workflow_id = ", f.WorkflowID)
-	}
-	if f.Tool != "" {
-		add("tool = ", f.Tool)
-	}
-	if f.Decision != "" {
-		add("decision = ", f.Decision)
-	}
-	if f.Type != "" {
-		add("event_type = ", string(f.Type))
-	}
-	if f.Actor != "" {
-		add("actor = ", f.Actor)
-	}
-	if f.Approver != "" {
-		add("event_type = 'approval_decided' AND actor = ", f.Approver)
-	}
-	if f.Risk != "" {
-		add("risk = ", string(f.Risk))
+	for _, eq := range []struct{ cond, value string }{
+		{"tenant = ", f.Tenant}, {"workflow_id = ", f.WorkflowID}, {"tool = ", f.Tool},
+		{"decision = ", f.Decision}, {"event_type = ", string(f.Type)}, {"actor = ", f.Actor},
+		{"event_type = 'approval_decided' AND actor = ", f.Approver}, {"risk = ", string(f.Risk)},
+	} {
+		if eq.value != "" {
+			add(eq.cond, eq.value)
+		}
 	}
 	if !f.Since.IsZero() {
 		add("occurred_at >= ", since(f.Since.UTC().Truncate(timePrecision)))

@@ -114,6 +114,17 @@ func newSeal(tenant string, prev *Seal, toSeq, count int64, heads []ChainHead, n
 // and read them.
 const sealColumns = "tenant, seal_index, kind, from_seq, to_seq, event_count, heads, sealed_at, prev_hash, hash, retention, key_id, signature"
 
+// sealJSON returns the stored forms of s's heads and retention record
+// (NULL for a checkpoint).
+func sealJSON(s Seal) (heads string, retention any, err error) {
+	b, err := json.Marshal(s.Heads)
+	if err != nil {
+		return "", nil, err
+	}
+	retention, err = retentionJSON(s.Retention)
+	return string(b), retention, err
+}
+
 // sealAll implements Store.Seal over d: each tenant (every tenant with
 // events when tenant is empty) gets its next seal in a transaction of its
 // own (sealNext).

@@ -151,14 +151,10 @@ func (s *SQLite) applyMigration(ctx context.Context, m migration) error {
 
 // Append implements Store.
 func (s *SQLite) Append(ctx context.Context, events ...warden.AuditEvent) error {
-	if len(events) == 0 {
-		return nil
+	req, ok, err := newAppendRequest(ctx, events)
+	if !ok {
+		return err
 	}
-	events, err := prepare(events)
-	if err != nil {
-		return fmt.Errorf("append audit events: %w", err)
-	}
-	req := appendRequest{ctx: ctx, events: events, done: make(chan error, 1)}
 	s.pendMu.Lock()
 	s.pending = append(s.pending, req)
 	s.pendMu.Unlock()

@@ -3,7 +3,6 @@ package audit
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 )
 
 // The SQLite primitives of the shared algorithms (driver.go): *SQLite is
@@ -26,14 +25,22 @@ func (s *SQLite) tenants(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	return sqlCollect(rows, func(rows *sql.Rows) (t string, err error) {
+		err = rows.Scan(&t)
+		return t, err
+	})
+}
+
+// sqlCollect reads every row of rows with scan, then closes rows.
+func sqlCollect[T any](rows *sql.Rows, scan func(*sql.Rows) (T, error)) ([]T, error) {
 	defer rows.Close()
-	var out []string
+	var out []T
 	for rows.Next() {
-		var t string
-		if err := rows.Scan(&t); err != nil {
+		v, err := scan(rows)
+		if err != nil {
 			return nil, err
 		}
-		out = append(out, t)
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }
@@ -82,30 +89,20 @@ func (t sqliteTx) chainHeads(ctx context.Context, tenant string, from, to int64)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var heads []ChainHead
-	for rows.Next() {
-		var h ChainHead
-		if err := rows.Scan(&h.WorkflowID, &h.Hash, &h.Seq); err != nil {
-			return nil, err
-		}
-		heads = append(heads, h)
-	}
-	return heads, rows.Err()
+	return sqlCollect(rows, func(rows *sql.Rows) (h ChainHead, err error) {
+		err = rows.Scan(&h.WorkflowID, &h.Hash, &h.Seq)
+		return h, err
+	})
 }
 
 // insertSeal implements driverTx.
 func (t sqliteTx) insertSeal(ctx context.Context, seal Seal) error {
-	headsJSON, err := json.Marshal(seal.Heads)
-	if err != nil {
-		return err
-	}
-	retention, err := retentionJSON(seal.Retention)
+	heads, retention, err := sealJSON(seal)
 	if err != nil {
 		return err
 	}
 	_, err = t.tx.ExecContext(ctx, "INSERT INTO audit_seals ("+sealColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-		seal.Tenant, seal.Index, seal.Kind, seal.FromSeq, seal.ToSeq, seal.EventCount, string(headsJSON),
+		seal.Tenant, seal.Index, seal.Kind, seal.FromSeq, seal.ToSeq, seal.EventCount, heads,
 		seal.SealedAt.Format(sqliteTimeLayout), seal.PrevHash, seal.Hash, retention, seal.KeyID, seal.Signature)
 	return err
 }

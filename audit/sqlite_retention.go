@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"time"
 )
@@ -28,16 +29,10 @@ func (t sqliteTx) retainable(ctx context.Context, tenant string, before time.Tim
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var chains []chainStats
-	for rows.Next() {
-		var c chainStats
-		if err := rows.Scan(&c.workflowID, &c.events, &c.firstSeq, &c.lastSeq, &c.headHash); err != nil {
-			return nil, err
-		}
-		chains = append(chains, c)
-	}
-	return chains, rows.Err()
+	return sqlCollect(rows, func(rows *sql.Rows) (c chainStats, err error) {
+		err = rows.Scan(&c.workflowID, &c.events, &c.firstSeq, &c.lastSeq, &c.headHash)
+		return c, err
+	})
 }
 
 // inDropped selects the events of the runs (a JSON list) of a tenant.
