@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -89,12 +90,11 @@ func (t pgTx) chainHeads(ctx context.Context, tenant string, from, to int64) ([]
 
 // insertSeal implements driverTx.
 func (t pgTx) insertSeal(ctx context.Context, s Seal) error {
-	heads, retention, err := sealJSON(s)
+	values, err := sealValues(s, func(t time.Time) any { return t })
 	if err != nil {
 		return err
 	}
-	_, err = t.tx.Exec(ctx, "INSERT INTO audit_seals ("+sealColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-		s.Tenant, s.Index, s.Kind, s.FromSeq, s.ToSeq, s.EventCount, heads, s.SealedAt, s.PrevHash, s.Hash, retention, s.KeyID, s.Signature)
+	_, err = t.tx.Exec(ctx, "INSERT INTO audit_seals ("+sealColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)", values...)
 	return err
 }
 

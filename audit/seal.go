@@ -114,15 +114,20 @@ func newSeal(tenant string, prev *Seal, toSeq, count int64, heads []ChainHead, n
 // and read them.
 const sealColumns = "tenant, seal_index, kind, from_seq, to_seq, event_count, heads, sealed_at, prev_hash, hash, retention, key_id, signature"
 
-// sealJSON returns the stored forms of s's heads and retention record
-// (NULL for a checkpoint).
-func sealJSON(s Seal) (heads string, retention any, err error) {
-	b, err := json.Marshal(s.Heads)
+// sealValues returns s's values in sealColumns order: heads as JSON text,
+// the retention record as JSON text (NULL for a checkpoint) and sealed_at
+// in the backend's encodeTime.
+func sealValues(s Seal, encodeTime func(time.Time) any) ([]any, error) {
+	heads, err := json.Marshal(s.Heads)
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	retention, err = retentionJSON(s.Retention)
-	return string(b), retention, err
+	retention, err := retentionJSON(s.Retention)
+	if err != nil {
+		return nil, err
+	}
+	return []any{s.Tenant, s.Index, s.Kind, s.FromSeq, s.ToSeq, s.EventCount, string(heads),
+		encodeTime(s.SealedAt), s.PrevHash, s.Hash, retention, s.KeyID, s.Signature}, nil
 }
 
 // sealAll implements Store.Seal over d: each tenant (every tenant with

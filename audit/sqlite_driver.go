@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"database/sql"
+	"time"
 )
 
 // The SQLite primitives of the shared algorithms (driver.go): *SQLite is
@@ -97,12 +98,10 @@ func (t sqliteTx) chainHeads(ctx context.Context, tenant string, from, to int64)
 
 // insertSeal implements driverTx.
 func (t sqliteTx) insertSeal(ctx context.Context, seal Seal) error {
-	heads, retention, err := sealJSON(seal)
+	values, err := sealValues(seal, func(t time.Time) any { return t.Format(sqliteTimeLayout) })
 	if err != nil {
 		return err
 	}
-	_, err = t.tx.ExecContext(ctx, "INSERT INTO audit_seals ("+sealColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-		seal.Tenant, seal.Index, seal.Kind, seal.FromSeq, seal.ToSeq, seal.EventCount, heads,
-		seal.SealedAt.Format(sqliteTimeLayout), seal.PrevHash, seal.Hash, retention, seal.KeyID, seal.Signature)
+	_, err = t.tx.ExecContext(ctx, "INSERT INTO audit_seals ("+sealColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values...)
 	return err
 }
