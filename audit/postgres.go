@@ -238,28 +238,10 @@ func (p *Postgres) Query(ctx context.Context, f warden.AuditFilter) ([]warden.Au
 		return nil, fmt.Errorf("query audit events: %w", err)
 	}
 	defer rows.Close()
-	var (
-		out        []warden.AuditEvent
-		s          scanned
-		occurredAt time.Time
-		recordedAt time.Time
-	)
-	for rows.Next() {
-		s = scanned{}
-		if err := rows.Scan(s.dest(&occurredAt, &recordedAt)...); err != nil {
-			return nil, fmt.Errorf("query audit events: %w", err)
-		}
-		e, err := s.finish()
-		if err != nil {
-			return nil, fmt.Errorf("query audit events: %w", err)
-		}
+	return scanEvents(rows, func(e *warden.AuditEvent, occurredAt, recordedAt time.Time) error {
 		e.OccurredAt, e.RecordedAt = occurredAt.UTC(), recordedAt.UTC()
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("query audit events: %w", err)
-	}
-	return out, nil
+		return nil
+	})
 }
 
 // Has implements Store.

@@ -207,3 +207,39 @@ func whereClause(f warden.AuditFilter, limit int, placeholder func(n int) string
 	b.WriteString(" ORDER BY seq LIMIT " + placeholder(len(args)))
 	return b.String(), args
 }
+
+// rowIterator is what scanEvents reads: pgx.Rows or *sql.Rows.
+type rowIterator interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// scanEvents reads Query's rows (selectColumns). T is the backend's time
+// destination, which decodeTimes turns into the event's OccurredAt and
+// RecordedAt.
+func scanEvents[T any](rows rowIterator, decodeTimes func(e *warden.AuditEvent, occurredAt, recordedAt T) error) ([]warden.AuditEvent, error) {
+	var (
+		out                    []warden.AuditEvent
+		s                      scanned
+		occurredAt, recordedAt T
+	)
+	for rows.Next() {
+		s = scanned{}
+		if err := rows.Scan(s.dest(&occurredAt, &recordedAt)...); err != nil {
+			return nil, fmt.Errorf("query audit events: %w", err)
+		}
+		e, err := s.finish()
+		if err != nil {
+			return nil, fmt.Errorf("query audit events: %w", err)
+		}
+		if err := decodeTimes(&e, occurredAt, recordedAt); err != nil {
+			return nil, fmt.Errorf("query audit events: %w", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query audit events: %w", err)
+	}
+	return out, nil
+}

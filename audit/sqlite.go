@@ -313,33 +313,16 @@ func (s *SQLite) Query(ctx context.Context, f warden.AuditFilter) ([]warden.Audi
 		return nil, fmt.Errorf("query audit events: %w", err)
 	}
 	defer rows.Close()
-	var (
-		out        []warden.AuditEvent
-		sc         scanned
-		occurredAt string
-		recordedAt string
-	)
-	for rows.Next() {
-		sc = scanned{}
-		if err := rows.Scan(sc.dest(&occurredAt, &recordedAt)...); err != nil {
-			return nil, fmt.Errorf("query audit events: %w", err)
-		}
-		e, err := sc.finish()
-		if err != nil {
-			return nil, fmt.Errorf("query audit events: %w", err)
-		}
+	return scanEvents(rows, func(e *warden.AuditEvent, occurredAt, recordedAt string) error {
+		var err error
 		if e.OccurredAt, err = time.Parse(time.RFC3339Nano, occurredAt); err != nil {
-			return nil, fmt.Errorf("query audit events: occurred_at of event %s: %w", e.ID, err)
+			return fmt.Errorf("occurred_at of event %s: %w", e.ID, err)
 		}
 		if e.RecordedAt, err = time.Parse(time.RFC3339Nano, recordedAt); err != nil {
-			return nil, fmt.Errorf("query audit events: recorded_at of event %s: %w", e.ID, err)
+			return fmt.Errorf("recorded_at of event %s: %w", e.ID, err)
 		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("query audit events: %w", err)
-	}
-	return out, nil
+		return nil
+	})
 }
 
 // Has implements Store.
