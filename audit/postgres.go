@@ -51,14 +51,7 @@ const (
 // key=value string; a search_path parameter selects the schema), applies the
 // migrations under an advisory lock and returns the store.
 func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
-	cfg, err := pgxpool.ParseConfig(dsn)
-	if err != nil {
-		return nil, fmt.Errorf("open postgres audit store: parse database URL: %w", err)
-	}
-	if cfg.ConnConfig.ConnectTimeout == 0 {
-		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	pool, err := newPool(ctx, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres audit store: %w", err)
 	}
@@ -73,7 +66,7 @@ func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
 	}
 	// Each committer holds a connection while it commits; leave half the
 	// pool to queries and seals.
-	n := min(pgMaxCommitters, max(1, int(cfg.MaxConns)/2))
+	n := min(pgMaxCommitters, max(1, int(pool.Config().MaxConns)/2))
 	p.queues = make([]chan appendRequest, n)
 	for i := range p.queues {
 		c := &committer{p: p, queue: make(chan appendRequest), heads: map[chainKey]string{}}
@@ -81,6 +74,19 @@ func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
 		p.committers.Go(c.run)
 	}
 	return p, nil
+}
+
+// newPool returns a pool of connections to dsn, each bounded by
+// defaultConnectTimeout unless dsn sets connect_timeout.
+func newPool(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("parse database URL: %w", err)
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
+	}
+	return pgxpool.NewWithConfig(ctx, cfg)
 }
 
 // migrate applies the pending migrations and returns the names of those it

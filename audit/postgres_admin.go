@@ -73,14 +73,7 @@ func MigratePostgres(ctx context.Context, dsn string, opts MigrateOptions) (*Mig
 			return nil, fmt.Errorf("migrate audit store: %w", err)
 		}
 	}
-	cfg, err := pgxpool.ParseConfig(dsn)
-	if err != nil {
-		return nil, fmt.Errorf("migrate audit store: parse database URL: %w", err)
-	}
-	if cfg.ConnConfig.ConnectTimeout == 0 {
-		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	pool, err := newPool(ctx, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("migrate audit store: %w", err)
 	}

@@ -3,8 +3,6 @@ package audit
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -94,12 +92,7 @@ func RetentionDigest(chains []RetainedChain) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("encode retained chains: %w", err)
 	}
-	canon, err := CanonicalJSON(raw)
-	if err != nil {
-		return "", err
-	}
-	sum := sha256.Sum256(canon)
-	return hex.EncodeToString(sum[:]), nil
+	return canonicalSHA256(raw)
 }
 
 // hashedRetention is the retention record as SealHash encodes it.

@@ -3,8 +3,6 @@ package audit
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -85,12 +83,7 @@ func SealHash(s Seal) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("encode seal: %w", err)
 	}
-	c, err := CanonicalJSON(raw)
-	if err != nil {
-		return "", err
-	}
-	sum := sha256.Sum256(c)
-	return hex.EncodeToString(sum[:]), nil
+	return canonicalSHA256(raw)
 }
 
 // newSeal builds the seal after prev (nil for a tenant's first) over the
