@@ -76,6 +76,17 @@ func EventHash(e warden.AuditEvent) (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
+// canonicalSHA256 returns the hex SHA-256 of the canonical form of the
+// JSON raw (what seals and retention digests hash).
+func canonicalSHA256(raw []byte) (string, error) {
+	c, err := CanonicalJSON(raw)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(c)
+	return hex.EncodeToString(sum[:]), nil
+}
+
 // CanonicalEvent returns the bytes EventHash hashes, in e's HashVersion
 // (0 and 1: version 1; 2: also seq and recorded_at).
 func CanonicalEvent(e warden.AuditEvent) ([]byte, error) {

@@ -2,19 +2,14 @@ package audit
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"math/rand/v2"
-	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/wardenhq/warden"
@@ -56,14 +51,7 @@ const (
 // key=value string; a search_path parameter selects the schema), applies the
 // migrations under an advisory lock and returns the store.
 func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
-	cfg, err := pgxpool.ParseConfig(dsn)
-	if err != nil {
-		return nil, fmt.Errorf("open postgres audit store: parse database URL: %w", err)
-	}
-	if cfg.ConnConfig.ConnectTimeout == 0 {
-		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	pool, err := newPool(ctx, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres audit store: %w", err)
 	}
@@ -78,7 +66,7 @@ func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
 	}
 	// Each committer holds a connection while it commits; leave half the
 	// pool to queries and seals.
-	n := min(pgMaxCommitters, max(1, int(cfg.MaxConns)/2))
+	n := min(pgMaxCommitters, max(1, int(pool.Config().MaxConns)/2))
 	p.queues = make([]chan appendRequest, n)
 	for i := range p.queues {
 		c := &committer{p: p, queue: make(chan appendRequest), heads: map[chainKey]string{}}
@@ -86,6 +74,19 @@ func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
 		p.committers.Go(c.run)
 	}
 	return p, nil
+}
+
+// newPool returns a pool of connections to dsn, each bounded by
+// defaultConnectTimeout unless dsn sets connect_timeout.
+func newPool(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("parse database URL: %w", err)
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
+	}
+	return pgxpool.NewWithConfig(ctx, cfg)
 }
 
 // migrate applies the pending migrations and returns the names of those it
@@ -229,404 +230,6 @@ func migrationLockKey(schema string) int64 {
 	return int64(h.Sum64())
 }
 
-// Append implements Store. Concurrent appends are group-committed:
-// committer goroutines, each on its own connection and fed by its own
-// queue, take the appends waiting in their queue and write them in one
-// transaction (each chain still linked under its lock), so 50 runs
-// appending at once cost a handful of commits, not 50. Appends are
-// sharded by chain, so one run's appends queue behind each other (in
-// order) while other runs commit in parallel. Append returns when its
-// events are committed; a batch that fails is retried one append at a
-// time, so one caller's failure is never another's.
-func (p *Postgres) Append(ctx context.Context, events ...warden.AuditEvent) error {
-	if len(events) == 0 {
-		return nil
-	}
-	events, err := prepare(events)
-	if err != nil {
-		return fmt.Errorf("append audit events: %w", err)
-	}
-	req := appendRequest{ctx: ctx, events: events, done: make(chan error, 1)}
-	p.mu.RLock()
-	if p.closed {
-		p.mu.RUnlock()
-		return errors.New("append audit events: store is closed")
-	}
-	select {
-	case p.queues[p.shard(events[0])] <- req:
-		p.mu.RUnlock()
-	case <-ctx.Done():
-		p.mu.RUnlock()
-		return fmt.Errorf("append audit events: %w", ctx.Err())
-	}
-	select {
-	case err := <-req.done:
-		return err
-	case <-ctx.Done():
-		// The write may still commit; a retry of the same events is a no-op.
-		return fmt.Errorf("append audit events: %w", ctx.Err())
-	}
-}
-
-// appendRequest is one Append waiting for a committer.
-type appendRequest struct {
-	ctx    context.Context
-	events []warden.AuditEvent
-	done   chan error
-}
-
-// shard picks the committer of e's chain.
-func (p *Postgres) shard(e warden.AuditEvent) int {
-	h := fnv.New32a()
-	h.Write([]byte(e.Tenant))
-	h.Write([]byte{0})
-	h.Write([]byte(e.WorkflowID))
-	return int(h.Sum32() % uint32(len(p.queues)))
-}
-
-const (
-	// pgMaxCommitters caps how many group-commit transactions run at once
-	// (fewer when the pool is small). More committers commit more chains
-	// in parallel, but each group then holds fewer events: with 50
-	// concurrent runs on 2 cores, 4 did a little better than 8, and 16 to
-	// 48 worse (BENCHMARKS.md, audit log).
-	pgMaxCommitters = 4
-	// pgMaxGroup caps the events one group commit takes.
-	pgMaxGroup = 2000
-	// pgAppendTimeout bounds one group commit (a caller's own context
-	// only bounds its wait).
-	pgAppendTimeout = 30 * time.Second
-)
-
-// committer is one group-commit goroutine and what it knows.
-type committer struct {
-	p     *Postgres
-	queue chan appendRequest
-	// heads holds the head this committer last wrote of each chain of its
-	// shard: still the head unless another writer appended since, which
-	// insert checks under the chain lock.
-	heads map[chainKey]string
-}
-
-// pgMaxKnownHeads bounds a committer's remembered heads (forgotten all at
-// once when full: a forgotten head is just read again).
-const pgMaxKnownHeads = 50000
-
-// run serves the committer's queue until it is closed.
-func (c *committer) run() {
-	for req := range c.queue {
-		group := []appendRequest{req}
-		n := len(req.events)
-	drain:
-		for n < pgMaxGroup {
-			select {
-			case r, ok := <-c.queue:
-				if !ok {
-					break drain
-				}
-				group = append(group, r)
-				n += len(r.events)
-			default:
-				break drain
-			}
-		}
-		if len(group) == 1 {
-			req.done <- c.insertWithRetry(req.ctx, req.events)
-			continue
-		}
-		merged := make([]warden.AuditEvent, 0, n)
-		for _, r := range group {
-			merged = append(merged, r.events...)
-		}
-		if err := c.insertWithRetry(context.Background(), merged); err == nil {
-			for _, r := range group {
-				r.done <- nil
-			}
-			continue
-		}
-		for _, r := range group {
-			r.done <- c.insertWithRetry(r.ctx, r.events)
-		}
-	}
-}
-
-// insertWithRetry inserts events, retrying deadlocks and serialization
-// failures, a moved head or a stored ID (read again at once), and waiting
-// out an unavailable database for as long as the caller waits, up to
-// pgAppendTimeout (safe: the insert is idempotent, so a commit whose
-// answer was lost is skipped on the next try).
-func (c *committer) insertWithRetry(ctx context.Context, events []warden.AuditEvent) error {
-	caller := ctx
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pgAppendTimeout)
-	defer cancel()
-	conflicts, outages := 0, 0
-	for {
-		err := c.insert(ctx, events)
-		if err == nil {
-			return nil
-		}
-		var pause time.Duration
-		switch {
-		case unavailable(err) && caller.Err() == nil:
-			outages++
-			pause = reconnectPause(outages)
-		case retryable(err) && conflicts < pgAppendAttempts-1:
-			conflicts++
-			if !conflict(err) {
-				continue // a moved head or a stored ID: read them, right away
-			}
-			// A jittered pause lets the surviving transaction commit first.
-			pause = time.Duration(conflicts) * (10*time.Millisecond + rand.N(20*time.Millisecond))
-		default:
-			return fmt.Errorf("append audit events: %w", err)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("append audit events: %w", err)
-		case <-time.After(pause):
-		}
-	}
-}
-
-// insert links events into their chains and writes them in one
-// transaction, holding a shared lock per tenant (a seal takes it
-// exclusively, so it sees no append in flight) and an exclusive lock per
-// chain (taken in key order). When the committer knows every chain's head
-// (it wrote it), one pipelined round trip locks, checks those heads are
-// still the heads, inserts and commits. Otherwise a first round trip
-// locks and reads the heads and which IDs are stored, and a second
-// inserts and commits. Either way the commit is durable when it returns;
-// a failed attempt forgets the heads of its chains.
-func (c *committer) insert(ctx context.Context, events []warden.AuditEvent) (err error) {
-	p := c.p
-	keys := chainKeys(events)
-	conn, err := p.pool.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			for _, k := range keys {
-				delete(c.heads, k)
-			}
-			// The transaction may be open (or aborted): end it before the
-			// connection goes back, or drop the connection.
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			if _, rerr := conn.Exec(rctx, "ROLLBACK"); rerr != nil {
-				_ = conn.Hijack().Close(rctx)
-				return
-			}
-		}
-		conn.Release()
-	}()
-
-	tenants := tenantsOf(keys)
-	tenantLocks := make([]int64, len(tenants))
-	for i, t := range tenants {
-		tenantLocks[i] = p.lockKey("seal", t)
-	}
-	chainLocks := make([]int64, len(keys))
-	chainTenants := make([]string, len(keys))
-	chainWorkflows := make([]string, len(keys))
-	known := make([]string, len(keys))
-	allKnown := true
-	for i, k := range keys {
-		chainLocks[i] = p.lockKey("chain", k.tenant, k.workflowID)
-		chainTenants[i], chainWorkflows[i] = k.tenant, k.workflowID
-		var ok bool
-		known[i], ok = c.heads[k]
-		allKnown = allKnown && ok
-	}
-	batch := &pgx.Batch{}
-	batch.Queue("BEGIN")
-	batch.Queue("SELECT count(pg_advisory_xact_lock_shared(k)) FROM unnest($1::bigint[]) WITH ORDINALITY AS t(k, i)", tenantLocks)
-	batch.Queue("SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) WITH ORDINALITY AS t(k, i)", chainLocks)
-	heads := make(map[chainKey]string, len(keys))
-	existing := map[string]bool{}
-	// Sequence numbers are taken before the rows are written: from hash
-	// version 2 they are part of each row's hash. Unused ones (events
-	// already stored) leave gaps, as a rolled-back insert always did.
-	var seqs []int64
-	batch.Queue("SELECT nextval('audit_events_seq_seq') FROM generate_series(1, $1::int)", len(events)).Query(func(rows pgx.Rows) error {
-		var err error
-		seqs, err = pgx.CollectRows(rows, pgx.RowTo[int64])
-		slices.Sort(seqs)
-		return err
-	})
-	if allKnown {
-		for i, k := range keys {
-			heads[k] = known[i]
-		}
-		batch.Queue("SELECT audit_expect_heads($1, $2, $3)", chainTenants, chainWorkflows, known)
-	} else {
-		ids := make([]string, len(events))
-		for i, e := range events {
-			ids[i] = e.ID
-		}
-		batch.Queue(`SELECT c.tenant, c.workflow_id, coalesce((SELECT e.hash FROM audit_events e
-			WHERE e.tenant = c.tenant AND e.workflow_id = c.workflow_id ORDER BY e.seq DESC LIMIT 1), '')
-			FROM unnest($1::text[], $2::text[]) AS c(tenant, workflow_id)`, chainTenants, chainWorkflows).Query(func(rows pgx.Rows) error {
-			for rows.Next() {
-				var k chainKey
-				var h string
-				if err := rows.Scan(&k.tenant, &k.workflowID, &h); err != nil {
-					return err
-				}
-				heads[k] = h
-			}
-			return rows.Err()
-		})
-		batch.Queue("SELECT event_id FROM audit_events WHERE event_id = ANY($1)", ids).Query(func(rows pgx.Rows) error {
-			found, err := pgx.CollectRows(rows, pgx.RowTo[string])
-			for _, id := range found {
-				existing[id] = true
-			}
-			return err
-		})
-	}
-	if err := conn.SendBatch(ctx, batch).Close(); err != nil {
-		return err
-	}
-	batch = &pgx.Batch{}
-	fresh, err := link(events, heads, existing, seqs, time.Now())
-	if err != nil {
-		return err
-	}
-	// A plain INSERT: a stored ID is either known absent (read above
-	// under the chain locks) or, on the known-heads path, not looked up.
-	// A unique violation (a retry of a committed append, or the same ID
-	// written concurrently in another chain) aborts the whole transaction
-	// (the COMMIT after it is skipped); the retry reads the heads and
-	// skips stored IDs.
-	for chunk := range chunks(fresh, pgRowsPerStatement) {
-		sql, args, err := pgChainInsertStatement(chunk)
-		if err != nil {
-			return err
-		}
-		batch.Queue(sql, args...)
-	}
-	batch.Queue("COMMIT")
-	if err := conn.SendBatch(ctx, batch).Close(); err != nil {
-		return err
-	}
-	if len(c.heads) > pgMaxKnownHeads {
-		clear(c.heads)
-	}
-	for k, h := range heads {
-		c.heads[k] = h
-	}
-	return nil
-}
-
-// errIDInOtherChain is returned (and retried) when an event's ID was
-// written concurrently under another tenant or workflow.
-var errIDInOtherChain = errors.New("event ID written concurrently in another chain")
-
-// lockKey is the advisory lock key of a seal or chain in this schema.
-func (p *Postgres) lockKey(kind string, parts ...string) int64 {
-	h := fnv.New64a()
-	h.Write([]byte("warden/audit/" + kind + "\x00" + p.schema))
-	for _, part := range parts {
-		h.Write([]byte{0})
-		h.Write([]byte(part))
-	}
-	return int64(h.Sum64())
-}
-
-// pgChainInsertStatement returns the INSERT of linked events.
-func pgChainInsertStatement(events []warden.AuditEvent) (string, []any, error) {
-	return pgValuesStatement(events, chainColumns, chainColumnCount, "", func(e warden.AuditEvent) ([]any, error) {
-		return chainValues(e, func(t time.Time) any { return t })
-	})
-}
-
-// pgInsertStatement returns the INSERT of events without the columns the
-// chained append assigns, followed by suffix.
-func pgInsertStatement(events []warden.AuditEvent, suffix string) (string, []any, error) {
-	return pgValuesStatement(events, columns, columnCount, suffix, func(e warden.AuditEvent) ([]any, error) {
-		return insertValues(e, e.OccurredAt)
-	})
-}
-
-// pgValuesStatement returns the INSERT of events into cols, each event's
-// values given by values.
-func pgValuesStatement(events []warden.AuditEvent, cols string, n int, suffix string, values func(warden.AuditEvent) ([]any, error)) (string, []any, error) {
-	var b strings.Builder
-	b.WriteString("INSERT INTO audit_events (" + cols + ") VALUES ")
-	args := make([]any, 0, len(events)*n)
-	for i, e := range events {
-		values, err := values(e)
-		if err != nil {
-			return "", nil, err
-		}
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteByte('(')
-		for j := range values {
-			if j > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString("$" + strconv.Itoa(len(args)+j+1))
-		}
-		b.WriteByte(')')
-		args = append(args, values...)
-	}
-	b.WriteString(suffix)
-	return b.String(), args, nil
-}
-
-// pgInsertChunk inserts events, skipping IDs already stored (the
-// unchained baseline of the benchmarks).
-func pgInsertChunk(ctx context.Context, tx pgx.Tx, events []warden.AuditEvent) error {
-	sql, args, err := pgInsertStatement(events, " ON CONFLICT (event_id) DO NOTHING")
-	if err != nil {
-		return err
-	}
-	tag, err := tx.Exec(ctx, sql, args...)
-	if err != nil {
-		return err
-	}
-	if tag.RowsAffected() != int64(len(events)) {
-		return errIDInOtherChain
-	}
-	return nil
-}
-
-// chunks yields s in consecutive pieces of at most n elements.
-func chunks[T any](s []T, n int) func(yield func([]T) bool) {
-	return func(yield func([]T) bool) {
-		for len(s) > 0 {
-			k := min(n, len(s))
-			if !yield(s[:k]) {
-				return
-			}
-			s = s[k:]
-		}
-	}
-}
-
-// conflict reports whether err is a deadlock or serialization failure.
-func conflict(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
-}
-
-// retryable reports whether err is a transient conflict between concurrent
-// transactions (deadlock or serialization failure), a chain head that
-// moved (see insert) or an event ID that was already stored.
-func retryable(err error) bool {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		// 23505 on event_id: the same ID written concurrently in another
-		// chain (see insert); the retry finds it stored and skips it.
-		return pgErr.Code == "40P01" || pgErr.Code == "40001" || pgErr.Code == "WA001" ||
-			(pgErr.Code == "23505" && pgErr.ConstraintName == "audit_events_event_id_key")
-	}
-	return errors.Is(err, errIDInOtherChain)
-}
-
 // Query implements Store.
 func (p *Postgres) Query(ctx context.Context, f warden.AuditFilter) ([]warden.AuditEvent, error) {
 	limit, err := queryLimit(f.Limit)
@@ -641,28 +244,10 @@ func (p *Postgres) Query(ctx context.Context, f warden.AuditFilter) ([]warden.Au
 		return nil, fmt.Errorf("query audit events: %w", err)
 	}
 	defer rows.Close()
-	var (
-		out        []warden.AuditEvent
-		s          scanned
-		occurredAt time.Time
-		recordedAt time.Time
-	)
-	for rows.Next() {
-		s = scanned{}
-		if err := rows.Scan(s.dest(&occurredAt, &recordedAt)...); err != nil {
-			return nil, fmt.Errorf("query audit events: %w", err)
-		}
-		e, err := s.finish()
-		if err != nil {
-			return nil, fmt.Errorf("query audit events: %w", err)
-		}
+	return scanEvents(rows, func(e *warden.AuditEvent, occurredAt, recordedAt time.Time) error {
 		e.OccurredAt, e.RecordedAt = occurredAt.UTC(), recordedAt.UTC()
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("query audit events: %w", err)
-	}
-	return out, nil
+		return nil
+	})
 }
 
 // Has implements Store.
@@ -677,136 +262,10 @@ func (p *Postgres) Has(ctx context.Context, eventID string) (bool, error) {
 	return ok, nil
 }
 
-// Seal implements Store.
+// Seal implements Store (sealAll): each tenant's seal is written in its
+// own transaction, holding the tenant's seal lock exclusively.
 func (p *Postgres) Seal(ctx context.Context, tenant string) ([]Seal, error) {
-	tenants := []string{tenant}
-	if tenant == "" {
-		// A loose index scan: one index probe per tenant, not a scan of
-		// every row.
-		rows, err := p.pool.Query(ctx, `WITH RECURSIVE t(tenant) AS (
-			SELECT min(tenant) FROM audit_events
-			UNION ALL
-			SELECT (SELECT min(e.tenant) FROM audit_events e WHERE e.tenant > t.tenant) FROM t WHERE t.tenant IS NOT NULL)
-			SELECT tenant FROM t WHERE tenant IS NOT NULL`)
-		if err != nil {
-			return nil, fmt.Errorf("seal: list tenants: %w", err)
-		}
-		if tenants, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
-			return nil, fmt.Errorf("seal: list tenants: %w", err)
-		}
-	}
-	var out []Seal
-	for _, t := range tenants {
-		var (
-			s  Seal
-			ok bool
-		)
-		err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-			var err error
-			s, ok, err = p.sealTenant(ctx, tx, t)
-			return err
-		})
-		if err != nil {
-			return out, fmt.Errorf("seal tenant %s: %w", t, err)
-		}
-		if ok {
-			out = append(out, s)
-		}
-	}
-	return out, nil
-}
-
-// sealTenant writes tenant's next seal in tx, holding the tenant's seal
-// lock exclusively so that no append of the tenant is in flight.
-func (p *Postgres) sealTenant(ctx context.Context, tx pgx.Tx, tenant string) (Seal, bool, error) {
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", p.lockKey("seal", tenant)); err != nil {
-		return Seal{}, false, err
-	}
-	prev, err := p.lastSeal(ctx, tx, tenant)
-	if err != nil {
-		return Seal{}, false, err
-	}
-	var from int64
-	if prev != nil {
-		from = prev.ToSeq
-	}
-	var (
-		to    *int64
-		count int64
-	)
-	if err := tx.QueryRow(ctx, "SELECT max(seq), count(*) FROM audit_events WHERE tenant = $1 AND seq > $2",
-		tenant, from).Scan(&to, &count); err != nil {
-		return Seal{}, false, err
-	}
-	if to == nil {
-		return Seal{}, false, nil
-	}
-	rows, err := tx.Query(ctx, `SELECT DISTINCT ON (workflow_id) workflow_id, hash, seq FROM audit_events
-		WHERE tenant = $1 AND seq > $2 AND seq <= $3 ORDER BY workflow_id, seq DESC`, tenant, from, *to)
-	if err != nil {
-		return Seal{}, false, err
-	}
-	heads, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (ChainHead, error) {
-		var h ChainHead
-		err := row.Scan(&h.WorkflowID, &h.Hash, &h.Seq)
-		return h, err
-	})
-	if err != nil {
-		return Seal{}, false, err
-	}
-	s, err := newSeal(tenant, prev, *to, count, heads, time.Now())
-	if err != nil {
-		return Seal{}, false, err
-	}
-	s = p.sign(s)
-	err = pgInsertSeal(ctx, tx, s)
-	return s, err == nil, err
-}
-
-func pgInsertSeal(ctx context.Context, tx pgx.Tx, s Seal) error {
-	headsJSON, err := json.Marshal(s.Heads)
-	if err != nil {
-		return err
-	}
-	retention, err := retentionJSON(s.Retention)
-	if err != nil {
-		return err
-	}
-	_, err = tx.Exec(ctx, "INSERT INTO audit_seals ("+sealColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-		s.Tenant, s.Index, s.Kind, s.FromSeq, s.ToSeq, s.EventCount, string(headsJSON), s.SealedAt, s.PrevHash, s.Hash, retention, s.KeyID, s.Signature)
-	return err
-}
-
-const sealColumns = "tenant, seal_index, kind, from_seq, to_seq, event_count, heads, sealed_at, prev_hash, hash, retention, key_id, signature"
-
-func scanSeal(row pgx.Row) (Seal, error) {
-	var (
-		s                Seal
-		heads, retention []byte
-	)
-	if err := row.Scan(&s.Tenant, &s.Index, &s.Kind, &s.FromSeq, &s.ToSeq, &s.EventCount, &heads, &s.SealedAt, &s.PrevHash, &s.Hash, &retention, &s.KeyID, &s.Signature); err != nil {
-		return Seal{}, err
-	}
-	s.SealedAt = s.SealedAt.UTC()
-	if err := json.Unmarshal(heads, &s.Heads); err != nil {
-		return Seal{}, fmt.Errorf("decode heads of seal %s #%d: %w", s.Tenant, s.Index, err)
-	}
-	var err error
-	if s.Retention, err = decodeRetention(retention); err != nil {
-		return Seal{}, fmt.Errorf("decode retention record of seal %s #%d: %w", s.Tenant, s.Index, err)
-	}
-	return s, nil
-}
-
-func (p *Postgres) lastSeal(ctx context.Context, tx pgx.Tx, tenant string) (*Seal, error) {
-	s, err := scanSeal(tx.QueryRow(ctx, "SELECT "+sealColumns+" FROM audit_seals WHERE tenant = $1 ORDER BY seal_index DESC LIMIT 1", tenant))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &s, nil
+	return sealAll(ctx, p, tenant)
 }
 
 // Seals implements Store.

@@ -2,8 +2,7 @@ package audit
 
 import (
 	"cmp"
-	"crypto/sha256"
-	"encoding/hex"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -93,12 +92,7 @@ func RetentionDigest(chains []RetainedChain) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("encode retained chains: %w", err)
 	}
-	canon, err := CanonicalJSON(raw)
-	if err != nil {
-		return "", err
-	}
-	sum := sha256.Sum256(canon)
-	return hex.EncodeToString(sum[:]), nil
+	return canonicalSHA256(raw)
 }
 
 // hashedRetention is the retention record as SealHash encodes it.
@@ -206,4 +200,95 @@ func decodeRetention(raw []byte) (*Retention, error) {
 	}
 	r.Cutoff = r.Cutoff.UTC()
 	return &r, nil
+}
+
+// errDryRun rolls back a dry run's transaction.
+var errDryRun = errors.New("dry run")
+
+// retainRuns implements Store.Retain over d. In one transaction, holding
+// the tenant's lock (no append of the tenant in flight): seal the
+// tenant's new events, pick the runs whose every event occurred before
+// the cutoff, write the retention seal naming them, lift the delete guard
+// for this transaction and tenant only, and drop exactly those runs. A
+// dry run does the same up to the seal and rolls back.
+func retainRuns(ctx context.Context, d storeDriver, opts RetainOptions) (Seal, error) {
+	if err := opts.validate(time.Now()); err != nil {
+		return Seal{}, err
+	}
+	defer d.exclusive()()
+	var seal Seal
+	err := d.inTx(ctx, func(tx driverTx) error {
+		var err error
+		seal, err = retainTx(ctx, d, tx, opts)
+		return err
+	})
+	switch {
+	case errors.Is(err, errDryRun):
+		return seal, nil
+	case errors.Is(err, ErrNothingToRetain):
+		return Seal{}, fmt.Errorf("retain tenant %s before %s: %w", opts.Tenant, opts.Before.UTC().Format(time.RFC3339), err)
+	case err != nil:
+		return Seal{}, fmt.Errorf("retain tenant %s: %w%s", opts.Tenant, err, d.retainHint(err))
+	}
+	return seal, nil
+}
+
+// retainTx is retainRuns's transaction; a dry run returns its seal with
+// errDryRun.
+func retainTx(ctx context.Context, d storeDriver, tx driverTx, opts RetainOptions) (Seal, error) {
+	if _, _, err := sealNext(ctx, d, tx, opts.Tenant); err != nil {
+		return Seal{}, fmt.Errorf("seal before dropping: %w", err)
+	}
+	chains, err := tx.retainable(ctx, opts.Tenant, opts.Before.UTC().Truncate(timePrecision))
+	if err != nil {
+		return Seal{}, fmt.Errorf("find runs to drop: %w", err)
+	}
+	if len(chains) == 0 {
+		return Seal{}, ErrNothingToRetain
+	}
+	workflows := make([]string, len(chains))
+	for i, c := range chains {
+		workflows[i] = c.workflowID
+	}
+	seals, err := tx.seals(ctx, opts.Tenant, false)
+	if err != nil {
+		return Seal{}, fmt.Errorf("read seals: %w", err)
+	}
+	// Count the dropped events per covering checkpoint as they stream by:
+	// a big retention does not hold every seq in memory.
+	removed := map[int64]int64{}
+	err = tx.eachDroppedSeq(ctx, opts.Tenant, workflows, func(seq int64) error {
+		idx, err := coveringSeal(seals, seq)
+		removed[idx]++
+		return err
+	})
+	if err != nil {
+		return Seal{}, fmt.Errorf("read runs to drop: %w", err)
+	}
+	prev := &seals[len(seals)-1] // sealNext left at least one: the tenant has events
+	seal, err := newRetentionSeal(opts, prev, chains, removed, time.Now())
+	if err != nil {
+		return Seal{}, err
+	}
+	if opts.DryRun {
+		return seal, errDryRun
+	}
+	seal = d.sign(seal)
+	if err := tx.insertSeal(ctx, seal); err != nil {
+		return Seal{}, fmt.Errorf("write retention seal: %w", err)
+	}
+	if err := tx.liftDeleteGuard(ctx, opts.Tenant); err != nil {
+		return Seal{}, fmt.Errorf("lift the delete guard: %w", err)
+	}
+	n, err := tx.deleteRuns(ctx, opts.Tenant, workflows)
+	if err != nil {
+		return Seal{}, fmt.Errorf("drop runs: %w", err)
+	}
+	if n != seal.Retention.Events {
+		return Seal{}, fmt.Errorf("drop runs: deleted %d events, expected %d", n, seal.Retention.Events)
+	}
+	if err := tx.restoreDeleteGuard(ctx, opts.Tenant); err != nil {
+		return Seal{}, fmt.Errorf("restore the delete guard: %w", err)
+	}
+	return seal, nil
 }

@@ -2,8 +2,7 @@ package audit
 
 import (
 	"cmp"
-	"crypto/sha256"
-	"encoding/hex"
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -84,12 +83,7 @@ func SealHash(s Seal) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("encode seal: %w", err)
 	}
-	c, err := CanonicalJSON(raw)
-	if err != nil {
-		return "", err
-	}
-	sum := sha256.Sum256(c)
-	return hex.EncodeToString(sum[:]), nil
+	return canonicalSHA256(raw)
 }
 
 // newSeal builds the seal after prev (nil for a tenant's first) over the
@@ -107,4 +101,94 @@ func newSeal(tenant string, prev *Seal, toSeq, count int64, heads []ChainHead, n
 	}
 	s.Hash = h
 	return s, nil
+}
+
+// sealColumns are audit_seals' columns, in the order both backends write
+// and read them.
+const sealColumns = "tenant, seal_index, kind, from_seq, to_seq, event_count, heads, sealed_at, prev_hash, hash, retention, key_id, signature"
+
+// sealValues returns s's values in sealColumns order: heads as JSON text,
+// the retention record as JSON text (NULL for a checkpoint) and sealed_at
+// in the backend's encodeTime.
+func sealValues(s Seal, encodeTime func(time.Time) any) ([]any, error) {
+	heads, err := json.Marshal(s.Heads)
+	if err != nil {
+		return nil, err
+	}
+	retention, err := retentionJSON(s.Retention)
+	if err != nil {
+		return nil, err
+	}
+	return []any{s.Tenant, s.Index, s.Kind, s.FromSeq, s.ToSeq, s.EventCount, string(heads),
+		encodeTime(s.SealedAt), s.PrevHash, s.Hash, retention, s.KeyID, s.Signature}, nil
+}
+
+// sealAll implements Store.Seal over d: each tenant (every tenant with
+// events when tenant is empty) gets its next seal in a transaction of its
+// own (sealNext).
+func sealAll(ctx context.Context, d storeDriver, tenant string) ([]Seal, error) {
+	defer d.exclusive()()
+	tenants := []string{tenant}
+	if tenant == "" {
+		var err error
+		if tenants, err = d.tenants(ctx); err != nil {
+			return nil, fmt.Errorf("seal: list tenants: %w", err)
+		}
+	}
+	var out []Seal
+	for _, t := range tenants {
+		var (
+			s  Seal
+			ok bool
+		)
+		err := d.inTx(ctx, func(tx driverTx) error {
+			var err error
+			s, ok, err = sealNext(ctx, d, tx, t)
+			return err
+		})
+		if err != nil {
+			return out, fmt.Errorf("seal tenant %s: %w", t, err)
+		}
+		if ok {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// sealNext writes tenant's next seal in tx, holding the tenant's lock so
+// that no append of the tenant is in flight; ok is false (and nothing is
+// written) when the tenant has no event since its last seal.
+func sealNext(ctx context.Context, d storeDriver, tx driverTx, tenant string) (s Seal, ok bool, err error) {
+	if err := tx.lockTenant(ctx, tenant); err != nil {
+		return Seal{}, false, err
+	}
+	last, err := tx.seals(ctx, tenant, true)
+	if err != nil {
+		return Seal{}, false, err
+	}
+	var (
+		prev *Seal
+		from int64
+	)
+	if len(last) > 0 {
+		prev = &last[len(last)-1]
+		from = prev.ToSeq
+	}
+	to, count, ok, err := tx.eventsAfter(ctx, tenant, from)
+	if err != nil || !ok {
+		return Seal{}, false, err
+	}
+	heads, err := tx.chainHeads(ctx, tenant, from, to)
+	if err != nil {
+		return Seal{}, false, err
+	}
+	if s, err = newSeal(tenant, prev, to, count, heads, time.Now()); err != nil {
+		return Seal{}, false, err
+	}
+	s = d.sign(s)
+	if err := tx.insertSeal(ctx, s); err != nil {
+		return Seal{}, false, err
+	}
+	return s, true, nil
 }

@@ -33,7 +33,7 @@ type SQLite struct {
 	// writes all of them in one transaction (group commit: one fsync for
 	// many concurrent runs).
 	pendMu  sync.Mutex
-	pending []*sqliteAppend
+	pending []appendRequest
 	// signerSlot signs seals (SetSealSigner).
 	signerSlot
 }
@@ -151,14 +151,10 @@ func (s *SQLite) applyMigration(ctx context.Context, m migration) error {
 
 // Append implements Store.
 func (s *SQLite) Append(ctx context.Context, events ...warden.AuditEvent) error {
-	if len(events) == 0 {
-		return nil
+	req, ok, err := newAppendRequest(ctx, events)
+	if !ok {
+		return err
 	}
-	events, err := prepare(events)
-	if err != nil {
-		return fmt.Errorf("append audit events: %w", err)
-	}
-	req := &sqliteAppend{events: events, done: make(chan error, 1)}
 	s.pendMu.Lock()
 	s.pending = append(s.pending, req)
 	s.pendMu.Unlock()
@@ -177,42 +173,23 @@ func (s *SQLite) Append(ctx context.Context, events ...warden.AuditEvent) error 
 	return <-req.done
 }
 
-// sqliteAppend is one Append call waiting to be written.
-type sqliteAppend struct {
-	events []warden.AuditEvent
-	done   chan error
-}
-
 // sqliteGroupTimeout bounds one group commit (a caller's own context only
 // bounds its own events when the group falls back to one by one).
 const sqliteGroupTimeout = 30 * time.Second
 
-// commitGroup writes the appends of group in one transaction; if that
-// fails, each is written on its own so one caller's failure is not
-// another's. Called with writeMu held.
-func (s *SQLite) commitGroup(ctx context.Context, group []*sqliteAppend) {
-	// The writer's own cancellation must not fail the others' events.
+// commitGroup writes group (the shared commitGroup), every write under
+// one deadline derived from the writer's context: the writer's own
+// cancellation must not fail the others' events. Called with writeMu
+// held.
+func (s *SQLite) commitGroup(ctx context.Context, group []appendRequest) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sqliteGroupTimeout)
 	defer cancel()
-	if len(group) > 1 {
-		var merged []warden.AuditEvent
-		for _, r := range group {
-			merged = append(merged, r.events...)
+	commitGroup(group, func(_ context.Context, events []warden.AuditEvent) error {
+		if err := s.insertAll(ctx, events); err != nil {
+			return fmt.Errorf("append audit events: %w", err)
 		}
-		if err := s.insertAll(ctx, merged); err == nil {
-			for _, r := range group {
-				r.done <- nil
-			}
-			return
-		}
-	}
-	for _, r := range group {
-		if err := s.insertAll(ctx, r.events); err != nil {
-			r.done <- fmt.Errorf("append audit events: %w", err)
-			continue
-		}
-		r.done <- nil
-	}
+		return nil
+	})
 }
 
 // insertAll links events into their chains and inserts them in one
@@ -271,125 +248,10 @@ func (s *SQLite) insertAll(ctx context.Context, events []warden.AuditEvent) erro
 	return tx.Commit()
 }
 
-// Seal implements Store.
+// Seal implements Store (sealAll), holding writeMu: no append of this
+// process is in flight.
 func (s *SQLite) Seal(ctx context.Context, tenant string) ([]Seal, error) {
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	tenants := []string{tenant}
-	if tenant == "" {
-		var err error
-		if tenants, err = s.tenants(ctx); err != nil {
-			return nil, fmt.Errorf("seal: %w", err)
-		}
-	}
-	var out []Seal
-	for _, t := range tenants {
-		seal, ok, err := s.sealTenant(ctx, t)
-		if err != nil {
-			return out, fmt.Errorf("seal tenant %s: %w", t, err)
-		}
-		if ok {
-			out = append(out, seal)
-		}
-	}
-	return out, nil
-}
-
-func (s *SQLite) tenants(ctx context.Context) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT DISTINCT tenant FROM audit_events ORDER BY tenant")
-	if err != nil {
-		return nil, fmt.Errorf("list tenants: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var t string
-		if err := rows.Scan(&t); err != nil {
-			return nil, err
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
-}
-
-func (s *SQLite) sealTenant(ctx context.Context, tenant string) (Seal, bool, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return Seal{}, false, err
-	}
-	defer tx.Rollback()
-	seal, ok, err := s.sealTx(ctx, tx, tenant)
-	if err != nil || !ok {
-		return Seal{}, false, err
-	}
-	return seal, true, tx.Commit()
-}
-
-// sealTx writes tenant's next seal in tx, if it has new events.
-func (s *SQLite) sealTx(ctx context.Context, tx *sql.Tx, tenant string) (Seal, bool, error) {
-	var prev *Seal
-	seals, err := querySeals(ctx, tx, " WHERE tenant = ? ORDER BY seal_index DESC LIMIT 1", tenant)
-	if err != nil {
-		return Seal{}, false, err
-	}
-	var from int64
-	if len(seals) == 1 {
-		prev = &seals[0]
-		from = prev.ToSeq
-	}
-	var (
-		to    sql.NullInt64
-		count int64
-	)
-	if err := tx.QueryRowContext(ctx, "SELECT max(seq), count(*) FROM audit_events WHERE tenant = ? AND seq > ?", tenant, from).Scan(&to, &count); err != nil {
-		return Seal{}, false, err
-	}
-	if !to.Valid {
-		return Seal{}, false, nil
-	}
-	// SQLite returns the bare columns of the row holding max(seq).
-	rows, err := tx.QueryContext(ctx, `SELECT workflow_id, hash, max(seq) FROM audit_events
-		WHERE tenant = ? AND seq > ? AND seq <= ? GROUP BY workflow_id ORDER BY workflow_id`, tenant, from, to.Int64)
-	if err != nil {
-		return Seal{}, false, err
-	}
-	var heads []ChainHead
-	for rows.Next() {
-		var h ChainHead
-		if err := rows.Scan(&h.WorkflowID, &h.Hash, &h.Seq); err != nil {
-			rows.Close()
-			return Seal{}, false, err
-		}
-		heads = append(heads, h)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return Seal{}, false, err
-	}
-	seal, err := newSeal(tenant, prev, to.Int64, count, heads, time.Now())
-	if err != nil {
-		return Seal{}, false, err
-	}
-	seal = s.sign(seal)
-	if err := sqliteInsertSeal(ctx, tx, seal); err != nil {
-		return Seal{}, false, err
-	}
-	return seal, true, nil
-}
-
-func sqliteInsertSeal(ctx context.Context, tx *sql.Tx, seal Seal) error {
-	headsJSON, err := json.Marshal(seal.Heads)
-	if err != nil {
-		return err
-	}
-	retention, err := retentionJSON(seal.Retention)
-	if err != nil {
-		return err
-	}
-	_, err = tx.ExecContext(ctx, "INSERT INTO audit_seals ("+sealColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-		seal.Tenant, seal.Index, seal.Kind, seal.FromSeq, seal.ToSeq, seal.EventCount, string(headsJSON),
-		seal.SealedAt.Format(sqliteTimeLayout), seal.PrevHash, seal.Hash, retention, seal.KeyID, seal.Signature)
-	return err
+	return sealAll(ctx, s, tenant)
 }
 
 // sqlQueryer is a *sql.DB or *sql.Tx.
@@ -451,33 +313,16 @@ func (s *SQLite) Query(ctx context.Context, f warden.AuditFilter) ([]warden.Audi
 		return nil, fmt.Errorf("query audit events: %w", err)
 	}
 	defer rows.Close()
-	var (
-		out        []warden.AuditEvent
-		sc         scanned
-		occurredAt string
-		recordedAt string
-	)
-	for rows.Next() {
-		sc = scanned{}
-		if err := rows.Scan(sc.dest(&occurredAt, &recordedAt)...); err != nil {
-			return nil, fmt.Errorf("query audit events: %w", err)
-		}
-		e, err := sc.finish()
-		if err != nil {
-			return nil, fmt.Errorf("query audit events: %w", err)
-		}
+	return scanEvents(rows, func(e *warden.AuditEvent, occurredAt, recordedAt string) error {
+		var err error
 		if e.OccurredAt, err = time.Parse(time.RFC3339Nano, occurredAt); err != nil {
-			return nil, fmt.Errorf("query audit events: occurred_at of event %s: %w", e.ID, err)
+			return fmt.Errorf("occurred_at of event %s: %w", e.ID, err)
 		}
 		if e.RecordedAt, err = time.Parse(time.RFC3339Nano, recordedAt); err != nil {
-			return nil, fmt.Errorf("query audit events: recorded_at of event %s: %w", e.ID, err)
+			return fmt.Errorf("recorded_at of event %s: %w", e.ID, err)
 		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("query audit events: %w", err)
-	}
-	return out, nil
+		return nil
+	})
 }
 
 // Has implements Store.
