@@ -174,7 +174,7 @@ type RunResult struct {
 	// Steps is the number of model calls made.
 	Steps int   `json:"steps"`
 	Usage Usage `json:"usage"`
-	// ToolCalls counts calls by outcome ("executed", "denied", "rejected", "failed", ...).
+	// ToolCalls counts calls by Outcome ("executed", "denied", "rejected", "failed", ...).
 	ToolCalls map[string]int `json:"tool_calls,omitempty"`
 	// Error explains a Failed or BudgetExhausted status.
 	Error string `json:"error,omitempty"`
@@ -193,4 +193,26 @@ type RunState struct {
 	ToolCalls        map[string]int `json:"tool_calls,omitempty"`
 	Answer           string         `json:"answer,omitempty"`
 	Error            string         `json:"error,omitempty"`
+}
+
+// Outcome is how one tool call of a run ended, the key of
+// RunResult.ToolCalls and RunState.ToolCalls.
+type Outcome string
+
+// The outcomes of a tool call, in the order Outcomes lists them.
+const (
+	OutcomeExecuted     Outcome = "executed"
+	OutcomeDenied       Outcome = "denied"
+	OutcomeInvalidArgs  Outcome = "invalid_args"
+	OutcomeRejected     Outcome = "rejected"
+	OutcomeExpired      Outcome = "expired"
+	OutcomeFailed       Outcome = "failed"
+	OutcomeUnknown      Outcome = "outcome_unknown"
+	OutcomeTooManyCalls Outcome = "too_many_calls"
+)
+
+// Outcomes lists every Outcome, for displays that count them.
+var Outcomes = []Outcome{
+	OutcomeExecuted, OutcomeDenied, OutcomeInvalidArgs, OutcomeRejected,
+	OutcomeExpired, OutcomeFailed, OutcomeUnknown, OutcomeTooManyCalls,
 }

@@ -109,8 +109,8 @@ func printResult(cmd *cobra.Command, res warden.RunResult) error {
 
 func countsString(m map[string]int) string {
 	var parts []string
-	for _, k := range []string{"executed", "denied", "invalid_args", "rejected", "expired", "failed", "outcome_unknown"} {
-		if m[k] > 0 {
+	for _, o := range warden.Outcomes {
+		if k := string(o); m[k] > 0 {
 			parts = append(parts, k+"="+strconv.Itoa(m[k]))
 		}
 	}
