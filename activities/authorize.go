@@ -49,6 +49,10 @@ type AuthorizeOutput struct {
 	Idempotent bool   `json:"idempotent"`
 	// Message is what the model is told when the call does not run.
 	Message string `json:"message,omitempty"`
+	// UnknownTool is true when no tool is registered under the call's name
+	// (the verdict is then deny). Outputs recorded before it existed say so
+	// only by Message's "unknown tool" prefix.
+	UnknownTool bool `json:"unknown_tool,omitempty"`
 	// ExpiresAt is when the approval request expires (require_approval only).
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
@@ -79,7 +83,7 @@ func (a *Activities) authorize(ctx context.Context, in AuthorizeInput) (Authoriz
 	req := govern.Request{Actor: in.Actor, Revision: in.Revision, RequestedAt: in.RequestedAt, ApprovalTimeout: in.ApprovalTimeout}
 	out := AuthorizeOutput{
 		Verdict: z.Verdict, Decision: z.Decision, ArgsHash: z.ArgsHash, RequestID: z.RequestID,
-		Idempotent: z.Idempotent, Message: z.Message,
+		Idempotent: z.Idempotent, Message: z.Message, UnknownTool: !z.Known,
 	}
 	if z.Verdict == govern.RequireApproval {
 		out.ExpiresAt = govern.ExpiresAt(z.Decision, in.RequestedAt, in.ApprovalTimeout)

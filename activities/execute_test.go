@@ -256,3 +256,22 @@ func TestBinaryToolOutputIsAudited(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, evs, 1)
 }
+
+// An unknown tool is said so by a typed field, not only by the message.
+func TestAuthorizeNamesAnUnknownTool(t *testing.T) {
+	t.Parallel()
+	h := newFixture(t)
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestActivityEnvironment()
+	env.RegisterActivity(h.acts)
+	for name, unknown := range map[string]bool{"launch_rockets": true, "read_file": false} {
+		v, err := env.ExecuteLocalActivity(h.acts.Authorize, activities.AuthorizeInput{Run: run, Step: 1, Call: warden.ToolCall{ID: "c-" + name, Name: name, Args: json.RawMessage(`{"path":"a"}`)}})
+		require.NoError(t, err)
+		var out activities.AuthorizeOutput
+		require.NoError(t, v.Get(&out))
+		require.Equal(t, unknown, out.UnknownTool, name)
+		if unknown {
+			require.Equal(t, warden.VerdictDeny, string(out.Verdict))
+		}
+	}
+}

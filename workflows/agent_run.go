@@ -413,7 +413,7 @@ func (r *run) handleCalls(ctx workflow.Context, step int, calls []warden.ToolCal
 			cs.outcome, cs.content = outcomeDenied, "denied: authorization could not be completed ("+errorMessage(err)+"); the call did not run"
 			continue
 		}
-		if cs.auth.Verdict != activities.VerdictInvalidArgs && !strings.HasPrefix(cs.auth.Message, "unknown tool") {
+		if cs.auth.Verdict != activities.VerdictInvalidArgs && !unknownTool(cs.auth) {
 			r.turnMalformed = false
 		}
 		switch cs.auth.Verdict {
@@ -633,6 +633,13 @@ func (r *run) execute(ctx workflow.Context, step int, cs *callState) error {
 		cs.outcome, cs.content = outcomeFailed, "failed: "+errorMessage(err)
 	}
 	return nil
+}
+
+// unknownTool reports whether auth refused a tool name nothing is
+// registered under; outputs recorded before UnknownTool existed say so by
+// their message alone.
+func unknownTool(auth activities.AuthorizeOutput) bool {
+	return auth.UnknownTool || strings.HasPrefix(auth.Message, "unknown tool")
 }
 
 func unknownOutcomeText(tool string) string {
