@@ -8,7 +8,7 @@ import (
 // The stores' algorithms are written once, over the small driver
 // interface below (the shape of River's riverdriver): sealing (sealAll
 // and sealNext in seal.go), retention (retainRuns in retention.go) and
-// group commit (commitGroup in groupcommit.go). Each backend provides the
+// group commit (commitGroup in append.go). Each backend provides the
 // primitives in its own SQL (postgres_driver.go, sqlite_driver.go). A
 // primitive does one database thing and returns its error bare; the
 // order of the steps, the checks and the messages belong to the
