@@ -60,8 +60,12 @@ func (d *Deps) Close() {
 
 // Build constructs every dependency from cfg. Tests call it to run the real
 // activities in Temporal's test environment.
-func Build(ctx context.Context, cfg Config) (_ *Deps, err error) {
-	cfg = cfg.WithDefaults()
+func Build(ctx context.Context, cfg Config) (*Deps, error) {
+	return build(ctx, withDefaults(cfg))
+}
+
+// build is Build on a defaulted config.
+func build(ctx context.Context, cfg defaulted) (_ *Deps, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -280,7 +284,7 @@ func auditEgress(store audit.Store, c egress.Connection) error {
 // sealing makes store sign its seals with cfg.AuditSealKey and opens
 // cfg.AuditAnchor; either may be unset. The anchor is closed after the
 // final seal (closers run in reverse).
-func sealing(store audit.Store, cfg Config) (*audit.Anchor, *audit.PublicKey, error) {
+func sealing(store audit.Store, cfg defaulted) (*audit.Anchor, *audit.PublicKey, error) {
 	var key *audit.PublicKey
 	if cfg.AuditSealKey != "" {
 		signer, err := audit.LoadSealSigner(cfg.AuditSealKey)
