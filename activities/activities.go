@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/activity"
 
 	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/internal/bounded"
 	"github.com/wardenhq/warden/internal/govern"
 )
 
@@ -49,8 +50,9 @@ type Activities struct {
 	// Payloads keeps conversations by reference; nil sends them inline.
 	Payloads Payloads
 
-	convMu    sync.Mutex
-	convCache map[string][]warden.Message
+	// convOnce makes convCache, the loaded conversations (conversation.go).
+	convOnce  sync.Once
+	convCache *bounded.Map[string, []warden.Message]
 }
 
 // RunRef identifies the run an activity works for (the run of a

@@ -12,6 +12,7 @@ import (
 	"slices"
 
 	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/internal/bounded"
 )
 
 // inlineConversationLimit is how many bytes of new messages the workflow
@@ -38,7 +39,9 @@ type conversationChunk struct {
 	Messages []warden.Message `json:"messages"`
 }
 
-// maxCachedConversations bounds the worker's conversation cache.
+// maxCachedConversations bounds the worker's conversation cache; when it
+// is full, the least recently used conversation is forgotten (and loaded
+// from Payloads again if a run asks for it).
 const maxCachedConversations = 512
 
 // storeConversation stores full (the conversation that follows parent's,
@@ -96,18 +99,17 @@ func (a *Activities) conversation(ctx context.Context, ref string) ([]warden.Mes
 	return full, nil
 }
 
+// conversations is the cache of loaded conversations by reference, made
+// on first use.
+func (a *Activities) conversations() *bounded.Map[string, []warden.Message] {
+	a.convOnce.Do(func() { a.convCache = bounded.New[string, []warden.Message](maxCachedConversations) })
+	return a.convCache
+}
+
 func (a *Activities) cachedConversation(ref string) ([]warden.Message, bool) {
-	a.convMu.Lock()
-	defer a.convMu.Unlock()
-	c, ok := a.convCache[ref]
-	return c, ok
+	return a.conversations().Get(ref)
 }
 
 func (a *Activities) cacheConversation(ref string, msgs []warden.Message) {
-	a.convMu.Lock()
-	defer a.convMu.Unlock()
-	if a.convCache == nil || len(a.convCache) >= maxCachedConversations {
-		a.convCache = map[string][]warden.Message{} // crude bound: start over
-	}
-	a.convCache[ref] = msgs
+	a.conversations().Put(ref, msgs)
 }

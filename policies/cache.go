@@ -4,15 +4,15 @@ import (
 	"crypto/sha256"
 	"maps"
 	"slices"
-	"sync"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/internal/bounded"
 )
 
-// maxCachedDecisions bounds the decision cache; when full it starts over
-// (a crude bound, enough for the re-check it serves).
+// maxCachedDecisions bounds the decision cache and the model decision
+// cache; when full, each forgets its least recently used decision.
 const maxCachedDecisions = 4096
 
 // decisionCache remembers decisions by the exact policy input. Each call is
@@ -23,24 +23,20 @@ const maxCachedDecisions = 4096
 // decision; a policy that reads the clock (or any non-deterministic
 // built-in) is never cached (see cacheable).
 type decisionCache struct {
-	mu sync.Mutex
-	m  map[[sha256.Size]byte]warden.Decision
+	m *bounded.Map[[sha256.Size]byte, warden.Decision]
+}
+
+func newDecisionCache() *decisionCache {
+	return &decisionCache{m: bounded.New[[sha256.Size]byte, warden.Decision](maxCachedDecisions)}
 }
 
 func (c *decisionCache) get(key [sha256.Size]byte) (warden.Decision, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	d, ok := c.m[key]
+	d, ok := c.m.Get(key)
 	return cloneDecision(d), ok
 }
 
 func (c *decisionCache) put(key [sha256.Size]byte, d warden.Decision) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) >= maxCachedDecisions {
-		c.m = make(map[[sha256.Size]byte]warden.Decision)
-	}
-	c.m[key] = cloneDecision(d)
+	c.m.Put(key, cloneDecision(d))
 }
 
 // cloneDecision copies the decision's slices and maps, so a caller that

@@ -103,7 +103,7 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	}
 	e := &Engine{query: query, models: models, revision: src.revision}
 	if cacheable(src.modules) {
-		e.decisions, e.modelDecisions = &decisionCache{}, &modelCache{}
+		e.decisions, e.modelDecisions = newDecisionCache(), newModelCache()
 	}
 	return e, nil
 }

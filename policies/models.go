@@ -3,9 +3,10 @@ package policies
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"github.com/open-policy-agent/opa/v1/rego"
+
+	"github.com/wardenhq/warden/internal/bounded"
 )
 
 // ModelQuery is the policy's entry point for model choice: an object
@@ -17,13 +18,13 @@ const ModelQuery = "data.warden.models.decision"
 func (e *Engine) AllowModel(ctx context.Context, tenant, model string) (bool, string, error) {
 	key := [2]string{tenant, model}
 	if e.modelDecisions != nil {
-		if d, ok := e.modelDecisions.get(key); ok {
+		if d, ok := e.modelDecisions.Get(key); ok {
 			return d.allow, d.reason, nil
 		}
 	}
 	allow, reason, err := e.allowModel(ctx, tenant, model)
 	if err == nil && e.modelDecisions != nil {
-		e.modelDecisions.put(key, modelDecision{allow, reason})
+		e.modelDecisions.Put(key, modelDecision{allow, reason})
 	}
 	return allow, reason, err
 }
@@ -52,23 +53,8 @@ type modelDecision struct {
 
 // modelCache remembers model decisions by tenant and model: Plan asks
 // before every model call, and the answer only changes with the policy.
-type modelCache struct {
-	mu sync.Mutex
-	m  map[[2]string]modelDecision
-}
+type modelCache = bounded.Map[[2]string, modelDecision]
 
-func (c *modelCache) get(key [2]string) (modelDecision, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	d, ok := c.m[key]
-	return d, ok
-}
-
-func (c *modelCache) put(key [2]string, d modelDecision) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) >= maxCachedDecisions {
-		c.m = make(map[[2]string]modelDecision)
-	}
-	c.m[key] = d
+func newModelCache() *modelCache {
+	return bounded.New[[2]string, modelDecision](maxCachedDecisions)
 }

@@ -153,6 +153,9 @@ type Config struct {
 	// readers down (flushing them) when it stops, so a reader serves one
 	// Run.
 	MetricReaders []sdkmetric.Reader
+
+	// hasDefaults marks a Config WithDefaults returned.
+	hasDefaults bool
 }
 
 // DefaultTemporalAddress is where a local dev server listens.
@@ -172,8 +175,16 @@ const DefaultWorkspaceSweepInterval = 5 * time.Minute
 // DefaultStopTimeout is how long a stopping worker waits for in-flight activities.
 const DefaultStopTimeout = 30 * time.Second
 
-// WithDefaults returns c with zero fields set to their defaults.
+// WithDefaults returns c with zero fields set to their defaults. The
+// defaults are applied once: the result is marked, and WithDefaults on it
+// (or on a copy changed since) returns it unchanged, so a command that needs
+// the defaulted values before Run (warden dev's data directory) can default
+// the config itself and hand it on. A field cleared after WithDefaults
+// therefore stays zero.
 func (c Config) WithDefaults() Config {
+	if c.hasDefaults {
+		return c
+	}
 	c.TemporalAddress = cmp.Or(c.TemporalAddress, DefaultTemporalAddress)
 	c.TemporalCompression = cmp.Or(c.TemporalCompression, "auto")
 	c.Namespace = cmp.Or(c.Namespace, "default")
@@ -193,8 +204,19 @@ func (c Config) WithDefaults() Config {
 	c.StopTimeout = cmp.Or(c.StopTimeout, DefaultStopTimeout)
 	c.WorkspaceSweepInterval = cmp.Or(c.WorkspaceSweepInterval, DefaultWorkspaceSweepInterval)
 	c.WorkflowCacheSize = cmp.Or(c.WorkflowCacheSize, DefaultWorkflowCacheSize)
+	c.hasDefaults = true
 	return c
 }
+
+// defaulted is a Config that WithDefaults has filled in. The public entry
+// points (Run, Build, Dial) make one with withDefaults, once, and the
+// functions under them take it instead of a Config, so none can forget the
+// defaults or apply them again.
+type defaulted struct{ Config }
+
+// withDefaults applies c's defaults (WithDefaults) for the functions under
+// an entry point.
+func withDefaults(c Config) defaulted { return defaulted{c.WithDefaults()} }
 
 // Validate names every bad field of c (after WithDefaults).
 func (c Config) Validate() error {

@@ -60,8 +60,14 @@ func (d *Deps) Close() {
 
 // Build constructs every dependency from cfg. Tests call it to run the real
 // activities in Temporal's test environment.
-func Build(ctx context.Context, cfg Config) (_ *Deps, err error) {
-	cfg = cfg.WithDefaults()
+func Build(ctx context.Context, cfg Config) (*Deps, error) {
+	return build(ctx, withDefaults(cfg))
+}
+
+// build is Build on a defaulted config, in stages: the data paths, the
+// audit store, the policy engine, the sandbox and tools, the model, and
+// the activities over them. On an error it closes what it opened.
+func build(ctx context.Context, cfg defaulted) (_ *Deps, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -71,25 +77,77 @@ func Build(ctx context.Context, cfg Config) (_ *Deps, err error) {
 			d.Close()
 		}
 	}()
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
-	}
-	dataDir, err := filepath.Abs(cfg.DataDir)
+	dataDir, ledger, err := dataPaths(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
+		return nil, err
 	}
-	ledger, err := filepath.Abs(cfg.LedgerPath)
+	if err := d.openAudit(ctx, cfg, dataDir); err != nil {
+		return nil, err
+	}
+	engine, err := openPolicy(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("ledger path: %w", err)
+		return nil, err
 	}
+	tb, err := d.openTools(cfg, dataDir, ledger)
+	if err != nil {
+		return nil, err
+	}
+	model, err := d.openModel(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d.Activities = newActivities(cfg, d, engine, model, tb)
+	return d, nil
+}
 
+// dataPaths creates the data directory and returns its absolute path and
+// the refund ledger's.
+func dataPaths(cfg defaulted) (dataDir, ledger string, err error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return "", "", fmt.Errorf("data dir: %w", err)
+	}
+	dataDir, err = filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return "", "", fmt.Errorf("data dir: %w", err)
+	}
+	ledger, err = filepath.Abs(cfg.LedgerPath)
+	if err != nil {
+		return "", "", fmt.Errorf("ledger path: %w", err)
+	}
+	return dataDir, ledger, nil
+}
+
+// openAudit opens the audit store (PostgreSQL, or SQLite in dataDir)
+// behind its redactor as d.Audit and starts sealing it, signed and
+// anchored as cfg says. d.Close stops the sealing (a final seal), then
+// closes the anchor and the store.
+func (d *Deps) openAudit(ctx context.Context, cfg defaulted, dataDir string) error {
 	store, err := audit.Open(ctx, cfg.DatabaseURL, filepath.Join(dataDir, "audit.db"))
 	if err != nil {
-		return nil, fmt.Errorf("audit store: %w", err)
+		return fmt.Errorf("audit store: %w", err)
 	}
 	d.closers = append(d.closers, func() { _ = store.Close() })
-	// Secrets and personal data are redacted before any backend sees them,
-	// with rules from policy data (data.warden.redaction).
+	redactor, err := auditRedactor(cfg)
+	if err != nil {
+		return err
+	}
+	store = audit.WithRedactor(store, redactor)
+	d.Audit = store
+	anchor, sealKey, err := sealing(store, cfg)
+	if err != nil {
+		return err
+	}
+	if anchor != nil {
+		d.closers = append(d.closers, func() { _ = anchor.Close() })
+	}
+	stopSealing := audit.SealAndAnchorEvery(store, cfg.AuditSealInterval, anchor, sealKey, func(err error) { cfg.Logger.Warn("audit seal", "error", err) })
+	d.closers = append(d.closers, stopSealing)
+	return nil
+}
+
+// auditRedactor redacts secrets and personal data before any audit
+// backend sees them, with rules from policy data (data.warden.redaction).
+func auditRedactor(cfg defaulted) (*redact.Redactor, error) {
 	redaction, err := policies.RedactionConfig(policies.Options{Dir: cfg.PolicyDir})
 	if err != nil {
 		return nil, fmt.Errorf("audit redaction: %w", err)
@@ -98,66 +156,65 @@ func Build(ctx context.Context, cfg Config) (_ *Deps, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit redaction: %w", err)
 	}
-	store = audit.WithRedactor(store, redactor)
-	d.Audit = store
-	anchor, sealKey, err := sealing(store, cfg)
-	if err != nil {
-		return nil, err
-	}
-	if anchor != nil {
-		d.closers = append(d.closers, func() { _ = anchor.Close() })
-	}
-	stopSealing := audit.SealAndAnchorEvery(store, cfg.AuditSealInterval, anchor, sealKey, func(err error) { cfg.Logger.Warn("audit seal", "error", err) })
-	d.closers = append(d.closers, stopSealing)
+	return redactor, nil
+}
 
+// openPolicy compiles the policy (cfg.PolicyDir, or the embedded bundle).
+func openPolicy(ctx context.Context, cfg defaulted) (*policies.Engine, error) {
 	engine, err := policies.New(ctx, policies.Options{Dir: cfg.PolicyDir})
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
+	return engine, nil
+}
 
+// openTools starts the sandbox (d.Sandbox, d.SandboxCgroup, workspaces
+// under dataDir) and the tool registry, whose network goes through an
+// egress proxy that logs and audits every connection.
+func (d *Deps) openTools(cfg defaulted, dataDir, ledger string) (toolBox, error) {
 	sb, err := sandbox.New(sandbox.Options{Mode: cfg.SandboxMode, ProcessAsRoot: cfg.SandboxProcessAsRoot, HostUID: cfg.SandboxHostUID, HostGID: cfg.SandboxHostGID,
 		SelfPath: besideWorker(cfg.SandboxInit, "warden-sandbox-init"), CgroupParent: cfg.SandboxCgroupParent,
 		DiskQuota: cfg.SandboxDiskQuota, DiskBytes: cfg.SandboxDiskBytes, DiskInodes: cfg.SandboxDiskInodes})
 	if err != nil {
-		return nil, fmt.Errorf("sandbox: %w", err)
+		return toolBox{}, fmt.Errorf("sandbox: %w", err)
 	}
 	d.SandboxCgroup = sb.Cgroup()
 	d.Sandbox = sb
 	d.WorkspaceRoot = filepath.Join(dataDir, "workspaces")
-	egressLog := cfg.EgressLog
-	if egressLog == nil {
-		egressLog = func(c egress.Connection) {
-			cfg.Logger.Info("egress", "call", c.Call, "target", c.Target, "allowed", c.Allowed, "reason", c.Reason,
-				"bytes_up", c.BytesUp, "bytes_down", c.BytesDown, "duration", c.End.Sub(c.Start))
-			if err := auditEgress(d.Audit, c); err != nil {
-				cfg.Logger.Error("audit egress connection", "call", c.Call, "target", c.Target, "error", err)
-			}
-		}
-	}
-	proxy := egress.New(egress.Options{Log: egressLog})
+	proxy := egress.New(egress.Options{Log: d.egressLog(cfg)})
 	reg, err := tools.NewRegistry(tools.Options{LedgerPath: ledger, RefundDelay: cfg.RefundDelay, Egress: proxy,
 		ToolBinary: besideWorker(cfg.ToolBinary, "warden-tools")})
 	if err != nil {
-		return nil, fmt.Errorf("tools: %w", err)
+		return toolBox{}, fmt.Errorf("tools: %w", err)
 	}
+	return toolBox{reg: reg, sb: sb}, nil
+}
 
+// egressLog is cfg.EgressLog, or by default a function that logs each
+// connection and writes its egress_connection audit event to d.Audit.
+func (d *Deps) egressLog(cfg defaulted) func(egress.Connection) {
+	if cfg.EgressLog != nil {
+		return cfg.EgressLog
+	}
+	return func(c egress.Connection) {
+		cfg.Logger.Info("egress", "call", c.Call, "target", c.Target, "allowed", c.Allowed, "reason", c.Reason,
+			"bytes_up", c.BytesUp, "bytes_down", c.BytesDown, "duration", c.End.Sub(c.Start))
+		if err := auditEgress(d.Audit, c); err != nil {
+			cfg.Logger.Error("audit egress connection", "call", c.Call, "target", c.Target, "error", err)
+		}
+	}
+}
+
+// openModel routes model calls: to cfg.ModelBaseURL, or to the in-process
+// scripted model (d.Scripted) when none is configured, with the models of
+// cfg.ModelsFile before the default ones. d.ModelBaseURL is the endpoint.
+func (d *Deps) openModel(cfg defaulted) (*llm.Router, error) {
 	baseURL := cfg.ModelBaseURL
 	if baseURL == "" {
-		d.Scripted, err = llm.NewScripted()
-		if err != nil {
-			return nil, fmt.Errorf("scripted model: %w", err)
-		}
-		if cfg.ScenarioFile != "" {
-			if err := d.Scripted.LoadFile(cfg.ScenarioFile); err != nil {
-				return nil, err
-			}
-		}
-		var stop func()
-		baseURL, stop, err = d.Scripted.Listen("127.0.0.1:0")
-		if err != nil {
+		var err error
+		if baseURL, err = d.startScripted(cfg); err != nil {
 			return nil, err
 		}
-		d.closers = append(d.closers, stop)
 	}
 	d.ModelBaseURL = baseURL
 	endpoint, err := llm.New(llm.Config{BaseURL: baseURL, APIKey: cfg.ModelAPIKey, Model: cfg.ModelName})
@@ -176,24 +233,50 @@ func Build(ctx context.Context, cfg Config) (_ *Deps, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("model: %w", err)
 	}
+	return model, nil
+}
 
-	d.Activities = &activities.Activities{
+// startScripted starts the scripted model (d.Scripted, with the scenarios
+// of cfg.ScenarioFile) on a loopback port and returns its base URL; d.Close
+// stops it.
+func (d *Deps) startScripted(cfg defaulted) (string, error) {
+	var err error
+	d.Scripted, err = llm.NewScripted()
+	if err != nil {
+		return "", fmt.Errorf("scripted model: %w", err)
+	}
+	if cfg.ScenarioFile != "" {
+		if err := d.Scripted.LoadFile(cfg.ScenarioFile); err != nil {
+			return "", err
+		}
+	}
+	baseURL, stop, err := d.Scripted.Listen("127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	d.closers = append(d.closers, stop)
+	return baseURL, nil
+}
+
+// newActivities are the activities over the built dependencies.
+func newActivities(cfg defaulted, d *Deps, engine *policies.Engine, model *llm.Router, tb toolBox) *activities.Activities {
+	a := &activities.Activities{
 		Model:         model,
 		Prices:        model,
 		Payloads:      d.Audit,
 		ModelPolicy:   engine,
 		Policy:        engine,
-		Tools:         toolBox{reg: reg, sb: sb},
-		Audit:         store,
+		Tools:         tb,
+		Audit:         d.Audit,
 		WorkspaceRoot: d.WorkspaceRoot,
 		Namespace:     cfg.Namespace,
-		SandboxMode:   sb.Mode(),
+		SandboxMode:   tb.sb.Mode(),
 		DefaultModel:  cfg.ModelName,
 	}
 	if cfg.EscalationWebhook != "" {
-		d.Activities.Escalations = newWebhook(cfg.EscalationWebhook)
+		a.Escalations = newWebhook(cfg.EscalationWebhook)
 	}
-	return d, nil
+	return a
 }
 
 // besideWorker returns configured, or the file name next to the running
@@ -233,8 +316,6 @@ func (t toolBox) Run(ctx context.Context, in activities.ToolRun) (warden.ToolOut
 	})
 }
 
-// auditEgress writes one egress_connection audit event for a connection
-// the proxy opened or refused.
 // egressMessage is the audit message of a connection: the target, the
 // address dialed or refused (after resolution), why, and the bytes.
 func egressMessage(c egress.Connection) string {
@@ -249,6 +330,8 @@ func egressMessage(c egress.Connection) string {
 	return fmt.Sprintf("%s %s (%s)", map[bool]string{true: "connected to", false: "refused"}[c.Allowed], c.Target, strings.Join(parts, "; "))
 }
 
+// auditEgress writes one egress_connection audit event for a connection
+// the proxy opened or refused.
 func auditEgress(store audit.Store, c egress.Connection) error {
 	ref, ok := activities.ParseCallRef(c.Call)
 	if !ok {
@@ -280,7 +363,7 @@ func auditEgress(store audit.Store, c egress.Connection) error {
 // sealing makes store sign its seals with cfg.AuditSealKey and opens
 // cfg.AuditAnchor; either may be unset. The anchor is closed after the
 // final seal (closers run in reverse).
-func sealing(store audit.Store, cfg Config) (*audit.Anchor, *audit.PublicKey, error) {
+func sealing(store audit.Store, cfg defaulted) (*audit.Anchor, *audit.PublicKey, error) {
 	var key *audit.PublicKey
 	if cfg.AuditSealKey != "" {
 		signer, err := audit.LoadSealSigner(cfg.AuditSealKey)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/wardenhq/warden"
 	"github.com/wardenhq/warden/activities"
+	"github.com/wardenhq/warden/internal/bounded"
 	"github.com/wardenhq/warden/llm"
 	"github.com/wardenhq/warden/telemetry"
 )
@@ -310,53 +311,38 @@ func approvalOutcome(ev warden.AuditEvent) string {
 // approvalWaits remembers when approvals were requested (by request ID) and
 // how long each waited for its last decision. Requests made by another
 // worker process are not known here and their wait is not observed. Each
-// map is cleared when it reaches its bound.
+// map holds at most limit requests and forgets the least recently used.
 type approvalWaits struct {
-	mu    sync.Mutex
-	limit int
-	at    map[string]time.Time
-	waits map[string]time.Duration
+	at    *bounded.Map[string, time.Time]
+	waits *bounded.Map[string, time.Duration]
 }
 
 func newApprovalWaits(limit int) *approvalWaits {
-	return &approvalWaits{limit: limit, at: map[string]time.Time{}, waits: map[string]time.Duration{}}
+	return &approvalWaits{at: bounded.New[string, time.Time](limit), waits: bounded.New[string, time.Duration](limit)}
 }
 
 func (a *approvalWaits) requested(id string, at time.Time) {
 	if id == "" || at.IsZero() {
 		return
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if len(a.at) >= a.limit {
-		clear(a.at)
-	}
-	a.at[id] = at
+	a.at.Put(id, at)
 }
 
 // decided records a decision on request id at time at and returns the wait
 // since the request, if the request was seen.
 func (a *approvalWaits) decided(id string, at time.Time) (time.Duration, bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	req, ok := a.at[id]
+	req, ok := a.at.Get(id)
 	if !ok || at.IsZero() {
 		return 0, false
 	}
 	wait := max(at.Sub(req), 0)
-	if len(a.waits) >= a.limit {
-		clear(a.waits)
-	}
-	a.waits[id] = wait
+	a.waits.Put(id, wait)
 	return wait, true
 }
 
 // wait is the wait of request id up to its last decision.
 func (a *approvalWaits) wait(id string) (time.Duration, bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	w, ok := a.waits[id]
-	return w, ok
+	return a.waits.Get(id)
 }
 
 // modelCostUSD reads the spend from a model_called event's result, which

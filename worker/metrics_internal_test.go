@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -31,6 +32,27 @@ func TestRecentForgetsTheOldestBeyondItsSize(t *testing.T) {
 	require.True(t, r.add("a"))
 	require.False(t, r.add("c"))
 	require.True(t, r.add(""), "events without an ID are always counted")
+}
+
+func TestApprovalWaitsForgetTheLeastRecentRequestBeyondTheirLimit(t *testing.T) {
+	t.Parallel()
+	a := newApprovalWaits(2)
+	t0 := time.Date(2026, 1, 2, 15, 0, 0, 0, time.UTC)
+	a.requested("a", t0)
+	a.requested("b", t0)
+	wait, ok := a.decided("a", t0.Add(time.Minute))
+	require.True(t, ok)
+	require.Equal(t, time.Minute, wait)
+	a.requested("c", t0) // full: b, the least recently used, goes
+	_, ok = a.decided("b", t0.Add(time.Minute))
+	require.False(t, ok, "b was forgotten")
+	_, ok = a.decided("a", t0.Add(2*time.Minute))
+	require.True(t, ok, "a, decided again, is still known")
+	w, ok := a.wait("a")
+	require.True(t, ok)
+	require.Equal(t, 2*time.Minute, w, "the wait up to the last decision")
+	_, ok = a.decided("c", time.Time{})
+	require.False(t, ok, "a decision without a time is not a wait")
 }
 
 type nopAudit struct{}

@@ -29,7 +29,7 @@ type observability struct {
 // observe instruments deps' activities and starts the /metrics server when
 // cfg.MetricsAddress is set. Spans go to cfg.TracerProvider; nil means no
 // tracing at all (no spans, no Temporal tracing interceptor).
-func observe(cfg Config, deps *Deps) (*observability, error) {
+func observe(cfg defaulted, deps *Deps) (*observability, error) {
 	o := &observability{}
 	var tp trace.TracerProvider = noop.NewTracerProvider()
 	var tracer trace.Tracer

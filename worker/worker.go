@@ -23,8 +23,12 @@ import (
 // attributes exist, and serves the task queue until ctx is cancelled.
 // ready, when non-nil, is called once the worker polls.
 func Run(ctx context.Context, cfg Config, ready func(*Deps)) error {
-	cfg = cfg.WithDefaults()
-	deps, err := Build(ctx, cfg)
+	return run(ctx, withDefaults(cfg), ready)
+}
+
+// run is Run on a defaulted config.
+func run(ctx context.Context, cfg defaulted, ready func(*Deps)) error {
+	deps, err := build(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -39,7 +43,7 @@ func Run(ctx context.Context, cfg Config, ready func(*Deps)) error {
 			"sandbox_mode", mode, "host", "run `warden sandbox check`")
 	}
 	log.Info("worker dependencies ready",
-		"audit", auditKind(cfg), "policy", policyKind(cfg), "sandbox_mode", deps.Activities.SandboxMode,
+		"audit", auditKind(cfg.Config), "policy", policyKind(cfg.Config), "sandbox_mode", deps.Activities.SandboxMode,
 		"sandbox_cgroup", deps.SandboxCgroup.String(), "sandbox_disk_quota", deps.Sandbox.Quota().String(), "model", cfg.ModelName)
 	// Observability: metrics and spans around the activities' dependencies,
 	// the /metrics server, Temporal's tracing interceptor (worker/observe.go).
@@ -49,7 +53,7 @@ func Run(ctx context.Context, cfg Config, ready func(*Deps)) error {
 	}
 	defer obs.close()
 
-	tc, err := Dial(ctx, cfg)
+	tc, err := dial(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -89,7 +93,11 @@ func Register(w sdkworker.Registry, deps *Deps) {
 
 // Dial connects to the Temporal frontend named by cfg.
 func Dial(ctx context.Context, cfg Config) (client.Client, error) {
-	cfg = cfg.WithDefaults()
+	return dial(ctx, withDefaults(cfg))
+}
+
+// dial is Dial on a defaulted config.
+func dial(ctx context.Context, cfg defaulted) (client.Client, error) {
 	tc, err := client.DialContext(ctx, client.Options{
 		HostPort:          cfg.TemporalAddress,
 		Namespace:         cfg.Namespace,

@@ -40,6 +40,8 @@ func newDevCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			// The defaults, once, here: the paths below need the data
+			// directory, and worker.Run takes the config as it is.
 			cfg = cfg.WithDefaults()
 			if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 				return err

@@ -114,6 +114,7 @@ func newWorkerCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = newLogger()
+			cfg = cfg.WithDefaults() // once, here: Run takes it as it is
 			// Tracing: OTLP when OTEL_EXPORTER_OTLP_*ENDPOINT is set (cmd/warden/tracing.go).
 			flush, err := setupTracing(cmd.Context(), &cfg)
 			if err != nil {
@@ -121,7 +122,7 @@ func newWorkerCmd() *cobra.Command {
 			}
 			defer flush()
 			return worker.Run(cmd.Context(), cfg, func(d *worker.Deps) {
-				fmt.Fprintf(cmd.ErrOrStderr(), "warden worker ready on task queue %q (Ctrl-C to stop)\n", cmp.Or(cfg.TaskQueue, "warden"))
+				fmt.Fprintf(cmd.ErrOrStderr(), "warden worker ready on task queue %q (Ctrl-C to stop)\n", cfg.TaskQueue)
 			})
 		},
 	}
