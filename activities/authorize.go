@@ -54,6 +54,12 @@ type AuthorizeOutput struct {
 	Message string `json:"message,omitempty"`
 	// ExpiresAt is when the approval request expires (require_approval only).
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// Summary is the call's one-line summary for people, by the tool's
+	// summary template (warden.ToolSpec.Summary) with the policy's
+	// redacted keys hidden: the workflow shows it as the summary of the
+	// activity that runs the call. Empty for calls refused before the
+	// policy is asked, and in histories recorded before it existed.
+	Summary string `json:"summary,omitempty"`
 }
 
 // Authorize validates a call's arguments and asks the policy about it,
@@ -105,6 +111,7 @@ func (a *Activities) authorize(ctx context.Context, in AuthorizeInput) (Authoriz
 	}
 	out.Decision = dec
 	out.Verdict = dec.Verdict()
+	out.Summary = spec.Summarize(call, dec.Obligations.RedactArgs)
 
 	decided := a.event(in.Run, in.Step, call.ID, warden.EventPolicyDecided, in.Revision)
 	decided.Actor = "policy"
