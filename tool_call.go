@@ -32,6 +32,11 @@ type ToolSpec struct {
 	Idempotent bool `json:"idempotent"`
 	// Effects names the kinds of side effect ("read", "write", "exec", "network", "payment").
 	Effects []string `json:"effects,omitempty"`
+	// Summary is the template of a call's one-line summary for people
+	// (the Web UI's activity summary; syntax in ParseSummary), such as
+	// "read_file: {path}". Empty shows the tool name. It is not sent to
+	// the model.
+	Summary string `json:"summary,omitempty"`
 }
 
 // ToolOutput is what came back from running a tool, as told to the model.

@@ -55,6 +55,12 @@ type AuthorizeOutput struct {
 	UnknownTool bool `json:"unknown_tool,omitempty"`
 	// ExpiresAt is when the approval request expires (require_approval only).
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// Summary is the call's one-line summary for people, by the tool's
+	// summary template (warden.ToolSpec.Summary) with the policy's
+	// redacted keys hidden: the workflow shows it as the summary of the
+	// activity that runs the call. Empty for calls refused before the
+	// policy is asked, and in histories recorded before it existed.
+	Summary string `json:"summary,omitempty"`
 }
 
 // Authorize validates a call's arguments and asks the policy about it,
@@ -87,6 +93,10 @@ func (a *Activities) authorize(ctx context.Context, in AuthorizeInput) (Authoriz
 	}
 	if z.Verdict == govern.RequireApproval {
 		out.ExpiresAt = govern.ExpiresAt(z.Decision, in.RequestedAt, in.ApprovalTimeout)
+	}
+	if z.Verdict != govern.InvalidArgs {
+		spec, _ := a.Tools.Spec(in.Call.Name)
+		out.Summary = spec.Summarize(in.Call, z.Decision.Obligations.RedactArgs)
 	}
 	return out, z.Events(turn, in.Call, req, time.Now())
 }

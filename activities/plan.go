@@ -280,12 +280,17 @@ func (a *Activities) expandOutputs(ctx context.Context, msgs []warden.Message) (
 	return out, nil
 }
 
-// estimateInputTokens over-estimates a request's prompt tokens (3 bytes a token).
+// estimateInputTokens over-estimates a request's prompt tokens (3 bytes a
+// token). Tool summaries are not sent to the model, so they do not count.
 func estimateInputTokens(req warden.ModelRequest) int {
+	tools := slices.Clone(req.Tools)
+	for i := range tools {
+		tools[i].Summary = ""
+	}
 	b, _ := json.Marshal(struct {
 		M []warden.Message  `json:"m"`
 		T []warden.ToolSpec `json:"t"`
-	}{req.Messages, req.Tools})
+	}{req.Messages, tools})
 	return len(b)/3 + 1
 }
 

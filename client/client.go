@@ -32,11 +32,22 @@ func New(tc tclient.Client, taskQueue string) *Client {
 
 // StartOptions tune Start.
 type StartOptions struct {
-	// ID is the workflow ID. While a run under it is open, starting again
-	// with the same ID returns that run (idempotent start: the ID conflict
-	// policy is use-existing). Once that run has closed (completed, failed,
-	// cancelled, terminated), the same ID starts a new run under it, with a
-	// new run ID (Temporal's default ID reuse policy, allow-duplicate).
+	// ID is the workflow ID: the caller's idempotency key. Starting again
+	// with an ID already used returns the run under it and starts nothing,
+	// whether that run is still open (the ID conflict policy is
+	// use-existing) or has closed, however it ended: completed, failed,
+	// cancelled or terminated (the ID reuse policy is reject-duplicate,
+	// and the SDK returns the closed run instead of an error). The second
+	// request's RunRequest is not compared with the first. To run the
+	// same goal again, use a new ID.
+	//
+	// The guarantee lasts while the server keeps the run: once the
+	// namespace's retention period has removed a closed run, its ID is free
+	// and starts a new run. RunHandle.RunID is the run the server names:
+	// the first one, or after the run continued as new, its chain's
+	// current (or, once closed, last) run; the other methods take the
+	// workflow ID and need no run ID.
+	//
 	// Empty means a new random ID "run-<tenant>-<hex>".
 	ID string
 }
@@ -47,7 +58,8 @@ type RunHandle struct {
 	RunID      string `json:"run_id"`
 }
 
-// Start validates req and starts an AgentRun workflow.
+// Start validates req and starts an AgentRun workflow, or returns the run
+// already started under opts.ID (see StartOptions.ID).
 func (c *Client) Start(ctx context.Context, req warden.RunRequest, opts StartOptions) (RunHandle, error) {
 	if err := req.Validate(); err != nil {
 		return RunHandle{}, err
@@ -64,8 +76,13 @@ func (c *Client) Start(ctx context.Context, req warden.RunRequest, opts StartOpt
 		ID:                       id,
 		TaskQueue:                c.taskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		StaticSummary:            summary,
-		StaticDetails:            details,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		// With false (the default, said here because Start depends on it)
+		// the SDK answers an ID the policies refuse with the run holding
+		// it, not an error.
+		WorkflowExecutionErrorWhenAlreadyStarted: false,
+		StaticSummary:                            summary,
+		StaticDetails:                            details,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			temporal.NewSearchAttributeKeyKeyword(warden.SearchAttrStatus).ValueSet(warden.SearchStatus(warden.StatusRunning)),
 			temporal.NewSearchAttributeKeyKeyword(warden.SearchAttrTenant).ValueSet(req.Tenant),

@@ -73,9 +73,9 @@ func ExampleClient_Inbox() {
 }
 
 // Start a run under an ID the backend chooses (an order number, a ticket
-// ID): while that run is open, starting again with the same ID returns it,
-// so a retried HTTP request never starts a second agent. After it has
-// closed, the same ID starts a new run.
+// ID): starting again with the same ID returns the run under it, open or
+// closed, so a retried HTTP request never starts a second agent, even after
+// the first has finished.
 func ExampleClient_Start() {
 	ctx := context.Background()
 	c := wclient.New(temporalClient, "") // "" = the default task queue, "warden"
@@ -88,8 +88,15 @@ func ExampleClient_Start() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(first.WorkflowID, again.RunID == first.RunID)
-	// Output: ticket-1001 true
+	if _, err := c.Result(ctx, first.WorkflowID); err != nil {
+		log.Fatal(err)
+	}
+	afterClose, err := c.Start(ctx, question, wclient.StartOptions{ID: "ticket-1001"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(first.WorkflowID, again.RunID == first.RunID, afterClose.RunID == first.RunID)
+	// Output: ticket-1001 true true
 }
 
 // Wait for a run to end and read its result.

@@ -60,6 +60,7 @@ func registerBuiltinTools(r *Registry) error {
 		Risk:    warden.RiskMedium,
 		Effects: []string{"exec"},
 		Argv:    shellArgv,
+		Summary: "shell: {argv|join}",
 	}); err != nil {
 		return err
 	}
@@ -70,6 +71,7 @@ func registerBuiltinTools(r *Registry) error {
 		Idempotent:  true,
 		Effects:     []string{"read"},
 		Run:         readFile,
+		Summary:     "read_file: {path}",
 	}); err != nil {
 		return err
 	}
@@ -80,6 +82,7 @@ func registerBuiltinTools(r *Registry) error {
 		Risk:    warden.RiskMedium,
 		Effects: []string{"write"},
 		Run:     writeFile,
+		Summary: "write_file: {path}",
 	}); err != nil {
 		return err
 	}
@@ -92,6 +95,8 @@ func registerBuiltinTools(r *Registry) error {
 		Idempotent: true,
 		Effects:    []string{"network"},
 		Run:        httpGet,
+		// No Summary: the Web UI shows the bare name, as it always has; a
+		// URL's query can carry a token.
 	}); err != nil {
 		return err
 	}
@@ -103,6 +108,7 @@ func registerBuiltinTools(r *Registry) error {
 		Risk:    warden.RiskHigh,
 		Effects: []string{"payment"},
 		Run:     issueRefund,
+		Summary: "issue_refund {amount_cents|cents} {currency}, order {order_id}",
 		Config:  map[string]string{},
 	}
 	if r.opts.LedgerPath != "" {

@@ -88,6 +88,14 @@ type Def[A any] struct {
 	// Effects names the kinds of side effect ("read", "write", "exec",
 	// "network", "payment").
 	Effects []string
+	// Summary is the template of a call's one-line summary for people, the
+	// Temporal Web UI's summary of the activity that runs it: text with
+	// placeholders over the top-level arguments, such as
+	// "read_file: {path}" or "refund {amount_cents|cents} {currency}"
+	// (syntax in warden.ParseSummary). Empty shows the tool name.
+	// Register refuses a malformed template or one naming an argument A
+	// does not have.
+	Summary string
 
 	// Exactly one of Argv and Run is set.
 
@@ -213,6 +221,15 @@ func newTool[A any](d Def[A]) (*tool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tool %s: %w", d.Name, err)
 	}
+	names, err := warden.ParseSummary(d.Summary)
+	if err != nil {
+		return nil, fmt.Errorf("tool %s: %w", d.Name, err)
+	}
+	for _, n := range names {
+		if !slices.Contains(props, n) {
+			return nil, fmt.Errorf("tool %s: summary template names argument %q; the arguments are %s", d.Name, n, strings.Join(props, ", "))
+		}
+	}
 	t := &tool{
 		spec: warden.ToolSpec{
 			Name:        d.Name,
@@ -221,6 +238,7 @@ func newTool[A any](d Def[A]) (*tool, error) {
 			Risk:        d.Risk,
 			Idempotent:  d.Idempotent,
 			Effects:     slices.Clone(d.Effects),
+			Summary:     d.Summary,
 		},
 		schema: compiled,
 		props:  props,

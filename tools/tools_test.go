@@ -293,6 +293,9 @@ func TestRegisterRefusesBadDefinitions(t *testing.T) {
 			d.Name = "x4"
 			d.Config = map[string]string{"Bad-Key": "v"}
 		}, "config key"},
+		{"malformed summary", func(d *tools.Def[echoEnvArgs]) { d.Name = "x5"; d.Summary = "say {greeting" }, "summary template"},
+		{"summary filter", func(d *tools.Def[echoEnvArgs]) { d.Name = "x6"; d.Summary = "say {greeting|upper}" }, "unknown filter"},
+		{"summary names no argument", func(d *tools.Def[echoEnvArgs]) { d.Name = "x7"; d.Summary = "say {salutation}" }, `names argument "salutation"`},
 		{"go tool name taken in process", func(d *tools.Def[echoEnvArgs]) {
 			d.Name = "echo_env_clash"
 			d.Argv = nil

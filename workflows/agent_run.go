@@ -582,7 +582,7 @@ func (r *run) execute(ctx workflow.Context, step int, cs *callState) error {
 		StartToCloseTimeout: timeout + time.Minute,
 		HeartbeatTimeout:    10 * time.Second,
 		RetryPolicy:         retry,
-		Summary:             summarize(cs.call),
+		Summary:             activitySummary(cs),
 	})
 	in := activities.ExecuteInput{Run: r.ref, Step: step, Call: cs.call, Taint: slices.Clone(r.taint)}
 	if r.frozenTurn {

@@ -134,32 +134,14 @@ func higher(a, b warden.Risk) warden.Risk {
 	return a
 }
 
-// summarize is the activity summary the Web UI shows for a tool run.
-func summarize(call warden.ToolCall) string {
-	var args map[string]any
-	_ = json.Unmarshal(call.Args, &args)
-	switch call.Name {
-	case "shell":
-		if argv, ok := args["argv"].([]any); ok {
-			parts := make([]string, 0, len(argv))
-			for _, p := range argv {
-				parts = append(parts, fmt.Sprint(p))
-			}
-			return clip("shell: " + strings.Join(parts, " "))
-		}
-	case "issue_refund":
-		if cents, ok := args["amount_cents"].(float64); ok {
-			return clip(fmt.Sprintf("issue_refund %.2f %v, order %v", cents/100, args["currency"], args["order_id"]))
-		}
-	case "read_file", "write_file":
-		return clip(fmt.Sprintf("%s: %v", call.Name, args["path"]))
+// activitySummary is the summary the Web UI shows for the activity that
+// runs cs's call: the one Authorize made from the tool's summary template
+// for exactly this call (an edit is authorized again, so the edited args
+// get their own), or the tool name where the recorded decision has none
+// (histories from before summaries were decided, tools without a template).
+func activitySummary(cs *callState) string {
+	if cs.auth.Summary != "" {
+		return cs.auth.Summary
 	}
-	return clip(call.Name)
-}
-
-func clip(s string) string {
-	if len(s) > 120 {
-		return s[:117] + "..."
-	}
-	return s
+	return warden.SummarizeCall("", cs.call, nil)
 }

@@ -87,7 +87,7 @@ func newRunCmd() *cobra.Command {
 	fs.IntVar(&req.Budget.MaxSteps, "max-steps", 0, "maximum model calls (default 20)")
 	fs.IntVar(&req.Budget.MaxTokens, "max-tokens", 0, "maximum tokens over all model calls (default 200000)")
 	fs.DurationVar(&timeout, "approval-timeout", 0, "how long a call waits for approval before it is rejected (default 24h)")
-	fs.StringVar(&id, "id", "", "workflow ID; while a run under it is open, starting again with it returns that run; after it closed, it starts a new one")
+	fs.StringVar(&id, "id", "", "workflow ID; starting again with it returns the run under it, open or closed, and starts nothing (until retention removes a closed run)")
 	fs.BoolVar(&wait, "wait", false, "wait for the run to finish and print its result")
 	return cmd
 }

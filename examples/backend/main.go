@@ -3,7 +3,8 @@
 //
 //	POST /runs          {"tenant","requester","goal","model"} with an
 //	                    Idempotency-Key header: starts a run (202), or
-//	                    returns the run that key already started.
+//	                    returns the run that key already started, open or
+//	                    closed.
 //	GET  /runs/{id}     where the run stands, or its result once it ended.
 //
 // Run it beside `warden dev` (or the compose stack):

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/wardenhq/warden"
 	"github.com/wardenhq/warden/client"
@@ -88,6 +89,19 @@ func TestHandlerStartsRunsIdempotentlyAndReportsResults(t *testing.T) {
 	}, time.Minute, 200*time.Millisecond)
 	require.Equal(t, warden.StatusCompleted, view.Status)
 	require.Contains(t, view.Result.Answer, "The answer is 42.")
+
+	// The run has closed. A request retried now (same key, even another
+	// goal) still returns that run and starts nothing: without the reject-
+	// duplicate reuse policy Temporal would silently start a second run.
+	late := start("order-1234", `{"tenant":"acme","requester":"dana","goal":"Something else?","model":"scripted/answer"}`)
+	require.Equal(t, http.StatusAccepted, late.StatusCode)
+	var h3 client.RunHandle
+	require.NoError(t, json.NewDecoder(late.Body).Decode(&h3))
+	require.Equal(t, h1, h3, "a request retried after the run closed returns the same run")
+	desc, err := srv.Client().DescribeWorkflowExecution(context.Background(), h1.WorkflowID, "")
+	require.NoError(t, err)
+	require.Equal(t, h1.RunID, desc.GetWorkflowExecutionInfo().GetExecution().GetRunId(), "no new run was started under the ID")
+	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, desc.GetWorkflowExecutionInfo().GetStatus())
 
 	resp, err := http.Get(api.URL + "/runs/no-such-run")
 	require.NoError(t, err)
