@@ -109,7 +109,7 @@ func initMain() int {
 	// descriptors this process inherited without close-on-exec (from the
 	// worker's own parent, say) included. The status pipe closes on exec,
 	// which tells Run the exec succeeded.
-	if err := closeOnExecFrom(3); err != nil {
+	if err := closeOnExecFrom(firstExtraFD); err != nil {
 		return fail(stageSetup, 125, fmt.Errorf("close inherited descriptors: %w", err))
 	}
 	for _, rl := range cfg.Rlimits {
@@ -252,7 +252,7 @@ func closeOnExecFrom(first int) error {
 // ended on the status pipe. When the init exits, the kernel kills every
 // other process of the namespace.
 func runIsolated(cfg initConfig, fail func(string, int, error) int, status *os.File) int {
-	if err := closeOnExecFrom(3); err != nil {
+	if err := closeOnExecFrom(firstExtraFD); err != nil {
 		return fail(stageSetup, 125, fmt.Errorf("close inherited descriptors: %w", err))
 	}
 	if err := lockDown(cfg.Isolate, cfg.ExeFD); err != nil {

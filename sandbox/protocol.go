@@ -72,10 +72,6 @@ type initStatus struct {
 const (
 	// initArg is the hidden first argument that makes Init act.
 	initArg = "__warden_sandbox_init"
-	// configFD and statusFD are the init's config (read) and status
-	// (write, closed on exec) pipes.
-	configFD = 3
-	statusFD = 4
 	// ackByte is the first byte the init writes on the status pipe, proving
 	// the re-executed binary is a sandbox init.
 	ackByte = 'W'
@@ -86,4 +82,29 @@ const (
 
 	maxConfigBytes = 16 << 20
 	maxStatusBytes = 64 << 10
+)
+
+// Descriptors of the init: the one place that says which is which. The
+// worker passes cmd.ExtraFiles, and ExtraFiles[i] is the init's descriptor
+// firstExtraFD+i: the config pipe, the status pipe and the worker's
+// executable, then from firstVarFD on the ones a run may or may not pass,
+// in this order: the dedicated init binary (Options.SelfPath; the init is
+// executed through it), then the prepared mounts of the workspace and the
+// binds (isolated mode as host root, see isolation.prepare). The config
+// names the variable ones (isolatePlan.DirFD, planBind.FD) and the last
+// (initConfig.LastFD); see passDescriptors.
+const (
+	// firstExtraFD is the first descriptor past stdin, stdout and stderr:
+	// nothing from it on survives the exec of the program.
+	firstExtraFD = 3
+	// configFD is the config pipe's read end (ExtraFiles[0]).
+	configFD = firstExtraFD
+	// statusFD is the status pipe's write end (ExtraFiles[1]), closed on
+	// exec.
+	statusFD = firstExtraFD + 1
+	// exeFD is the worker's executable (ExtraFiles[2]), run for SelfExe;
+	// the config repeats it (initConfig.ExeFD).
+	exeFD = firstExtraFD + 2
+	// firstVarFD is the first descriptor whose file depends on the run.
+	firstVarFD = exeFD + 1
 )
