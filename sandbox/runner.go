@@ -1,6 +1,7 @@
 // The Runner: its Options, New (which picks the cgroup and disk quota
 // layers and proves the init), its reports and Run, which wraps one run
-// of the init (run_linux.go) in the workspace's disk quota.
+// of the init (prepare_linux.go, run_linux.go, report_linux.go) in the
+// workspace's disk quota.
 
 package sandbox
 
