@@ -34,6 +34,20 @@
 // killed and removed when the run ends. Elsewhere rlimits alone bound
 // them. Runner.Cgroup says which. docs/sandbox.md describes the walls.
 //
+// Files, by job: sandbox.go (modes, defaults, Limits, Spec, Result),
+// runner.go (Options, New, Run), spec.go (checks of a Spec), protocol.go
+// (what the worker and the init exchange, and which descriptor is which);
+// on Linux, the run of the init by stage in prepare_linux.go (cgroup,
+// descriptors, config), run_linux.go (start, hand-over, wait) and
+// report_linux.go (the Result), with pipes_linux.go; the init itself in
+// init_linux.go and spawn_linux.go; the walls in walls_linux.go (the
+// view, one step a function), mounts_linux.go, lockdown_linux.go,
+// landlock_linux.go and seccomp_linux.go; isolate_linux.go (namespaces and
+// prepared mounts); cgroup_setup_linux.go and cgroup_linux.go (the cgroup
+// layer and a run's cgroup); quota.go and quota_linux.go (workspace disk
+// caps); check.go, check_linux.go and container_linux.go (what the host
+// offers); sandbox_other.go (other systems: nothing).
+//
 // Programs that call sandbox.New must call Init first thing in main (and in
 // TestMain), because the re-executed binary is the program itself:
 //

@@ -45,17 +45,6 @@ func initMain() int {
 		fmt.Fprintf(os.Stderr, "warden sandbox init: read config: %v (started outside the sandbox?)\n", err)
 		return 125
 	}
-	awaitStart := func() error {
-		n, err := io.Copy(io.Discard, configFile)
-		configFile.Close()
-		if err == nil && n > 0 {
-			err = fmt.Errorf("%d unexpected bytes after the config", n)
-		}
-		if err != nil {
-			return fmt.Errorf("wait for the start signal: %w", err)
-		}
-		return nil
-	}
 	if _, err := status.Write([]byte{ackByte}); err != nil {
 		fmt.Fprintf(os.Stderr, "warden sandbox init: write status: %v\n", err)
 		return 125
@@ -66,18 +55,12 @@ func initMain() int {
 		return code
 	}
 
-	var cfg initConfig
-	if err := json.Unmarshal(data, &cfg); err != nil {
-		return fail(stageSetup, 125, fmt.Errorf("decode config: %w", err))
-	}
-	if cfg.Protocol != initProtocol {
-		return fail(stageSetup, 125, fmt.Errorf("this init speaks protocol %d, the worker %d: build the init and the worker together", initProtocol, cfg.Protocol))
+	cfg, err := decodeConfig(data)
+	if err != nil {
+		return fail(stageSetup, 125, err)
 	}
 	// Descriptors above the passed ones came from the worker's own
 	// parent without close-on-exec: closed before anything else runs.
-	if cfg.LastFD < statusFD {
-		return fail(stageSetup, 125, fmt.Errorf("config names last descriptor %d", cfg.LastFD))
-	}
 	if err := closeFrom(cfg.LastFD + 1); err != nil {
 		return fail(stageSetup, 125, fmt.Errorf("close inherited descriptors: %w", err))
 	}
@@ -89,7 +72,7 @@ func initMain() int {
 			return fail(stageSetup, 125, err)
 		}
 	}
-	if err := awaitStart(); err != nil {
+	if err := awaitStart(configFile); err != nil {
 		return fail(stageSetup, 125, err)
 	}
 	if cfg.Probe && cfg.Isolate == nil {
@@ -101,6 +84,43 @@ func initMain() int {
 	if cfg.Isolate != nil {
 		return runIsolated(cfg, fail, status)
 	}
+	return execProgram(cfg, fail)
+}
+
+// decodeConfig decodes the config and checks that the worker speaks this
+// init's protocol and names its descriptors.
+func decodeConfig(data json.RawMessage) (initConfig, error) {
+	var cfg initConfig
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return cfg, fmt.Errorf("decode config: %w", err)
+	}
+	if cfg.Protocol != initProtocol {
+		return cfg, fmt.Errorf("this init speaks protocol %d, the worker %d: build the init and the worker together", initProtocol, cfg.Protocol)
+	}
+	if cfg.LastFD < statusFD {
+		return cfg, fmt.Errorf("config names last descriptor %d", cfg.LastFD)
+	}
+	return cfg, nil
+}
+
+// awaitStart waits for the start signal: the worker closes the config
+// pipe, with nothing after the config.
+func awaitStart(configFile *os.File) error {
+	n, err := io.Copy(io.Discard, configFile)
+	configFile.Close()
+	if err == nil && n > 0 {
+		err = fmt.Errorf("%d unexpected bytes after the config", n)
+	}
+	if err != nil {
+		return fmt.Errorf("wait for the start signal: %w", err)
+	}
+	return nil
+}
+
+// execProgram finishes a run in process mode: it closes every descriptor
+// but the standard ones on exec, applies the rlimits and execs the
+// program in place of the init.
+func execProgram(cfg initConfig, fail func(string, int, error) int) int {
 	path, err := programPath(cfg)
 	if err != nil {
 		return fail(stageExec, 127, err)
@@ -109,7 +129,7 @@ func initMain() int {
 	// descriptors this process inherited without close-on-exec (from the
 	// worker's own parent, say) included. The status pipe closes on exec,
 	// which tells Run the exec succeeded.
-	if err := closeOnExecFrom(3); err != nil {
+	if err := closeOnExecFrom(firstExtraFD); err != nil {
 		return fail(stageSetup, 125, fmt.Errorf("close inherited descriptors: %w", err))
 	}
 	for _, rl := range cfg.Rlimits {
@@ -252,7 +272,7 @@ func closeOnExecFrom(first int) error {
 // ended on the status pipe. When the init exits, the kernel kills every
 // other process of the namespace.
 func runIsolated(cfg initConfig, fail func(string, int, error) int, status *os.File) int {
-	if err := closeOnExecFrom(3); err != nil {
+	if err := closeOnExecFrom(firstExtraFD); err != nil {
 		return fail(stageSetup, 125, fmt.Errorf("close inherited descriptors: %w", err))
 	}
 	if err := lockDown(cfg.Isolate, cfg.ExeFD); err != nil {
@@ -274,14 +294,7 @@ func runIsolated(cfg initConfig, fail func(string, int, error) int, status *os.F
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return fail(stageSetup, 125, fmt.Errorf("non-dumpable init: %w", err))
 	}
-	var passed []int
-	for fd := statusFD + 1; fd <= cfg.LastFD; fd++ {
-		if fd == cfg.ExeFD && strings.HasPrefix(path, "/proc/self/fd/") {
-			continue
-		}
-		passed = append(passed, fd)
-	}
-	if err := closeFDs(passed); err != nil {
+	if err := closeFDs(passedToClose(cfg, path)); err != nil {
 		return fail(stageSetup, 125, fmt.Errorf("close passed descriptors: %w", err))
 	}
 	// Signals the program sends PID 1 are caught and dropped: the kernel
@@ -308,6 +321,27 @@ func runIsolated(cfg initConfig, fail func(string, int, error) int, status *os.F
 		}
 		return fail(stageExec, code, fmt.Errorf("exec %q: %w", cfg.Argv[0], err))
 	}
+	return reapProgram(pid, fail, status)
+}
+
+// passedToClose are the descriptors the worker passed after the status
+// pipe, up to LastFD, but the worker's executable when it is the program
+// (path is then its /proc/self/fd link).
+func passedToClose(cfg initConfig, path string) []int {
+	var passed []int
+	for fd := statusFD + 1; fd <= cfg.LastFD; fd++ {
+		if fd == cfg.ExeFD && strings.HasPrefix(path, "/proc/self/fd/") {
+			continue
+		}
+		passed = append(passed, fd)
+	}
+	return passed
+}
+
+// reapProgram reaps every process that ends (orphans of the namespace
+// included) until the program pid does, reports how it ended on the
+// status pipe and returns the exit code the init exits with.
+func reapProgram(pid int, fail func(string, int, error) int, status *os.File) int {
 	for {
 		var ws unix.WaitStatus
 		got, err := unix.Wait4(-1, &ws, 0, nil)

@@ -1,9 +1,12 @@
+// The run of the init, stage by stage: start it, hand over the config,
+// wait for it and its output, and read its exit; the preparing stage is in
+// prepare_linux.go, the report in report_linux.go.
+
 package sandbox
 
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -40,33 +43,6 @@ func defaultSelfPath() string {
 	return self
 }
 
-// rlimitsFor lists the rlimits the init applies: each non-zero limit, and
-// never a core dump. nproc asks for RLIMIT_NPROC: in isolated mode without
-// a cgroup (whose pids.max is the better limit: it counts every task of
-// the run, whatever its uid).
-func rlimitsFor(l Limits, nproc bool) []rlimit {
-	rl := []rlimit{{Name: "RLIMIT_CORE", Resource: unix.RLIMIT_CORE}}
-	if l.CPUSeconds > 0 {
-		// The soft limit sends SIGXCPU; the hard limit a second later SIGKILL,
-		// for programs that catch SIGXCPU.
-		rl = append(rl, rlimit{Name: "RLIMIT_CPU", Resource: unix.RLIMIT_CPU, Cur: l.CPUSeconds, Max: l.CPUSeconds + 1})
-	}
-	if l.AddressSpace > 0 {
-		rl = append(rl, rlimit{Name: "RLIMIT_AS", Resource: unix.RLIMIT_AS, Cur: l.AddressSpace, Max: l.AddressSpace})
-	}
-	if l.FileSize > 0 {
-		rl = append(rl, rlimit{Name: "RLIMIT_FSIZE", Resource: unix.RLIMIT_FSIZE, Cur: l.FileSize, Max: l.FileSize})
-	}
-	if l.OpenFiles > 0 {
-		rl = append(rl, rlimit{Name: "RLIMIT_NOFILE", Resource: unix.RLIMIT_NOFILE, Cur: l.OpenFiles, Max: l.OpenFiles})
-	}
-	if nproc && l.Processes > 0 {
-		// Counted per user namespace: the run's own processes only.
-		rl = append(rl, rlimit{Name: "RLIMIT_NPROC", Resource: unix.RLIMIT_NPROC, Cur: l.Processes, Max: l.Processes})
-	}
-	return rl
-}
-
 // probe starts the init once without a target, proving SelfPath acts as
 // the sandbox init.
 func (r *Runner) probe() error {
@@ -92,130 +68,36 @@ func (r *Runner) probe() error {
 	return nil
 }
 
-// pipes are the parent's and the child's ends of the run's pipes.
-type pipes struct {
-	configR, configW *os.File
-	statusR, statusW *os.File
-	stdoutR, stdoutW *os.File
-	stderrR, stderrW *os.File
-}
-
-func newPipes() (*pipes, error) {
-	p := &pipes{}
-	for _, pair := range []struct{ r, w **os.File }{
-		{&p.configR, &p.configW},
-		{&p.statusR, &p.statusW},
-		{&p.stdoutR, &p.stdoutW},
-		{&p.stderrR, &p.stderrW},
-	} {
-		r, w, err := os.Pipe()
-		if err != nil {
-			p.closeAll()
-			return nil, err
-		}
-		*pair.r, *pair.w = r, w
-	}
-	return p, nil
-}
-
-// closeChildEnds closes the parent's copies of the ends the child uses.
-func (p *pipes) closeChildEnds() {
-	closeFiles(p.configR, p.statusW, p.stdoutW, p.stderrW)
-}
-
-func (p *pipes) closeAll() {
-	closeFiles(p.configR, p.configW, p.statusR, p.statusW, p.stdoutR, p.stdoutW, p.stderrR, p.stderrW)
-}
-
-func closeFiles(files ...*os.File) {
-	for _, f := range files {
-		if f != nil {
-			f.Close()
-		}
-	}
-}
-
-// capture keeps the first max bytes of a stream and counts the rest.
-type capture struct {
-	max   int
-	buf   []byte
-	total int64
-	done  chan struct{}
-}
-
-func newCapture(max int) *capture {
-	return &capture{max: max, done: make(chan struct{})}
-}
-
-// drain reads f to EOF (or until its read deadline), keeping at most max bytes.
-func (c *capture) drain(f *os.File) {
-	defer close(c.done)
-	chunk := make([]byte, 32<<10)
-	for {
-		n, err := f.Read(chunk)
-		if n > 0 {
-			c.total += int64(n)
-			if room := c.max - len(c.buf); room > 0 {
-				c.buf = append(c.buf, chunk[:min(n, room)]...)
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-func (c *capture) truncated() bool { return c.total > int64(len(c.buf)) }
-
+// run runs the init once, stage by stage: the run's cgroup, the
+// descriptors passed to the init and its config, the pipes, the start of
+// the init (startInit), the hand-over of the config (handOver), the wait
+// for the init and its output (wait), and the Result with what the init
+// reported on the status pipe (report).
 func (r *Runner) run(ctx context.Context, p runParams) (res Result, err error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, fmt.Errorf("%w: run not started: %w", ErrSandbox, err)
 	}
 	// The run's cgroup, made before the init starts and removed once it
 	// is reaped; what it counted is reported on the way out.
-	var cg *runCgroup
-	var events cgroupEvents
-	closeCgroup := func() {}
-	if r.cgroups != nil {
-		if cg, err = r.cgroups.create(p.limits); err != nil {
-			return Result{}, fmt.Errorf("%w: cgroup: %w", ErrSandbox, err)
-		}
-		closed := false
-		closeCgroup = func() {
-			if !closed {
-				closed = true
-				events, _ = cg.close() // a cgroup not removed is retried at the next run
-			}
-		}
+	cg, err := r.newRunCgroup(p.limits)
+	if err != nil {
+		return Result{}, err
+	}
+	if cg != nil {
 		defer func() {
-			closeCgroup()
-			res.noteLimits(events, p.limits)
+			cg.close()
+			res.noteLimits(cg.events, p.limits)
 		}()
 	}
 	p.config.Protocol = initProtocol
-	extra := []*os.File{r.exe} // fd 5
-	p.config.ExeFD = 5
-	initPath := r.selfPath
-	if r.init != nil {
-		extra = append(extra, r.init) // fd 6
-		initPath = "/proc/self/fd/6"
-	}
-	if r.iso != nil {
-		plan, files, err := r.iso.prepare(p.dir, p.tree, p.binds, p.limits, 5+len(extra))
-		if err != nil {
-			return Result{}, err
-		}
-		defer closeFiles(files...)
-		p.config.Isolate = plan
-		extra = append(extra, files...)
-	}
-	p.config.LastFD = 4 + len(extra)
-	config, err := json.Marshal(p.config)
+	fds, err := r.passDescriptors(&p)
 	if err != nil {
-		return Result{}, fmt.Errorf("%w: encode init config: %w", ErrSandbox, err)
+		return Result{}, err
 	}
-	if len(config) > maxConfigBytes {
-		return Result{}, fmt.Errorf("%w: argv and env too large (%d bytes)", ErrSandbox, len(config))
+	defer closeFiles(fds.mounts...)
+	config, err := encodeConfig(p.config)
+	if err != nil {
+		return Result{}, err
 	}
 	pp, err := newPipes()
 	if err != nil {
@@ -226,15 +108,84 @@ func (r *Runner) run(ctx context.Context, p runParams) (res Result, err error) {
 	runCtx, cancel := context.WithTimeoutCause(ctx, p.limits.Timeout, errTimeout)
 	defer cancel()
 
-	// killMu orders the kill of the process group against reaping the
-	// group leader: the group is signalled only while the leader is alive
-	// or a zombie, so its ID cannot have been reused.
-	var (
-		killMu   sync.Mutex
-		reaped   bool
-		killedBy error
-	)
-	cmd := exec.CommandContext(runCtx, initPath, initArg)
+	in, err := r.startInit(runCtx, p, fds, pp, cg)
+	if err != nil {
+		return Result{}, err
+	}
+	status, err := in.handOver(config, cg)
+	if err != nil {
+		return Result{}, err
+	}
+	duration, err := in.wait(cg)
+	if err != nil {
+		return Result{}, err
+	}
+	res = in.result(duration)
+	cause := in.kill.cause()
+	res.TimedOut = errors.Is(cause, errTimeout)
+	if cause != nil && !res.TimedOut {
+		return res, fmt.Errorf("%w: run interrupted: %w", ErrSandbox, cause)
+	}
+	if res.TimedOut {
+		return res, nil
+	}
+	return r.report(res, status)
+}
+
+// groupKiller orders the kill of the process group against reaping the
+// group leader: the group is signalled only while the leader is alive or
+// a zombie, so its ID cannot have been reused.
+type groupKiller struct {
+	mu       sync.Mutex
+	reaped   bool
+	killedBy error
+}
+
+// cancel is the command's Cancel: it kills the group unless the leader is
+// reaped, and keeps why (ctx's cause).
+func (k *groupKiller) cancel(ctx context.Context, cmd *exec.Cmd) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.reaped {
+		return os.ErrProcessDone
+	}
+	k.killedBy = context.Cause(ctx)
+	return killGroup(cmd.Process.Pid)
+}
+
+// killForReap kills the group led by pid a last time; from then on the
+// leader counts as reaped, and the caller reaps it.
+func (k *groupKiller) killForReap(pid int) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	err := killGroup(pid)
+	k.reaped = true
+	return err
+}
+
+// cause is why cancel killed the group, or nil.
+func (k *groupKiller) cause() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.killedBy
+}
+
+// initRun is a started init: its command, pipes and output.
+type initRun struct {
+	cmd            *exec.Cmd
+	pid            int
+	pp             *pipes
+	kill           *groupKiller
+	stdout, stderr *capture
+	start          time.Time
+}
+
+// initCommand is the command that starts the init: argv, workspace,
+// environment, standard streams, the descriptors passed, the clone
+// attributes (isolated mode's namespaces, or a new session), the run's
+// cgroup and the kill of the group when ctx ends.
+func (r *Runner) initCommand(ctx context.Context, p runParams, fds *initDescriptors, pp *pipes, cg *runCgroupOnce, kill *groupKiller) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, fds.initPath, initArg)
 	cmd.Args[0] = "warden-sandbox"
 	cmd.Dir = p.dir
 	if r.iso != nil {
@@ -247,7 +198,7 @@ func (r *Runner) run(ctx context.Context, p runParams) (res Result, err error) {
 	}
 	cmd.Stdout = pp.stdoutW
 	cmd.Stderr = pp.stderrW
-	cmd.ExtraFiles = append([]*os.File{pp.configR, pp.statusW}, extra...) // fds 3, 4, 5 (exe), then the init and mounts
+	cmd.ExtraFiles = fds.extraFiles(pp.configR, pp.statusW, r.exe)
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Setsid: true,
 		// Kill the init (and so the target) if the worker thread that
@@ -257,153 +208,113 @@ func (r *Runner) run(ctx context.Context, p runParams) (res Result, err error) {
 	if r.iso != nil {
 		cmd.SysProcAttr = r.iso.sysProcAttr()
 	}
-	if cg != nil && cg.fd != nil {
+	if cg != nil && cg.rc.fd != nil {
 		// clone3(CLONE_INTO_CGROUP): the init starts inside the cgroup.
 		cmd.SysProcAttr.UseCgroupFD = true
-		cmd.SysProcAttr.CgroupFD = int(cg.fd.Fd())
+		cmd.SysProcAttr.CgroupFD = int(cg.rc.fd.Fd())
 	}
-	cmd.Cancel = func() error {
-		killMu.Lock()
-		defer killMu.Unlock()
-		if reaped {
-			return os.ErrProcessDone
-		}
-		killedBy = context.Cause(runCtx)
-		return killGroup(cmd.Process.Pid)
-	}
+	cmd.Cancel = func() error { return kill.cancel(ctx, cmd) }
 	cmd.WaitDelay = waitDelay
+	return cmd
+}
 
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		return Result{}, fmt.Errorf("%w: start init: %w", ErrSandbox, err)
+// startInit starts the init, closes the parent's copies of the child's
+// pipe ends and starts reading its output.
+func (r *Runner) startInit(ctx context.Context, p runParams, fds *initDescriptors, pp *pipes, cg *runCgroupOnce) (*initRun, error) {
+	in := &initRun{pp: pp, kill: &groupKiller{}}
+	in.cmd = r.initCommand(ctx, p, fds, pp, cg, in.kill)
+	in.start = time.Now()
+	if err := in.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("%w: start init: %w", ErrSandbox, err)
 	}
-	pid := cmd.Process.Pid
+	in.pid = in.cmd.Process.Pid
 	pp.closeChildEnds()
 
-	stdout, stderr := newCapture(p.limits.MaxOutputBytes), newCapture(p.limits.MaxOutputBytes)
-	go stdout.drain(pp.stdoutR)
-	go stderr.drain(pp.stderrR)
+	in.stdout, in.stderr = newCapture(p.limits.MaxOutputBytes), newCapture(p.limits.MaxOutputBytes)
+	go in.stdout.drain(pp.stdoutR)
+	go in.stderr.drain(pp.stderrR)
+	return in, nil
+}
 
-	// Send the config, then read the init's status until exec closes it
-	// (or the init exits). Both end at the latest when the Timeout kills
-	// the group.
-	_, writeErr := pp.configW.Write(config)
+// initReport is what the status pipe carried, and how writing the config
+// and reading the status went.
+type initReport struct {
+	status            []byte
+	readErr, writeErr error
+}
+
+// handOver sends the config, then reads the init's status until exec
+// closes it (or the init exits). Both end at the latest when the Timeout
+// kills the group. The error is set only when the init could not be moved
+// into the run's cgroup; the init is killed and reaped then.
+func (in *initRun) handOver(config []byte, cg *runCgroupOnce) (initReport, error) {
+	var rep initReport
+	_, rep.writeErr = in.pp.configW.Write(config)
 	if cg != nil {
 		// The init reads the config and builds its view meanwhile, but runs
 		// nothing of the program's before the pipe closes: the program
 		// starts inside the cgroup. ESRCH: the init is gone already, and
 		// its status says why.
-		if err := cg.join(pid); err != nil && !errors.Is(err, unix.ESRCH) {
-			killMu.Lock()
-			killGroup(pid)
-			reaped = true
-			killMu.Unlock()
-			cmd.Wait()
-			return Result{}, fmt.Errorf("%w: cgroup: %w", ErrSandbox, err)
+		if err := cg.rc.join(in.pid); err != nil && !errors.Is(err, unix.ESRCH) {
+			in.kill.killForReap(in.pid)
+			in.cmd.Wait()
+			return rep, fmt.Errorf("%w: cgroup: %w", ErrSandbox, err)
 		}
 	}
-	pp.configW.Close()
-	status, readErr := io.ReadAll(io.LimitReader(pp.statusR, maxStatusBytes))
+	in.pp.configW.Close()
+	rep.status, rep.readErr = io.ReadAll(io.LimitReader(in.pp.statusR, maxStatusBytes))
+	return rep, nil
+}
 
-	exitErr := waitExited(pid)
-	duration := time.Since(start)
+// wait waits for the init to exit and returns how long it ran; it kills
+// what the program left behind, reaps the init, closes the run's cgroup
+// and waits (bounded) for the output. The error is set only when the init
+// could not be waited for.
+func (in *initRun) wait(cg *runCgroupOnce) (time.Duration, error) {
+	exitErr := waitExited(in.pid)
+	duration := time.Since(in.start)
 	// Kill whatever the program left behind in its group; the leader is
 	// not reaped yet, so the group ID is still ours.
-	killMu.Lock()
-	groupErr := killGroup(pid)
-	reaped = true
-	killMu.Unlock()
-	_ = cmd.Wait() // the exit status is read from ProcessState below
+	groupErr := in.kill.killForReap(in.pid)
+	_ = in.cmd.Wait() // the exit status is read from ProcessState below
 	// Kill what is left in the cgroup (in process mode: also what left the
 	// process group), read its counters and remove it.
-	closeCgroup()
-	if cmd.ProcessState == nil {
-		return Result{}, fmt.Errorf("%w: wait for init: %w", ErrSandbox, errors.Join(exitErr, groupErr))
+	cg.close()
+	if in.cmd.ProcessState == nil {
+		return 0, fmt.Errorf("%w: wait for init: %w", ErrSandbox, errors.Join(exitErr, groupErr))
 	}
 
 	// The group is dead, so the output pipes reach EOF unless a process
 	// escaped the group (setsid); do not wait for those forever.
 	timer := time.AfterFunc(waitDelay, func() {
-		pp.stdoutR.SetReadDeadline(time.Now())
-		pp.stderrR.SetReadDeadline(time.Now())
+		in.pp.stdoutR.SetReadDeadline(time.Now())
+		in.pp.stderrR.SetReadDeadline(time.Now())
 	})
-	<-stdout.done
-	<-stderr.done
+	<-in.stdout.done
+	<-in.stderr.done
 	timer.Stop()
+	return duration, nil
+}
 
-	res = Result{
-		Stdout:          stdout.buf,
-		Stderr:          stderr.buf,
-		StdoutTruncated: stdout.truncated(),
-		StderrTruncated: stderr.truncated(),
+// result is the Result of the reaped init: its output, duration and exit
+// status.
+func (in *initRun) result(duration time.Duration) Result {
+	res := Result{
+		Stdout:          in.stdout.buf,
+		Stderr:          in.stderr.buf,
+		StdoutTruncated: in.stdout.truncated(),
+		StderrTruncated: in.stderr.truncated(),
 		Duration:        duration,
 	}
-	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	ws, _ := in.cmd.ProcessState.Sys().(syscall.WaitStatus)
 	switch {
 	case ws.Signaled():
-		res.Signal = unix.SignalName(ws.Signal())
-		if res.Signal == "" {
-			res.Signal = ws.Signal().String()
-		}
+		res.Signal = signalName(ws.Signal())
 		res.ExitCode = 128 + int(ws.Signal())
 	default:
 		res.ExitCode = ws.ExitStatus()
 	}
-	killMu.Lock()
-	cause := killedBy
-	killMu.Unlock()
-	res.TimedOut = errors.Is(cause, errTimeout)
-	if cause != nil && !res.TimedOut {
-		return res, fmt.Errorf("%w: run interrupted: %w", ErrSandbox, cause)
-	}
-	if res.TimedOut {
-		return res, nil
-	}
-
-	// Interpret the status pipe: the ack byte, then a report only if the
-	// init failed before or at exec.
-	if readErr != nil {
-		return res, fmt.Errorf("%w: read init status: %w", ErrSandbox, readErr)
-	}
-	if len(status) == 0 || status[0] != ackByte {
-		msg := bytes.TrimSpace(res.Stderr)
-		if writeErr != nil {
-			msg = append(msg, fmt.Sprintf(" (config: %v)", writeErr)...)
-		}
-		return res, fmt.Errorf("%w: %s did not act as the sandbox init (does main call sandbox.Init first?); exit %d: %s",
-			ErrSandbox, r.selfPath, res.ExitCode, msg)
-	}
-	if len(status) == 1 {
-		return res, nil
-	}
-	var st initStatus
-	if err := json.Unmarshal(status[1:], &st); err != nil {
-		return res, fmt.Errorf("%w: malformed init status %q: %w", ErrSandbox, status[1:], err)
-	}
-	if st.Stage == stageExited {
-		// The init exits with the code it reports: a report that disagrees
-		// was not written by the init alone.
-		if st.ExitCode != res.ExitCode {
-			return res, fmt.Errorf("%w: init status reports exit %d but the init exited %d: status channel tampered with", ErrSandbox, st.ExitCode, res.ExitCode)
-		}
-		res.ExitCode = st.ExitCode
-		if st.Signal > 0 {
-			res.Signal = unix.SignalName(syscall.Signal(st.Signal))
-			if res.Signal == "" {
-				res.Signal = syscall.Signal(st.Signal).String()
-			}
-		}
-		return res, nil
-	}
-	if st.Stage != stageExec {
-		return res, fmt.Errorf("%w: init: %s", ErrSandbox, st.Error)
-	}
-	res.ExitCode = st.ExitCode
-	if len(res.Stderr) > 0 && res.Stderr[len(res.Stderr)-1] != '\n' {
-		res.Stderr = append(res.Stderr, '\n')
-	}
-	res.Stderr = append(res.Stderr, "warden sandbox: "+st.Error+"\n"...)
-	return res, nil
+	return res
 }
 
 // killGroup sends SIGKILL to the process group led by pid.
@@ -423,41 +334,5 @@ func waitExited(pid int) error {
 		if !errors.Is(err, unix.EINTR) {
 			return err
 		}
-	}
-}
-
-// noteLimits reports the cgroup limits the run hit, in the Result and at
-// the end of Stderr, so the model and the audit read why the program died
-// rather than a bare signal.
-func (res *Result) noteLimits(ev cgroupEvents, lim Limits) {
-	var notes []string
-	switch {
-	case ev.oomKills > 0 && lim.Memory > 0:
-		res.MemoryExceeded = true
-		notes = append(notes, fmt.Sprintf("warden sandbox: killed: memory limit %d bytes exceeded (%d process(es) killed)", lim.Memory, ev.oomKills))
-	case ev.oomKills > 0:
-		// No limit of the run's own: the host or the worker's cgroup ran
-		// out of memory.
-		res.MemoryExceeded = true
-		notes = append(notes, fmt.Sprintf("warden sandbox: killed: out of memory on the host or in the worker's cgroup (%d process(es) killed)", ev.oomKills))
-	case ev.memLimitHits > 0 && lim.Memory > 0 && (res.ExitCode != 0 || res.Signal != ""):
-		// The run failed at its memory limit without an OOM kill: an
-		// allocation the kernel refused (a thread of the sandbox's own
-		// init, a kernel stack) ended it. Say so rather than a bare exit.
-		res.MemoryExceeded = true
-		notes = append(notes, fmt.Sprintf("warden sandbox: failed at the memory limit %d bytes (the limit was reached %d time(s); an allocation was refused)", lim.Memory, ev.memLimitHits))
-	}
-	if ev.throttled > 0 {
-		res.CPUThrottled = true
-	}
-	if ev.pidsMax > 0 {
-		res.ProcessesExceeded = true
-		notes = append(notes, fmt.Sprintf("warden sandbox: process limit %d reached (%d fork(s) refused)", lim.Processes, ev.pidsMax))
-	}
-	for _, n := range notes {
-		if len(res.Stderr) > 0 && res.Stderr[len(res.Stderr)-1] != '\n' {
-			res.Stderr = append(res.Stderr, '\n')
-		}
-		res.Stderr = append(res.Stderr, n+"\n"...)
 	}
 }
