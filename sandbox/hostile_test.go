@@ -433,7 +433,14 @@ func TestHostileCPUSpinnersShareTheRunsQuota(t *testing.T) {
 	// unthrottled.
 	limit := res.Duration.Milliseconds()/2 + 300
 	require.LessOrEqual(t, ms, limit, "the run used more CPU than its quota allows")
-	require.True(t, res.CPUThrottled, "the Result must say the run was throttled")
+	// The four threads spin for a second: a run that got its whole quota
+	// (half a core: 500 ms) was throttled, and the Result must say so. On a
+	// host too busy to give it that much, nothing throttled it.
+	if ms >= 450 {
+		require.True(t, res.CPUThrottled, "the Result must say the run was throttled")
+	} else {
+		t.Logf("the host gave the run %d ms of its 500 ms quota: throttling not exercised", ms)
+	}
 }
 
 // A run without a CPU cap (CPUs < 0) still runs where the cap is v1's.
