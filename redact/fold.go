@@ -1,10 +1,11 @@
 package redact
 
 import (
-	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/wardenhq/warden/internal/confusable"
 )
 
 // folded is text prepared for matching: look-alike characters replaced by
@@ -67,12 +68,12 @@ func fold(s string) folded {
 		switch {
 		case r < utf8.RuneSelf:
 			emit([]byte{byte(r)}, i, i+n)
-		case invisible(r):
+		case confusable.Invisible(r):
 			// dropped: zero-width spaces and joiners, soft hyphens, BOMs
-		case dash(r):
+		case confusable.Dash(r):
 			emit([]byte{'-'}, i, i+n)
 		default:
-			if a, ok := lookalike[r]; ok {
+			if a, ok := confusable.Latin(r); ok {
 				emit([]byte{a}, i, i+n)
 				break
 			}
@@ -93,34 +94,6 @@ func fold(s string) folded {
 		return folded{s: ""}
 	}
 	return folded{s: string(out), from: from, to: to}
-}
-
-func invisible(r rune) bool {
-	switch r {
-	case 0x00AD, 0x034F, 0x061C, 0x180E, 0x200B, 0x200C, 0x200D, 0x200E, 0x200F, 0x2060, 0x2061, 0x2062, 0x2063, 0x2064, 0xFEFF:
-		return true
-	}
-	return unicode.Is(unicode.Variation_Selector, r)
-}
-
-func dash(r rune) bool {
-	switch r {
-	case 0x2010, 0x2011, 0x2012, 0x2013, 0x2014, 0x2015, 0x2043, 0x2212, 0x2E3A, 0x2E3B, 0xFE58, 0xFE63, 0xFF0D:
-		return true
-	}
-	return false
-}
-
-// lookalike maps the Cyrillic and Greek letters that render like Latin
-// ones (the ones an attacker uses to break a key's prefix) to those.
-var lookalike = map[rune]byte{
-	'а': 'a', 'в': 'b', 'с': 'c', 'е': 'e', 'һ': 'h', 'і': 'i', 'ј': 'j', 'к': 'k', 'м': 'm', 'н': 'h',
-	'о': 'o', 'р': 'p', 'ѕ': 's', 'т': 't', 'у': 'y', 'х': 'x', 'ԁ': 'd', 'ԛ': 'q', 'ԝ': 'w',
-	'А': 'A', 'В': 'B', 'С': 'C', 'Е': 'E', 'Н': 'H', 'І': 'I', 'Ј': 'J', 'К': 'K', 'М': 'M',
-	'О': 'O', 'Р': 'P', 'Ѕ': 'S', 'Т': 'T', 'Х': 'X', 'Ү': 'Y',
-	'α': 'a', 'ο': 'o', 'ρ': 'p', 'κ': 'k', 'ν': 'v', 'τ': 't', 'υ': 'u', 'ι': 'i',
-	'Α': 'A', 'Β': 'B', 'Ε': 'E', 'Ζ': 'Z', 'Η': 'H', 'Ι': 'I', 'Κ': 'K', 'Μ': 'M', 'Ν': 'N',
-	'Ο': 'O', 'Ρ': 'P', 'Τ': 'T', 'Υ': 'Y', 'Χ': 'X',
 }
 
 func isASCII(s string) bool {
