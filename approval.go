@@ -108,6 +108,10 @@ type ApprovalRequest struct {
 	// ArgsForm is how ArgsHash (and an edit's hash) encodes arguments:
 	// ArgsFormCanonical, or ArgsFormLegacy (0) in runs started before it.
 	ArgsForm int `json:"args_form,omitempty"`
+	// NameForm is how approver and requester names are compared: 1 as
+	// identities (NFKC, case-folded, look-alike letters equal, invisible
+	// characters refused), 0 as typed in runs started before it.
+	NameForm int `json:"name_form,omitempty"`
 }
 
 // ApprovalReceipt is what the approve Update returns.

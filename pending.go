@@ -30,6 +30,8 @@ type PendingApproval struct {
 	RequestedAt    time.Time      `json:"requested_at"`
 	ExpiresAt      time.Time      `json:"expires_at"`
 	PolicyRevision string         `json:"policy_revision"`
+	// NameForm is ApprovalRequest.NameForm.
+	NameForm int `json:"name_form,omitempty"`
 }
 
 // ApprovalVote is one decision received for a pending request, without
@@ -44,7 +46,7 @@ func (r ApprovalRequest) Pending() PendingApproval {
 	p := PendingApproval{
 		RequestID: r.RequestID, Step: r.Step, CallID: r.CallID, Tool: r.Tool, ArgsHash: r.ArgsHash, Risk: r.Risk,
 		Approvers: r.Approvers, Quorum: r.Quorum, Requester: r.Requester,
-		RequestedAt: r.RequestedAt, ExpiresAt: r.ExpiresAt, PolicyRevision: r.PolicyRevision,
+		RequestedAt: r.RequestedAt, ExpiresAt: r.ExpiresAt, PolicyRevision: r.PolicyRevision, NameForm: r.NameForm,
 	}
 	p.Approvers.Keys = nil
 	for _, d := range r.Approvals {
@@ -59,7 +61,7 @@ func (p PendingApproval) Request() ApprovalRequest {
 	r := ApprovalRequest{
 		RequestID: p.RequestID, Step: p.Step, CallID: p.CallID, Tool: p.Tool, ArgsHash: p.ArgsHash, Risk: p.Risk,
 		Approvers: p.Approvers, Quorum: p.Quorum, Requester: p.Requester,
-		RequestedAt: p.RequestedAt, ExpiresAt: p.ExpiresAt, PolicyRevision: p.PolicyRevision,
+		RequestedAt: p.RequestedAt, ExpiresAt: p.ExpiresAt, PolicyRevision: p.PolicyRevision, NameForm: p.NameForm,
 	}
 	for _, v := range p.Approvals {
 		r.Approvals = append(r.Approvals, ApprovalDecision{RequestID: p.RequestID, Approver: v.Approver, Decision: v.Decision})

@@ -227,7 +227,9 @@ func (c *Client) DecideOrSignal(ctx context.Context, workflowID string, d warden
 	}
 	req := pending.Requests[i]
 	approver := strings.TrimSpace(d.Approver)
-	if slices.ContainsFunc(req.Approvals, func(a warden.ApprovalDecision) bool { return a.Approver == approver && a.Decision == d.Decision }) {
+	if slices.ContainsFunc(req.Approvals, func(a warden.ApprovalDecision) bool {
+		return govern.NameForm(req.NameForm).Same(a.Approver, approver) && a.Decision == d.Decision
+	}) {
 		// The Update was applied after all (late): do not send it twice.
 		return DecideResult{Via: DecidedViaUpdate, Source: pending.Source, UpdateErr: uerr,
 			Receipt: warden.ApprovalReceipt{RequestID: d.RequestID, Status: warden.ApprovalStatusPending, Approvals: votes(req), Quorum: req.Quorum}}, nil

@@ -10,8 +10,8 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/wardenhq/warden"
-	"github.com/wardenhq/warden/internal/govern"
 	"github.com/wardenhq/warden/client"
+	"github.com/wardenhq/warden/internal/govern"
 )
 
 // TestPendingMemoRoundTrip: the memo form of a request drops the

@@ -115,6 +115,15 @@ type run struct {
 	// version, nil until first asked.
 	memo        string
 	memoVersion *workflow.Version
+	// approvalRecord: approvals are recorded once and truthfully (an edit
+	// is decided by the policy before anything says "approve", a refused
+	// one is audited as approval_refused, decision event IDs carry their
+	// sequence), edits need the stricter of the two bars, names are
+	// compared as identities, and one decision is applied at a time
+	// (deciding). Histories recorded before it replay the old way.
+	approvalRecord bool
+	deciding       bool
+	decisions      int
 }
 
 // approval is one pending approval request and what became of it.
@@ -212,6 +221,7 @@ func (r *run) loop(ctx workflow.Context) (warden.RunResult, error) {
 	})
 	r.authInPlan = workflow.GetVersion(ctx, "authorize-in-plan", workflow.DefaultVersion, 1) == 1
 	r.frozenTurn = workflow.GetVersion(ctx, "frozen-turn", workflow.DefaultVersion, 1) == 1
+	r.approvalRecord = workflow.GetVersion(ctx, "approval-record", workflow.DefaultVersion, 1) == 1
 	for {
 		if r.state.Step >= r.req.Budget.MaxSteps {
 			return r.finish(ctx, warden.StatusBudgetExhausted, "",

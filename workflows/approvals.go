@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -66,6 +65,12 @@ func (r *run) registerHandlers(ctx workflow.Context) error {
 			if more := ch.Receive(ctx, &d); !more {
 				return
 			}
+			if r.approvalRecord { // decideOnce audits what it refuses
+				if _, err := r.decide(ctx, d, "signal"); err != nil && !errors.Is(err, warden.ErrApprovalInvalid) {
+					workflow.GetLogger(ctx).Warn("approval signal not applied", "request_id", d.RequestID, "error", err)
+				}
+				continue
+			}
 			if err := r.check(ctx, d); err != nil {
 				r.refuseSignal(ctx, d, err)
 				continue
@@ -109,6 +114,7 @@ func (r *run) openApproval(ctx workflow.Context, step int, cs *callState) *appro
 		RequestedAt:    now,
 		ExpiresAt:      cs.auth.ExpiresAt.UTC(),
 		ArgsForm:       r.argsForm(),
+		NameForm:       int(r.nameForm()),
 	}}
 	if secs := dec.Obligations.EscalateAfterSeconds; secs > 0 {
 		p.escalateAt = now.Add(time.Duration(secs) * time.Second)
@@ -147,6 +153,12 @@ func (r *run) watch(ctx workflow.Context, p *approval) {
 			TimerOptions: workflow.TimerOptions{Summary: fmt.Sprintf("approval of %s expires (%s)", p.req.Tool, p.req.RequestID)},
 		}, decided)
 		if err != nil || ok {
+			return
+		}
+	}
+	if r.approvalRecord {
+		// A decision being recorded now is applied first (or refused).
+		if err := workflow.Await(ctx, func() bool { return !r.deciding }); err != nil {
 			return
 		}
 	}
@@ -199,114 +211,13 @@ func (r *run) check(ctx workflow.Context, d warden.ApprovalDecision) error {
 	return govern.CheckDecision(p.req, d, workflow.Now(ctx))
 }
 
-// decide applies a valid decision: audit first, then state, so the
-// approval is on record before the call can run.
+// decide applies a valid decision d that arrived by via ("update" or
+// "signal"), or says why it cannot.
 func (r *run) decide(ctx workflow.Context, d warden.ApprovalDecision, via string) (warden.ApprovalReceipt, error) {
-	if err := r.check(ctx, d); err != nil {
-		return warden.ApprovalReceipt{}, err
+	if r.approvalRecord {
+		return r.decideOnce(ctx, d, via)
 	}
-	p := r.pending[d.RequestID]
-	d.Approver = strings.TrimSpace(d.Approver)
-	edited := len(d.Args) > 0
-	ev := r.event(ctx, p.req.Step, p.req.CallID, warden.EventApprovalDecided, d.Approver+"/"+d.RequestID)
-	ev.Actor = d.Approver
-	ev.Tool = p.req.Tool
-	ev.Args = p.req.Args
-	ev.RequestID = p.req.RequestID
-	ev.Decision = d.Decision
-	ev.Risk = p.req.Risk
-	ev.PolicyRevision = p.req.PolicyRevision
-	ev.Message = fmt.Sprintf("%s via %s: %s", d.Decision, via, cmpStr(d.Reason, "no reason given"))
-	if d.Signature != "" {
-		ev.Message += " (signed)"
-	}
-	if edited {
-		ev.Args = d.Args
-		ev.Message += "; with edited args (the model proposed " + string(p.req.Args) + ")"
-	}
-	if err := r.record(ctx, ev); err != nil {
-		return warden.ApprovalReceipt{}, fmt.Errorf("the decision could not be audited, so it was not applied; try again: %w", err)
-	}
-	// Another decision may have landed while the audit write ran.
-	if err := r.check(ctx, d); err != nil {
-		return r.receipt(p), err
-	}
-	id := warden.ApprovalIdentity{RequestID: d.RequestID, Approver: d.Approver, Decision: d.Decision, Via: via}
-	if via == "update" { // GetCurrentUpdateInfo panics outside an update handler
-		if info := workflow.GetCurrentUpdateInfo(ctx); info != nil {
-			id.UpdateID = info.ID
-		}
-	}
-	r.identities = append(r.identities, id)
-	if edited {
-		return r.applyEdit(ctx, p, d)
-	}
-	p.req.Approvals = append(p.req.Approvals, d)
-	switch {
-	case d.Decision == warden.ApprovalReject:
-		p.outcome = warden.ApprovalStatusRejected
-	case len(approvers(p)) >= p.req.Quorum:
-		p.outcome = warden.ApprovalStatusApproved
-	}
-	r.publish(ctx)
-	return r.receipt(p), nil
-}
-
-// applyEdit handles an approval that edits the call's arguments: the policy
-// decides on the edited call again, and a deny or a stricter requirement
-// wins. A deny refuses the edit (the request stays as it was); a call that
-// still needs approval is rebound to a new request for the edited args, to
-// which the editing approver's approval counts when the new decision
-// permits them and needs no signature.
-func (r *run) applyEdit(ctx workflow.Context, p *approval, d warden.ApprovalDecision) (warden.ApprovalReceipt, error) {
-	cs := p.cs
-	editedCall := warden.ToolCall{ID: cs.call.ID, Name: cs.call.Name, Args: d.Args}
-	r.edits++
-	auth, err := r.authorize(ctx, p.req.Step, editedCall, d.Approver, fmt.Sprintf("edit-%d", r.edits))
-	if err != nil {
-		return r.receipt(p), fmt.Errorf("the edited args could not be authorized (%s); the request stays pending", errorMessage(err))
-	}
-	switch auth.Verdict {
-	case warden.VerdictAllow, warden.VerdictRequireApproval:
-	default:
-		return r.receipt(p), fmt.Errorf("%w: the policy refuses the edited args: %s; the request %s stays pending with the model's args",
-			warden.ErrApprovalInvalid, auth.Message, p.req.RequestID)
-	}
-	if cs.proposed == nil {
-		cs.proposed = cs.call.Args
-	}
-	idempotent := cs.auth.Idempotent
-	cs.call, cs.auth, cs.editedBy, cs.taint = editedCall, auth, d.Approver, slices.Clone(r.taint)
-	cs.auth.Idempotent = idempotent
-	approval := d
-	approval.Args = nil
-	if auth.Verdict == warden.VerdictAllow {
-		p.req.Approvals = append(p.req.Approvals, approval)
-		p.outcome = warden.ApprovalStatusApproved
-		r.publish(ctx)
-		return r.receipt(p), nil
-	}
-	old := p.req.RequestID
-	dec := auth.Decision
-	p.req.RequestID, p.req.Args, p.req.ArgsHash = auth.RequestID, d.Args, auth.ArgsHash
-	p.req.Risk, p.req.Reasons, p.req.Approvers = dec.Risk, dec.Reasons, dec.Approvers
-	p.req.Quorum, p.req.PolicyRevision, p.req.Approvals = max(dec.Quorum, 1), dec.PolicyRevision, nil
-	delete(r.pending, old)
-	r.pending[p.req.RequestID] = p
-	for i, id := range r.order {
-		if id == old {
-			r.order[i] = p.req.RequestID
-		}
-	}
-	if govern.Permits(dec.Approvers, d.Approver, r.req.Requester) && !dec.Approvers.RequireSignature {
-		approval.RequestID = p.req.RequestID
-		p.req.Approvals = []warden.ApprovalDecision{approval}
-	}
-	if len(approvers(p)) >= p.req.Quorum {
-		p.outcome = warden.ApprovalStatusApproved
-	}
-	r.publish(ctx)
-	return r.receipt(p), nil
+	return r.decideAsTyped(ctx, d, via)
 }
 
 func (r *run) receipt(p *approval) warden.ApprovalReceipt {
@@ -318,15 +229,27 @@ func (r *run) receipt(p *approval) warden.ApprovalReceipt {
 
 // refuseSignal audits an approval Signal that could not be applied.
 func (r *run) refuseSignal(ctx workflow.Context, d warden.ApprovalDecision, cause error) {
+	r.refuse(ctx, d, "signal", cause)
+}
+
+// refuse audits a decision that arrived by via and was not applied. Under
+// approval-record the row names the request's step, call and tool when the
+// request is known.
+func (r *run) refuse(ctx workflow.Context, d warden.ApprovalDecision, via string, cause error) {
 	r.refusals++
-	workflow.GetLogger(ctx).Warn("approval signal refused", "request_id", d.RequestID, "approver", d.Approver, "error", cause)
-	ev := r.event(ctx, r.state.Step, "", warden.EventApprovalRefused, fmt.Sprint(r.refusals))
+	workflow.GetLogger(ctx).Warn("approval "+via+" refused", "request_id", d.RequestID, "approver", d.Approver, "error", cause)
+	step, callID, tool := r.state.Step, "", ""
+	if p, ok := r.pending[d.RequestID]; ok && r.approvalRecord {
+		step, callID, tool = p.req.Step, p.req.CallID, p.req.Tool
+	}
+	ev := r.event(ctx, step, callID, warden.EventApprovalRefused, fmt.Sprint(r.refusals))
 	ev.Actor = cmpStr(strings.TrimSpace(d.Approver), "unknown")
+	ev.Tool = tool
 	ev.RequestID = d.RequestID
 	ev.Decision = d.Decision
-	ev.Message = "signal refused: " + cause.Error()
+	ev.Message = via + " refused: " + cause.Error()
 	if err := r.record(ctx, ev); err != nil {
-		workflow.GetLogger(ctx).Error("record refused signal", "error", err)
+		workflow.GetLogger(ctx).Error("record refused "+via, "error", err)
 	}
 }
 

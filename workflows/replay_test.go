@@ -29,7 +29,10 @@ import (
 // authorize-in-plan (every call decided by the Authorize local activity);
 // agent_run_approved_v2.json predates the pending-memo step (the memo key
 // warden.pending); agent_run_approved_v3.json predates the frozen-turn
-// step (Execute re-decided with the taint as it grew during the turn),
+// step (Execute re-decided with the taint as it grew during the turn);
+// agent_run_approved_v4.json and agent_run_edited_v4.json predate the
+// approval-record step (an edit recorded as approved before the policy saw
+// it, names compared as typed, decision event IDs without their sequence),
 // which the four regenerated files record.
 func TestReplayCommittedHistories(t *testing.T) {
 	t.Parallel()

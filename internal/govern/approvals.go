@@ -27,20 +27,27 @@ func CheckDecision(r warden.ApprovalRequest, d warden.ApprovalDecision, now time
 	default:
 		return fmt.Errorf("%w: decision must be %q or %q, got %q", warden.ErrApprovalInvalid, warden.ApprovalApprove, warden.ApprovalReject, d.Decision)
 	}
+	form := NameForm(r.NameForm)
 	approver := strings.TrimSpace(d.Approver)
 	if approver == "" {
 		return fmt.Errorf("%w: approver is required", warden.ErrApprovalInvalid)
 	}
-	if approver == r.Requester && !r.Approvers.AllowSelfApproval {
+	if form == NamesAsIdentities {
+		if _, err := ParseName(approver); err != nil {
+			return fmt.Errorf("%w: approver: %v", warden.ErrApprovalInvalid, err)
+		}
+	}
+	if form.Same(approver, r.Requester) && !r.Approvers.AllowSelfApproval {
 		return fmt.Errorf("%w: %s requested this run and may not approve its calls", warden.ErrApprovalInvalid, approver)
 	}
-	if !Permits(r.Approvers, approver, r.Requester) {
+	listed, ok := form.Resolve(r.Approvers, approver, r.Requester)
+	if !ok {
 		return fmt.Errorf("%w: %s is not among the approvers the policy permits (%s)", warden.ErrApprovalInvalid, approver, describe(r.Approvers))
 	}
 	if !r.ExpiresAt.IsZero() && !now.Before(r.ExpiresAt) {
 		return fmt.Errorf("%w: request %s expired at %s", warden.ErrApprovalInvalid, r.RequestID, r.ExpiresAt.UTC().Format(time.RFC3339))
 	}
-	if slices.ContainsFunc(r.Approvals, func(a warden.ApprovalDecision) bool { return a.Approver == approver }) {
+	if slices.ContainsFunc(r.Approvals, func(a warden.ApprovalDecision) bool { return form.Same(a.Approver, approver) }) {
 		return fmt.Errorf("%w: %s has already decided on request %s", warden.ErrApprovalInvalid, approver, r.RequestID)
 	}
 	if len(d.Args) > 0 {
@@ -55,10 +62,11 @@ func CheckDecision(r warden.ApprovalRequest, d warden.ApprovalDecision, now time
 			return fmt.Errorf("%w: edited args must be a JSON object: %v", warden.ErrApprovalInvalid, err)
 		}
 	}
-	return checkSignature(r, d, approver)
+	return checkSignature(r, d, listed)
 }
 
-// checkSignature verifies d's signature against the approver's key.
+// checkSignature verifies d's signature against the key the policy lists
+// for approver (the policy's spelling of the name).
 func checkSignature(r warden.ApprovalRequest, d warden.ApprovalDecision, approver string) error {
 	if !r.Approvers.RequireSignature {
 		return nil

@@ -174,29 +174,11 @@ func CheckEvidence(dec warden.Decision, turn Turn, call warden.ToolCall, argsHas
 		if !Permits(dec.Approvers, name, turn.Run.Requester) {
 			return fmt.Errorf("%s may not approve this call", name)
 		}
-		seen[name] = true
+		n, _ := ParseName(name) // Permits parsed it
+		seen[n.Key] = true      // "Dana" and "dana" are one approver
 	}
 	if quorum := max(dec.Quorum, 1); len(seen) < quorum {
 		return fmt.Errorf("approval needs %d distinct approvers, got %d", quorum, len(seen))
 	}
 	return nil
-}
-
-// Permits reports whether name may approve a call requested by requester
-// under approvers: the one rule, used by the workflow when an approval
-// arrives and by Enforce when the call runs. "*" is anyone but the
-// requester; the requester only with AllowSelfApproval.
-func Permits(approvers warden.Approvers, name, requester string) bool {
-	if name == "" {
-		return false
-	}
-	if name == requester && !approvers.AllowSelfApproval {
-		return false
-	}
-	for _, u := range approvers.Users {
-		if u == "*" || u == name {
-			return true
-		}
-	}
-	return false
 }
