@@ -48,7 +48,10 @@ type Deps struct {
 	Sandbox *sandbox.Runner
 	// WorkspaceRoot is the folder of the runs' workspaces.
 	WorkspaceRoot string
-	closers       []func()
+	// Refusals audits the approve Updates the workflow's validator refused;
+	// its Interceptor goes into the Temporal worker's options.
+	Refusals *RefusalRecorder
+	closers  []func()
 }
 
 // Close releases everything Build opened.
@@ -84,6 +87,8 @@ func build(ctx context.Context, cfg defaulted) (_ *Deps, err error) {
 	if err := d.openAudit(ctx, cfg, dataDir); err != nil {
 		return nil, err
 	}
+	d.Refusals = NewRefusalRecorder(d.Audit, cfg.Logger)
+	d.closers = append(d.closers, d.Refusals.Close) // before the store closes
 	engine, err := openPolicy(ctx, cfg)
 	if err != nil {
 		return nil, err

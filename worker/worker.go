@@ -70,7 +70,7 @@ func run(ctx context.Context, cfg defaulted, ready func(*Deps)) error {
 	// WorkerStopTimeout: on stop, in-flight activities get this long to
 	// finish before their context is cancelled (graceful shutdown).
 	sdkworker.SetStickyWorkflowCacheSize(cfg.WorkflowCacheSize)
-	w := sdkworker.New(tc, cfg.TaskQueue, sdkworker.Options{WorkerStopTimeout: cfg.StopTimeout, Interceptors: obs.interceptors})
+	w := sdkworker.New(tc, cfg.TaskQueue, sdkworker.Options{WorkerStopTimeout: cfg.StopTimeout, Interceptors: append(obs.interceptors, deps.Refusals.Interceptor())})
 	Register(w, deps)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker on task queue %s: %w", cfg.TaskQueue, err)

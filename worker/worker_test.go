@@ -136,8 +136,24 @@ func TestApprovalsThroughUpdateAndSignalOnDevServerAndPostgres(t *testing.T) {
 	for _, c := range []struct {
 		id, approver, requestID, via string
 	}{{id1, "alice", p1.RequestID, "update"}, {id2, "bob", p2.RequestID, "signal"}} {
-		evs, err := store.Query(ctx, warden.AuditFilter{WorkflowID: c.id})
+		all, err := store.Query(ctx, warden.AuditFilter{WorkflowID: c.id})
 		require.NoError(t, err)
+		var evs, refused []warden.AuditEvent // the worker writes refused Updates' rows as they come
+		for _, e := range all {
+			if e.Type == warden.EventApprovalRefused {
+				refused = append(refused, e)
+			} else {
+				evs = append(evs, e)
+			}
+		}
+		if c.via == "update" {
+			require.Len(t, refused, 1, "dana's refused Update is on the record")
+			require.Equal(t, "dana", refused[0].Actor)
+			require.Contains(t, refused[0].Message, "may not approve")
+			require.Contains(t, refused[0].Message, "the refused Update is not in the history")
+		} else {
+			require.Empty(t, refused)
+		}
 		got := make([]warden.EventType, len(evs))
 		for i, e := range evs {
 			got[i] = e.Type

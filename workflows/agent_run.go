@@ -124,6 +124,11 @@ type run struct {
 	approvalRecord bool
 	deciding       bool
 	decisions      int
+	// refusalLimits: an approve Signal that does not decode, or is larger
+	// than MaxDecisionBytes, is refused and audited, and a flood of refused
+	// Signals is audited in summary (RefusalAudited). Refused Updates are
+	// audited by the worker (RefusalSink) whatever the version.
+	refusalLimits bool
 }
 
 // approval is one pending approval request and what became of it.
@@ -222,6 +227,7 @@ func (r *run) loop(ctx workflow.Context) (warden.RunResult, error) {
 	r.authInPlan = workflow.GetVersion(ctx, "authorize-in-plan", workflow.DefaultVersion, 1) == 1
 	r.frozenTurn = workflow.GetVersion(ctx, "frozen-turn", workflow.DefaultVersion, 1) == 1
 	r.approvalRecord = workflow.GetVersion(ctx, "approval-record", workflow.DefaultVersion, 1) == 1
+	r.refusalLimits = workflow.GetVersion(ctx, "refusal-limits", workflow.DefaultVersion, 1) == 1
 	for {
 		if r.state.Step >= r.req.Budget.MaxSteps {
 			return r.finish(ctx, warden.StatusBudgetExhausted, "",

@@ -18,9 +18,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/interceptor"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/wardenhq/warden"
@@ -69,6 +71,8 @@ func newEnv(t *testing.T, deps *worker.Deps, dir string) *harness {
 	env := suite.NewTestWorkflowEnvironment()
 	env.RegisterWorkflowWithOptions(workflows.AgentRun, workflow.RegisterOptions{Name: warden.WorkflowAgentRun})
 	env.RegisterActivity(deps.Activities)
+	// Refused approve Updates are audited from the worker side, as in production.
+	env.SetWorkerOptions(sdkworker.Options{Interceptors: []interceptor.WorkerInterceptor{deps.Refusals.Interceptor()}})
 	env.SetTestTimeout(2 * time.Minute)
 	return &harness{t: t, env: env, deps: deps, dir: dir}
 }
@@ -89,8 +93,12 @@ func (h *harness) run(req warden.RunRequest) (warden.RunResult, error) {
 	return res, nil
 }
 
-// events returns the run's audit events, oldest first.
+// events returns the run's audit events, oldest first, once the worker's
+// refusal rows are written.
 func (h *harness) events() []warden.AuditEvent {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(h.t, h.deps.Refusals.Flush(ctx))
 	evs, err := h.deps.Audit.Query(context.Background(), warden.AuditFilter{})
 	require.NoError(h.t, err)
 	return evs
@@ -143,8 +151,14 @@ type outcome struct {
 
 // update sends an approve Update; its outcome is filled in as the workflow handles it.
 func (h *harness) update(d warden.ApprovalDecision) *outcome {
+	return h.updateRaw("", d)
+}
+
+// updateRaw sends an approve Update with ID id (the environment's own when
+// empty) and any payload.
+func (h *harness) updateRaw(id string, payload any) *outcome {
 	o := &outcome{}
-	h.env.UpdateWorkflow(warden.UpdateApprove, "", &testsuite.TestUpdateCallback{
+	h.env.UpdateWorkflow(warden.UpdateApprove, id, &testsuite.TestUpdateCallback{
 		OnAccept: func() {},
 		OnReject: func(err error) { o.err, o.finished = err, true },
 		OnComplete: func(v any, err error) {
@@ -155,7 +169,7 @@ func (h *harness) update(d warden.ApprovalDecision) *outcome {
 			}
 			o.receipt = v.(warden.ApprovalReceipt)
 		},
-	}, d)
+	}, payload)
 	return o
 }
 
@@ -222,12 +236,19 @@ func TestApproveThroughUpdateRunsTheRefundOnce(t *testing.T) {
 	require.Equal(t, "A-1", ledger[0].OrderID)
 	require.EqualValues(t, 1999, ledger[0].AmountCents)
 
-	evs := h.events()
+	all := h.events()
+	var evs []warden.AuditEvent // the worker writes the refusals' rows as they come
+	for _, e := range all {
+		if e.Type != warden.EventApprovalRefused {
+			evs = append(evs, e)
+		}
+	}
 	require.Equal(t, []warden.EventType{
 		warden.EventRunStarted, warden.EventModelCalled, warden.EventToolRequested, warden.EventPolicyDecided,
 		warden.EventApprovalRequested, warden.EventApprovalDecided, warden.EventToolStarted, warden.EventToolExecuted,
 		warden.EventModelCalled, warden.EventApprovalIdentities, warden.EventRunFinished,
 	}, types(evs))
+	require.Len(t, refusals(all), 5, "every refused Update is on the record")
 	decided := find(t, evs, warden.EventApprovalDecided)
 	require.Equal(t, "alice", decided.Actor)
 	require.Equal(t, "approve", decided.Decision)

@@ -192,7 +192,7 @@ decision := {
 // TestLookAlikeNamesCannotApprove (class 5): under "*", the requester dana
 // cannot approve as Dana, DANA, dana with a zero-width space or a bidi
 // control, or with a Cyrillic "а", by Update or by Signal; one approver in
-// two spellings is one approval. Every refused Signal is audited.
+// two spellings is one approval. Every refused Update and Signal is audited.
 func TestLookAlikeNamesCannotApprove(t *testing.T) {
 	t.Parallel()
 	h := newHarnessWith(t, worker.Config{PolicyDir: anyonePolicy(t)})
@@ -230,5 +230,5 @@ func TestLookAlikeNamesCannotApprove(t *testing.T) {
 	require.Equal(t, 1, res.ToolCalls["executed"])
 	evs := h.events()
 	require.Equal(t, []string{"Erin approve", "frank approve"}, decisions(evs))
-	require.Len(t, refusals(evs), len(disguises)+1, "every refused Signal is on the record")
+	require.Len(t, refusals(evs), 2*len(disguises)+2, "every refused Update and Signal is on the record")
 }

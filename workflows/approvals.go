@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -40,16 +41,21 @@ func (r *run) registerHandlers(ctx workflow.Context) error {
 	); err != nil {
 		return err
 	}
+	// The approve payload arrives raw (converter.RawValue) so that one that
+	// is too large, not JSON or not shaped like a decision is refused and
+	// audited like any other refusal, not dropped by the SDK's decoder.
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, warden.UpdateApprove,
-		func(ctx workflow.Context, d warden.ApprovalDecision) (warden.ApprovalReceipt, error) {
+		func(ctx workflow.Context, v converter.RawValue) (warden.ApprovalReceipt, error) {
+			d, _ := decodeApplied(v) // the validator accepted it
 			receipt, err := r.decide(ctx, d, "update")
 			return receipt, refusal(err)
 		},
 		workflow.UpdateHandlerOptions{
-			Validator: func(ctx workflow.Context, d warden.ApprovalDecision) error { return refusal(r.check(ctx, d)) },
+			Validator: func(ctx workflow.Context, v converter.RawValue) error { return refusal(r.validate(ctx, v)) },
 			Description: `Approve or reject a pending tool call. Payload: {"request_id": "apr_...", "decision": "approve" | "reject", ` +
 				`"approver": "<your name>", "reason": "..."}; optional "args": {...} to approve edited arguments (the policy decides again), ` +
-				`"signature" when the policy demands signed approvals. The request_id is in the run's details and the pending_approvals query.`,
+				`"signature" when the policy demands signed approvals. The request_id is in the run's details and the pending_approvals query. ` +
+				`At most 16 KiB; refusals are audited.`,
 		},
 	); err != nil {
 		return err
@@ -61,9 +67,25 @@ func (r *run) registerHandlers(ctx workflow.Context) error {
 	r.signals = ch
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
-			var d warden.ApprovalDecision
-			if more := ch.Receive(ctx, &d); !more {
+			var v converter.RawValue
+			if more := ch.Receive(ctx, &v); !more {
 				return
+			}
+			if r.refusalLimits { // a payload that does not decode is refused and audited too
+				d, err := decodeDecision(v)
+				if err != nil {
+					r.refuse(ctx, d, "signal", err)
+					continue
+				}
+				if _, err := r.decide(ctx, d, "signal"); err != nil && !errors.Is(err, warden.ErrApprovalInvalid) {
+					workflow.GetLogger(ctx).Warn("approval signal not applied", "request_id", d.RequestID, "error", err)
+				}
+				continue
+			}
+			d, ok := decodeApplied(v)
+			if !ok {
+				workflow.GetLogger(ctx).Error("approval signal dropped: its payload does not decode as an approval decision")
+				continue
 			}
 			if r.approvalRecord { // decideOnce audits what it refuses
 				if _, err := r.decide(ctx, d, "signal"); err != nil && !errors.Is(err, warden.ErrApprovalInvalid) {
@@ -234,20 +256,30 @@ func (r *run) refuseSignal(ctx workflow.Context, d warden.ApprovalDecision, caus
 
 // refuse audits a decision that arrived by via and was not applied. Under
 // approval-record the row names the request's step, call and tool when the
-// request is known.
+// request is known; under refusal-limits a flood is audited in summary
+// (RefusalAudited).
 func (r *run) refuse(ctx workflow.Context, d warden.ApprovalDecision, via string, cause error) {
 	r.refusals++
-	workflow.GetLogger(ctx).Warn("approval "+via+" refused", "request_id", d.RequestID, "approver", d.Approver, "error", cause)
-	step, callID, tool := r.state.Step, "", ""
-	if p, ok := r.pending[d.RequestID]; ok && r.approvalRecord {
-		step, callID, tool = p.req.Step, p.req.CallID, p.req.Tool
+	workflow.GetLogger(ctx).Warn("approval "+via+" refused", "request_id", clip(d.RequestID, 256), "approver", clip(d.Approver, 256), "error", cause)
+	if !r.refusalLimits {
+		ev := r.refusalEvent(ctx, d, fmt.Sprint(r.refusals), via, cause)
+		ev.Actor = cmpStr(strings.TrimSpace(d.Approver), "unknown")
+		ev.RequestID, ev.Decision, ev.Message = d.RequestID, d.Decision, via+" refused: "+cause.Error()
+		r.recordRefusal(ctx, ev, via)
+		return
 	}
-	ev := r.event(ctx, step, callID, warden.EventApprovalRefused, fmt.Sprint(r.refusals))
-	ev.Actor = cmpStr(strings.TrimSpace(d.Approver), "unknown")
-	ev.Tool = tool
-	ev.RequestID = d.RequestID
-	ev.Decision = d.Decision
-	ev.Message = via + " refused: " + cause.Error()
+	own, summary := RefusalAudited(r.refusals)
+	if !own && !summary {
+		return
+	}
+	ev := r.refusalEvent(ctx, d, fmt.Sprint(r.refusals), via, cause)
+	if summary {
+		SummariseRefusal(&ev, r.refusals)
+	}
+	r.recordRefusal(ctx, ev, via)
+}
+
+func (r *run) recordRefusal(ctx workflow.Context, ev warden.AuditEvent, via string) {
 	if err := r.record(ctx, ev); err != nil {
 		workflow.GetLogger(ctx).Error("record refused "+via, "error", err)
 	}

@@ -33,7 +33,10 @@ import (
 // agent_run_approved_v4.json and agent_run_edited_v4.json predate the
 // approval-record step (an edit recorded as approved before the policy saw
 // it, names compared as typed, decision event IDs without their sequence),
-// which the four regenerated files record.
+// which the four regenerated files record; agent_run_approved_v5.json
+// predates the refusal-limits step (a Signal that does not decode dropped
+// unaudited, one of any size applied, every refused Signal audited in
+// full).
 func TestReplayCommittedHistories(t *testing.T) {
 	t.Parallel()
 	files, err := filepath.Glob("testdata/*.json")
