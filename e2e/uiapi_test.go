@@ -128,7 +128,7 @@ func TestUIRefusalsWriteNothingToHistory(t *testing.T) {
 		{"bad decision", warden.ApprovalDecision{RequestID: p.RequestID, Decision: "maybe", Approver: "alice"}, "decision must be"},
 		{"no approver", warden.ApprovalDecision{RequestID: p.RequestID, Decision: "approve"}, "approver is required"},
 		{"edited args not an object", map[string]any{"request_id": p.RequestID, "decision": "approve", "approver": "alice", "args": []int{1}}, "edited args must be a JSON object"},
-		{"malformed payload", "approve it please", "unable to decode"},
+		{"malformed payload", "approve it please", "not an approval decision"},
 	}
 	for _, c := range cases {
 		status, body := api.update(t, id, runID, c.value)
@@ -154,6 +154,13 @@ func TestUIRefusalsWriteNothingToHistory(t *testing.T) {
 	require.NoError(t, json.Unmarshal(evs[0].Result, &ids))
 	require.Len(t, ids, 1)
 	require.Equal(t, "approver@example.com", ids[0].TransportIdentity)
+	// Nothing in the history, but every refusal on the record.
+	refused, err := store.Query(context.Background(), warden.AuditFilter{WorkflowID: id, Type: warden.EventApprovalRefused})
+	require.NoError(t, err)
+	require.Len(t, refused, len(cases), "one approval_refused row per refused Update")
+	for _, r := range refused {
+		require.Contains(t, r.Message, "the refused Update is not in the history")
+	}
 	_, body = api.update(t, id, runID, warden.ApprovalDecision{RequestID: p.RequestID, Decision: "approve", Approver: "bob"})
 	require.NotContains(t, body, `"success"`, body)
 }

@@ -140,14 +140,19 @@ func TestCLIRunApproveAudit(t *testing.T) {
 	out, err = cli(t, "audit", "--data-dir", dataDir, "--workflow", id, "-o", "jsonl")
 	require.NoError(t, err)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	var types []string
+	var types, refusedBy []string
 	for _, l := range lines {
 		var ev warden.AuditEvent
 		require.NoError(t, json.Unmarshal([]byte(l), &ev))
+		if ev.Type == warden.EventApprovalRefused { // written by the worker as the refusal comes
+			refusedBy = append(refusedBy, ev.Actor)
+			continue
+		}
 		types = append(types, string(ev.Type))
 	}
 	require.Equal(t, []string{"run_started", "model_called", "tool_requested", "policy_decided", "approval_requested",
 		"approval_decided", "tool_started", "tool_executed", "model_called", "approval_identities", "run_finished"}, types)
+	require.Equal(t, []string{"dana"}, refusedBy, "dana's refused approval is on the record")
 
 	out, err = cli(t, "audit", "verify", "--data-dir", dataDir)
 	require.NoError(t, err, "a real run's trail verifies")

@@ -130,16 +130,25 @@ func TestCLIPendingAndApproveWithoutAWorker(t *testing.T) {
 	require.Equal(t, "alice", ev.Actor)
 	require.Equal(t, live[0].RequestID, ev.RequestID)
 	require.Regexp(t, `^approve via (signal|update): verified`, ev.Message)
-	// The timed-out Update stayed admitted on the server and reaches the
-	// worker with the Signal: one of them is applied, the other refused
-	// (a refused Signal is audited; a refused Update is not).
+	// The timed-out Updates stayed admitted on the server and reach the
+	// worker with the Signal: dana's is refused, and of alice's Update and
+	// Signal one is applied and the other refused. Every refusal is audited
+	// (a refused Update by the worker, as it leaves no history).
 	out, err = cli(t, "audit", "--data-dir", dataDir, "--workflow", id, "--type", "approval_refused", "-o", "jsonl")
 	require.NoError(t, err)
-	if refused := strings.TrimSpace(out); refused != "" {
-		require.Len(t, strings.Split(refused, "\n"), 1, refused)
-		require.Contains(t, refused, `"actor":"alice"`)
-		require.Contains(t, refused, "signal refused")
+	var refusedBy []string
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var r warden.AuditEvent
+		require.NoError(t, json.Unmarshal([]byte(l), &r), out)
+		refusedBy = append(refusedBy, r.Actor)
+		if r.Actor == "dana" {
+			require.Contains(t, r.Message, "update refused")
+			require.Contains(t, r.Message, "may not approve")
+		} else {
+			require.Regexp(t, `^(signal|update) refused: `, r.Message)
+		}
 	}
+	require.ElementsMatch(t, []string{"dana", "alice"}, refusedBy, out)
 
 	desc, err = srv.Client().DescribeWorkflowExecution(context.Background(), id, "")
 	require.NoError(t, err)
