@@ -51,25 +51,48 @@ type ApprovalDecision struct {
 	// Args, when set on an approval, are edited arguments: the call runs
 	// with these instead of the model's, after the policy decides on them again.
 	Args json.RawMessage `json:"args,omitempty"`
-	// Signature is the base64 Ed25519 signature of ApprovalSigningMessage,
-	// required when the policy demands signed approvals.
+	// Signature is the base64 Ed25519 signature of the request's
+	// SigningMessage, required when the policy demands signed approvals.
 	Signature string `json:"signature,omitempty"`
 }
 
-// ApprovalSigningMessage is the exact byte string an approver signs: the
+// ApprovalSigningMessage is the exact byte string an approver signs for a
+// request opened before requests were bound to their run (no Nonce): the
 // request ID, the hash of the arguments being approved (the edited ones
 // when the approval edits them) and the decision.
 func ApprovalSigningMessage(requestID, argsHash, decision string) []byte {
 	return []byte("warden-approval-v1\n" + requestID + "\n" + argsHash + "\n" + decision + "\n")
 }
 
+// RunApprovalSigningMessage is the exact byte string an approver signs for
+// a request bound to its run: ApprovalSigningMessage's fields after the
+// Temporal run ID the request was opened in and the request's nonce, so a
+// signature read from one run's history approves nothing in another run,
+// nor in a reset of the same run, even where the request ID is the same.
+func RunApprovalSigningMessage(runID, nonce, requestID, argsHash, decision string) []byte {
+	return []byte("warden-approval-v2\n" + runID + "\n" + nonce + "\n" + requestID + "\n" + argsHash + "\n" + decision + "\n")
+}
+
+// SigningMessage is what d's signature must cover for request r: the run
+// bound message when r carries a nonce, the older one otherwise.
+func (r ApprovalRequest) SigningMessage(d ApprovalDecision) ([]byte, error) {
+	hash, err := r.ApprovedHash(d)
+	if err != nil {
+		return nil, err
+	}
+	if r.Nonce == "" {
+		return ApprovalSigningMessage(d.RequestID, hash, d.Decision), nil
+	}
+	return RunApprovalSigningMessage(r.RunID, r.Nonce, d.RequestID, hash, d.Decision), nil
+}
+
 // SignApproval signs d for request r with key, filling d.Signature.
 func SignApproval(key ed25519.PrivateKey, r ApprovalRequest, d ApprovalDecision) (ApprovalDecision, error) {
-	hash, err := r.ApprovedHash(d)
+	msg, err := r.SigningMessage(d)
 	if err != nil {
 		return d, err
 	}
-	d.Signature = base64.StdEncoding.EncodeToString(ed25519.Sign(key, ApprovalSigningMessage(d.RequestID, hash, d.Decision)))
+	d.Signature = base64.StdEncoding.EncodeToString(ed25519.Sign(key, msg))
 	return d, nil
 }
 
@@ -112,6 +135,12 @@ type ApprovalRequest struct {
 	// identities (NFKC, case-folded, look-alike letters equal, invisible
 	// characters refused), 0 as typed in runs started before it.
 	NameForm int `json:"name_form,omitempty"`
+	// RunID is the Temporal run the request was opened in and Nonce a
+	// random value drawn for the request when it opened; signatures cover
+	// both (RunApprovalSigningMessage). Both are empty in requests opened
+	// before workflow version run-bound-approvals.
+	RunID string `json:"run_id,omitempty"`
+	Nonce string `json:"nonce,omitempty"`
 }
 
 // ApprovalReceipt is what the approve Update returns.

@@ -32,6 +32,9 @@ type PendingApproval struct {
 	PolicyRevision string         `json:"policy_revision"`
 	// NameForm is ApprovalRequest.NameForm.
 	NameForm int `json:"name_form,omitempty"`
+	// RunID and Nonce are ApprovalRequest's: what a signature covers.
+	RunID string `json:"run_id,omitempty"`
+	Nonce string `json:"nonce,omitempty"`
 }
 
 // ApprovalVote is one decision received for a pending request, without
@@ -47,6 +50,7 @@ func (r ApprovalRequest) Pending() PendingApproval {
 		RequestID: r.RequestID, Step: r.Step, CallID: r.CallID, Tool: r.Tool, ArgsHash: r.ArgsHash, Risk: r.Risk,
 		Approvers: r.Approvers, Quorum: r.Quorum, Requester: r.Requester,
 		RequestedAt: r.RequestedAt, ExpiresAt: r.ExpiresAt, PolicyRevision: r.PolicyRevision, NameForm: r.NameForm,
+		RunID: r.RunID, Nonce: r.Nonce,
 	}
 	p.Approvers.Keys = nil
 	for _, d := range r.Approvals {
@@ -62,6 +66,7 @@ func (p PendingApproval) Request() ApprovalRequest {
 		RequestID: p.RequestID, Step: p.Step, CallID: p.CallID, Tool: p.Tool, ArgsHash: p.ArgsHash, Risk: p.Risk,
 		Approvers: p.Approvers, Quorum: p.Quorum, Requester: p.Requester,
 		RequestedAt: p.RequestedAt, ExpiresAt: p.ExpiresAt, PolicyRevision: p.PolicyRevision, NameForm: p.NameForm,
+		RunID: p.RunID, Nonce: p.Nonce,
 	}
 	for _, v := range p.Approvals {
 		r.Approvals = append(r.Approvals, ApprovalDecision{RequestID: p.RequestID, Approver: v.Approver, Decision: v.Decision})

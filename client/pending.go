@@ -241,7 +241,7 @@ func (c *Client) DecideOrSignal(ctx context.Context, workflowID string, d warden
 		return DecideResult{}, err
 	}
 	if req.Approvers.RequireSignature && d.Signature == "" {
-		return DecideResult{}, fmt.Errorf("%w: this call needs a signed approval: sign with `warden approve --key FILE` (Ed25519 over ApprovalSigningMessage)", warden.ErrApprovalInvalid)
+		return DecideResult{}, fmt.Errorf("%w: this call needs a signed approval: sign with `warden approve --key FILE` (Ed25519 over the request's SigningMessage)", warden.ErrApprovalInvalid)
 	}
 	if err := c.tc.SignalWorkflow(ctx, workflowID, "", warden.SignalApprove, d); err != nil {
 		return DecideResult{}, fmt.Errorf("decide %s on %s: the Update failed (%v) and so did the Signal: %w", d.RequestID, workflowID, uerr, err)

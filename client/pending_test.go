@@ -28,6 +28,7 @@ func TestPendingMemoRoundTrip(t *testing.T) {
 		Approvers: warden.Approvers{Users: []string{"alice", "bob"}, RequireSignature: true, Keys: map[string]string{"alice": "KEY"}},
 		Quorum:    2, Requester: "dana", PolicyRevision: "rev", RequestedAt: now, ExpiresAt: now.Add(time.Hour),
 		Approvals: []warden.ApprovalDecision{{RequestID: "apr_1", Decision: "approve", Approver: "alice", Reason: "secret note", Signature: "SIG"}},
+		RunID:     "run-1", Nonce: "n1",
 	}
 	p := req.Pending()
 	b, err := json.Marshal(p)
@@ -42,6 +43,8 @@ func TestPendingMemoRoundTrip(t *testing.T) {
 	require.Len(t, got, 1)
 	back := got[0].Request()
 	require.Equal(t, "h1", back.ArgsHash)
+	require.Equal(t, "run-1", back.RunID, "a signature from the memo covers the run")
+	require.Equal(t, "n1", back.Nonce)
 	require.Empty(t, back.Args)
 	require.Empty(t, back.Reasons)
 	require.Nil(t, back.Approvers.Keys)

@@ -129,6 +129,9 @@ type run struct {
 	// Signals is audited in summary (RefusalAudited). Refused Updates are
 	// audited by the worker (RefusalSink) whatever the version.
 	refusalLimits bool
+	// runBound: approval requests carry the Temporal run ID and a random
+	// nonce, and signatures must cover both (RunApprovalSigningMessage).
+	runBound bool
 }
 
 // approval is one pending approval request and what became of it.
@@ -228,6 +231,7 @@ func (r *run) loop(ctx workflow.Context) (warden.RunResult, error) {
 	r.frozenTurn = workflow.GetVersion(ctx, "frozen-turn", workflow.DefaultVersion, 1) == 1
 	r.approvalRecord = workflow.GetVersion(ctx, "approval-record", workflow.DefaultVersion, 1) == 1
 	r.refusalLimits = workflow.GetVersion(ctx, "refusal-limits", workflow.DefaultVersion, 1) == 1
+	r.runBound = workflow.GetVersion(ctx, "run-bound-approvals", workflow.DefaultVersion, 1) == 1
 	for {
 		if r.state.Step >= r.req.Budget.MaxSteps {
 			return r.finish(ctx, warden.StatusBudgetExhausted, "",

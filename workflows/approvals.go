@@ -1,6 +1,8 @@
 package workflows
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -138,12 +140,34 @@ func (r *run) openApproval(ctx workflow.Context, step int, cs *callState) *appro
 		ArgsForm:       r.argsForm(),
 		NameForm:       int(r.nameForm()),
 	}}
+	if r.runBound {
+		p.req.RunID = workflow.GetInfo(ctx).WorkflowExecution.RunID
+		p.req.Nonce = requestNonce(ctx)
+	}
 	if secs := dec.Obligations.EscalateAfterSeconds; secs > 0 {
 		p.escalateAt = now.Add(time.Duration(secs) * time.Second)
 	}
 	r.pending[p.req.RequestID] = p
 	r.order = append(r.order, p.req.RequestID)
 	return p
+}
+
+// requestNonce draws a request's nonce: 128 random bits, kept in the
+// history as a side effect, so a replay sees the same value and a reset to
+// before the request draws a new one.
+func requestNonce(ctx workflow.Context) string {
+	var nonce string
+	err := workflow.SideEffect(ctx, func(workflow.Context) any {
+		b := make([]byte, 16)
+		if _, err := rand.Read(b); err != nil {
+			panic(fmt.Sprintf("approval nonce: crypto/rand failed: %v", err))
+		}
+		return hex.EncodeToString(b)
+	}).Get(&nonce)
+	if err != nil {
+		panic(fmt.Sprintf("approval nonce: %v", err))
+	}
+	return nonce
 }
 
 // watch escalates p when the policy asks and it is still pending, and

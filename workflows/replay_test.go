@@ -36,7 +36,9 @@ import (
 // which the four regenerated files record; agent_run_approved_v5.json
 // predates the refusal-limits step (a Signal that does not decode dropped
 // unaudited, one of any size applied, every refused Signal audited in
-// full).
+// full); agent_run_approved_v6.json predates the run-bound-approvals step
+// (requests without run ID and nonce, signatures over request, arguments
+// and decision only).
 func TestReplayCommittedHistories(t *testing.T) {
 	t.Parallel()
 	files, err := filepath.Glob("testdata/*.json")

@@ -76,7 +76,7 @@ func checkSignature(r warden.ApprovalRequest, d warden.ApprovalDecision, approve
 		return fmt.Errorf("%w: this call needs a signed approval and the policy has no public key for %s", warden.ErrApprovalInvalid, approver)
 	}
 	if d.Signature == "" {
-		return fmt.Errorf("%w: this call needs a signed approval: sign with `warden approve --key FILE` (Ed25519 over warden.ApprovalSigningMessage)", warden.ErrApprovalInvalid)
+		return fmt.Errorf("%w: this call needs a signed approval: sign with `warden approve --key FILE` (Ed25519 over the request's SigningMessage)", warden.ErrApprovalInvalid)
 	}
 	key, err := base64.StdEncoding.DecodeString(pub)
 	if err != nil || len(key) != ed25519.PublicKeySize {
@@ -86,12 +86,16 @@ func checkSignature(r warden.ApprovalRequest, d warden.ApprovalDecision, approve
 	if err != nil {
 		return fmt.Errorf("%w: signature is not base64", warden.ErrApprovalInvalid)
 	}
-	hash, err := r.ApprovedHash(d)
+	msg, err := r.SigningMessage(d)
 	if err != nil {
 		return err
 	}
-	if !ed25519.Verify(ed25519.PublicKey(key), warden.ApprovalSigningMessage(d.RequestID, hash, d.Decision), sig) {
-		return fmt.Errorf("%w: the signature does not verify with %s's key for this request, arguments and decision", warden.ErrApprovalInvalid, approver)
+	if !ed25519.Verify(ed25519.PublicKey(key), msg, sig) {
+		what := "request, arguments and decision"
+		if r.Nonce != "" {
+			what = "run, request (nonce " + r.Nonce + "), arguments and decision"
+		}
+		return fmt.Errorf("%w: the signature does not verify with %s's key for this %s", warden.ErrApprovalInvalid, approver, what)
 	}
 	return nil
 }
