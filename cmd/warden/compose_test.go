@@ -18,8 +18,10 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/spf13/pflag"
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/wardenhq/warden"
+	"github.com/wardenhq/warden/internal/devserver"
 	"github.com/wardenhq/warden/worker"
 )
 
@@ -308,4 +310,38 @@ func TestConfigurationDocCoversEveryWorkerSetting(t *testing.T) {
 	for v := range cliVariables() {
 		require.True(t, strings.Contains(doc, "`"+v+"`"), "docs/configuration.md must document %s", v)
 	}
+}
+
+// TestComposeTemporalHasTheDevServersLimits: the production Temporal reads
+// the payload and Signal limits from deploy/temporal/dynamicconfig.yaml,
+// with the values the dev server runs with, so no sender can fill a run's
+// history until Temporal terminates it (docs/approvals.md).
+func TestComposeTemporalHasTheDevServersLimits(t *testing.T) {
+	p := loadCompose(t)
+	tmp := service(t, p, "temporal")
+	path := envOf(tmp)["DYNAMIC_CONFIG_FILE_PATH"]
+	require.NotEmpty(t, path, "temporal must set DYNAMIC_CONFIG_FILE_PATH")
+	var source string
+	for _, v := range tmp.Volumes {
+		if v.Target == path {
+			require.True(t, v.ReadOnly, "the dynamic config is mounted read-only")
+			source = v.Source
+		}
+	}
+	root, err := filepath.Abs("../..")
+	require.NoError(t, err)
+	require.Equal(t, filepath.Join(root, "deploy/temporal/dynamicconfig.yaml"), source, "temporal must mount the dynamic config at %s", path)
+	raw, err := os.ReadFile(source)
+	require.NoError(t, err)
+	var cfg map[string][]struct {
+		Value any `yaml:"value"`
+	}
+	require.NoError(t, yaml.Unmarshal(raw, &cfg))
+	value := func(key string) any {
+		require.Len(t, cfg[key], 1, "%s must have one unconstrained value", key)
+		return cfg[key][0].Value
+	}
+	require.Equal(t, devserver.MaxPayloadBytes, value("limit.blobSize.error"))
+	require.Equal(t, devserver.MaxSignalsPerRun, value("history.maximumSignalsPerExecution"))
+	require.Equal(t, 255, value("limit.maxIDLength"), "the image's own default, which the file replaces")
 }

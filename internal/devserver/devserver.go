@@ -108,6 +108,8 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		// by default; 100 makes each dispatch ~5x faster without burning CPU.
 		"--dynamic-config-value", "history.transferProcessorMaxPollRPS=100",
 		"--dynamic-config-value", "system.enableActivityEagerExecution=true",
+		"--dynamic-config-value", fmt.Sprintf("limit.blobSize.error=%d", MaxPayloadBytes),
+		"--dynamic-config-value", fmt.Sprintf("history.maximumSignalsPerExecution=%d", MaxSignalsPerRun),
 	}
 	for _, name := range warden.SearchAttributes {
 		args = append(args, "--search-attribute", name+"=Keyword")
@@ -141,6 +143,18 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	return &Server{DevServer: srv, Address: addr, UIAddress: uiAddr}, nil
 }
+
+// The server limits that keep any one sender from filling a run's history
+// (Temporal terminates a run whose history passes 50 MiB): no payload over
+// MaxPayloadBytes (Temporal's default is 2 MiB), and no more than
+// MaxSignalsPerRun Signals per Temporal run (default 10,000), so Signals
+// can add at most 32 MiB to a run. Updates the validator refuses never
+// reach the history. docker-compose.yml's Temporal reads the same values
+// from deploy/temporal/dynamicconfig.yaml (a test keeps the two equal).
+const (
+	MaxPayloadBytes  = 1 << 20
+	MaxSignalsPerRun = 32
+)
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
