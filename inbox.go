@@ -14,7 +14,9 @@ type InboxFilter struct {
 
 // InboxQuery is the Temporal visibility query of the approver inbox.
 func InboxQuery(f InboxFilter) string {
-	q := fmt.Sprintf("%s=%q", SearchAttrStatus, SearchStatus(StatusAwaitingApproval))
+	// Only a running workflow can be approved: a run Temporal terminated
+	// keeps the search attributes it had when it waited.
+	q := fmt.Sprintf("%s=%q AND ExecutionStatus=%q", SearchAttrStatus, SearchStatus(StatusAwaitingApproval), "Running")
 	if f.Tenant != "" {
 		q += fmt.Sprintf(" AND %s=%q", SearchAttrTenant, f.Tenant)
 	}

@@ -69,7 +69,7 @@ func ExampleClient_Inbox() {
 	_ = c.Cancel(ctx, h.WorkflowID)
 	// Output:
 	// ticket-1008 initech peter issue_refund
-	// http://localhost:8233/namespaces/default/workflows?query=WardenStatus%3D%22AwaitingApproval%22+AND+WardenTenant%3D%22initech%22
+	// http://localhost:8233/namespaces/default/workflows?query=WardenStatus%3D%22AwaitingApproval%22+AND+ExecutionStatus%3D%22Running%22+AND+WardenTenant%3D%22initech%22
 }
 
 // Start a run under an ID the backend chooses (an order number, a ticket

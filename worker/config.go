@@ -84,6 +84,11 @@ type Config struct {
 	// terminated, timed out, cancelled). Default DefaultWorkspaceSweepInterval;
 	// negative turns the sweeper off.
 	WorkspaceSweepInterval time.Duration
+	// ClosedRunAuditInterval is how often the worker looks for runs that
+	// Temporal terminated or timed out and writes the run_finished row
+	// they could not write (worker/closed_runs.go). Default
+	// DefaultClosedRunAuditInterval; negative turns it off.
+	ClosedRunAuditInterval time.Duration
 	// SandboxInit is the dedicated sandbox init binary (built from
 	// ./sandbox/cmd/warden-sandbox-init with the worker). Empty means
 	// warden-sandbox-init next to the worker's executable when it exists,
@@ -172,6 +177,14 @@ const DefaultWorkflowCacheSize = 2000
 // the Temporal frontend.
 const DefaultWorkspaceSweepInterval = 5 * time.Minute
 
+// DefaultClosedRunAuditInterval is how often the worker audits runs that
+// Temporal ended by itself: one visibility query per pass.
+const DefaultClosedRunAuditInterval = time.Minute
+
+// ClosedRunLookback is how far back a starting worker looks for runs
+// Temporal ended while no worker ran.
+const ClosedRunLookback = 7 * 24 * time.Hour
+
 // DefaultStopTimeout is how long a stopping worker waits for in-flight activities.
 const DefaultStopTimeout = 30 * time.Second
 
@@ -203,6 +216,7 @@ func (c Config) WithDefaults() Config {
 	}
 	c.StopTimeout = cmp.Or(c.StopTimeout, DefaultStopTimeout)
 	c.WorkspaceSweepInterval = cmp.Or(c.WorkspaceSweepInterval, DefaultWorkspaceSweepInterval)
+	c.ClosedRunAuditInterval = cmp.Or(c.ClosedRunAuditInterval, DefaultClosedRunAuditInterval)
 	c.WorkflowCacheSize = cmp.Or(c.WorkflowCacheSize, DefaultWorkflowCacheSize)
 	c.hasDefaults = true
 	return c

@@ -67,6 +67,12 @@ func run(ctx context.Context, cfg defaulted, ready func(*Deps)) error {
 		stopSweep := SweepEvery(tc, deps, cfg.WorkspaceSweepInterval, log)
 		defer stopSweep()
 	}
+	// Runs Temporal terminated or timed out get their run_finished row
+	// (worker/closed_runs.go).
+	if cfg.ClosedRunAuditInterval > 0 {
+		stopClosed := AuditClosedRunsEvery(tc, cfg.Namespace, deps.Audit, cfg.ClosedRunAuditInterval, ClosedRunLookback, log)
+		defer stopClosed()
+	}
 	// WorkerStopTimeout: on stop, in-flight activities get this long to
 	// finish before their context is cancelled (graceful shutdown).
 	sdkworker.SetStickyWorkflowCacheSize(cfg.WorkflowCacheSize)
