@@ -303,7 +303,8 @@ func (r *Runner) Run(ctx context.Context, spec Spec) (Result, error) {
 	// fallback says why a workspace of a tmpfs Runner is budgeted instead.
 	var fallback string
 	if quota == QuotaTmpfs {
-		tree, fallback, err = r.ns.tree(dir, maxBytes, maxInodes, os.Geteuid(), os.Getegid())
+		uid, gid := r.HostIDs()
+		tree, fallback, err = r.ns.tree(dir, maxBytes, maxInodes, uid, gid)
 		if err != nil {
 			return Result{}, err
 		}

@@ -64,3 +64,6 @@ func (*wsNamespace) full(string) (bool, bool)   { return false, false }
 func (*wsNamespace) tree(string, int64, int64, int, int) (*os.File, string, error) {
 	return nil, "only Linux is supported", nil
 }
+
+// HostIDs are the worker's own ids: there is no isolated mode here.
+func (r *Runner) HostIDs() (uid, gid int) { return os.Geteuid(), os.Getegid() }
