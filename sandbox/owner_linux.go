@@ -22,6 +22,9 @@ func (r *Runner) HostIDs() (uid, gid int) {
 	if r.iso != nil {
 		return r.iso.uid, r.iso.gid
 	}
+	if r.drop != nil {
+		return r.drop.UID, r.drop.GID
+	}
 	return os.Geteuid(), os.Getegid()
 }
 
