@@ -4,6 +4,7 @@ package sandbox_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,6 +94,17 @@ func BenchmarkBwrapGoTool(b *testing.B) {
 }
 
 func benchBwrap(b *testing.B, argv ...string) {
+	spawn := bwrapSpawner(b, argv...)
+	for b.Loop() {
+		if err := spawn(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// bwrapSpawner returns a function that runs argv once under bubblewrap
+// with isolated mode's isolation (see the comment at the top).
+func bwrapSpawner(b *testing.B, argv ...string) func() error {
 	bwrap, err := exec.LookPath("bwrap")
 	if err != nil {
 		b.Skip("bubblewrap is not installed (apt-get install -y bubblewrap)")
@@ -119,17 +131,17 @@ func benchBwrap(b *testing.B, argv ...string) {
 	}
 	args = append(args, "--")
 	args = append(args, argv...)
-	for b.Loop() {
+	return func() error {
 		f, err := os.Open(filter)
 		if err != nil {
-			b.Fatal(err)
+			return err
 		}
+		defer f.Close()
 		cmd := exec.Command(bwrap, args...)
 		cmd.ExtraFiles = []*os.File{f}
-		out, err := cmd.CombinedOutput()
-		f.Close()
-		if err != nil {
-			b.Fatal(err, string(out))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("%w: %s", err, out)
 		}
+		return nil
 	}
 }

@@ -24,7 +24,9 @@
 // process group, rlimits (CPU, address space, file size, open files, no
 // core dumps), no inherited file descriptors beyond stdin, stdout and
 // stderr, and an environment reduced to a fixed base plus what the caller
-// lists; it does not confine file system or network access. Policies see
+// lists; as root (with consent) it runs the program as an unprivileged host
+// id with no_new_privs and no capabilities. It does not confine file
+// system or network access. Policies see
 // the mode (Runner.Mode).
 //
 // In both modes, where the host offers one (a delegated cgroup v2 with the
@@ -43,7 +45,9 @@
 // init_linux.go and spawn_linux.go; the walls in walls_linux.go (the
 // view, one step a function), mounts_linux.go, lockdown_linux.go,
 // landlock_linux.go and seccomp_linux.go; isolate_linux.go (namespaces and
-// prepared mounts); cgroup_setup_linux.go and cgroup_linux.go (the cgroup
+// prepared mounts); owner_linux.go (the workspace handed to the sandbox's
+// host id); process_linux.go (process mode as root: the drop to that id);
+// cgroup_setup_linux.go and cgroup_linux.go (the cgroup
 // layer and a run's cgroup); quota.go and quota_linux.go (workspace disk
 // caps); check.go, check_linux.go and container_linux.go (what the host
 // offers); sandbox_other.go (other systems: nothing).

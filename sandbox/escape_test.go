@@ -409,8 +409,11 @@ func TestEscapeSetuidBinary(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to plant setuid files")
 	}
+	// A secret only host uid 4242 may read, and cat made setuid 4242, in
+	// a directory bound into the sandbox (a root worker refuses a
+	// workspace holding another host user's files).
 	dir := t.TempDir()
-	// A secret only host uid 4242 may read, and cat made setuid 4242.
+	require.NoError(t, os.Chmod(dir, 0o755))
 	secret := filepath.Join(dir, "secret")
 	require.NoError(t, os.WriteFile(secret, []byte("setuid-secret"), 0o600))
 	require.NoError(t, os.Chown(secret, 4242, 4242))
@@ -421,8 +424,9 @@ func TestEscapeSetuidBinary(t *testing.T) {
 	require.NoError(t, os.Chown(suid, 4242, 4242))
 	require.NoError(t, os.Chmod(suid, 0o4755|os.ModeSetuid))
 
-	res := run(t, sandbox.Spec{Dir: dir, Argv: []string{"sh", "-c",
-		"./suidcat secret; su -c 'cat /etc/shadow' root </dev/null; passwd -S root; grep Cap /proc/self/status"}})
+	res := run(t, sandbox.Spec{Binds: []sandbox.Bind{{Path: dir}}, Argv: []string{"sh", "-c",
+		"cd " + dir + " && ls suidcat && ./suidcat secret; su -c 'cat /etc/shadow' root </dev/null; passwd -S root; grep Cap /proc/self/status"}})
+	require.Contains(t, string(res.Stdout), "suidcat\n", "the planted binary is in the view: %s", res.Stderr)
 	require.NotContains(t, string(res.Stdout), "setuid-secret")
 	require.Contains(t, string(res.Stdout), "CapEff:\t0000000000000000")
 	require.Contains(t, string(res.Stdout), "CapBnd:\t0000000000000000")

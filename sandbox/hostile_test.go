@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -177,7 +178,7 @@ func hostileMain(name string, args []string) (code int, ok bool) {
 		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 		fmt.Printf("cpu-ms %d\n", cpu.Milliseconds())
 	case "probe":
-		errno := probe(args[0])
+		errno := probe(args[0], args[1:])
 		fmt.Printf("probe %s: %d\n", args[0], int(errno))
 	default:
 		return quotaMain(name, args)
@@ -186,7 +187,12 @@ func hostileMain(name string, args []string) (code int, ok bool) {
 }
 
 // probe issues one system call a wall should refuse and returns its errno.
-func probe(name string) syscall.Errno {
+// With "outside" among args it runs as a control on the host (see
+// TestHostileProbesReachTheKernelOutside): the calls that would change
+// the host take arguments the kernel rejects after the point the wall
+// answers at.
+func probe(name string, args []string) syscall.Errno {
+	outside := slices.Contains(args, "outside")
 	raw := func(trap uintptr, a ...uintptr) syscall.Errno {
 		var v [6]uintptr
 		copy(v[:], a)
@@ -288,9 +294,15 @@ func probe(name string) syscall.Errno {
 		return raw(unix.SYS_KEYCTL, 0 /* KEYCTL_GET_KEYRING_ID */, ^uintptr(3), 0)
 	case "clock_settime":
 		ts := unix.Timespec{Sec: 1}
+		if outside {
+			ts.Nsec = -1 // EINVAL, checked before the capability
+		}
 		return raw(unix.SYS_CLOCK_SETTIME, unix.CLOCK_REALTIME, uintptr(unsafe.Pointer(&ts)))
 	case "settimeofday":
 		tv := unix.Timeval{Sec: 1}
+		if outside {
+			tv.Usec = -1
+		}
 		return raw(unix.SYS_SETTIMEOFDAY, uintptr(unsafe.Pointer(&tv)), 0)
 	case "unshare-time":
 		return raw(unix.SYS_UNSHARE, unix.CLONE_NEWTIME)
@@ -299,21 +311,39 @@ func probe(name string) syscall.Errno {
 	case "clone3-user":
 		// struct clone_args, version 0: flags, pidfd, child_tid,
 		// parent_tid, exit_signal, stack, stack_size, tls.
-		args := [8]uint64{unix.CLONE_NEWUSER, 0, 0, 0, uint64(unix.SIGCHLD)}
-		return raw(unix.SYS_CLONE3, uintptr(unsafe.Pointer(&args)), unsafe.Sizeof(args))
+		ca := [8]uint64{unix.CLONE_NEWUSER, 0, 0, 0, uint64(unix.SIGCHLD)}
+		size := unsafe.Sizeof(ca)
+		if outside {
+			size = 8 // EINVAL: never a real fork of a Go process
+		}
+		return raw(unix.SYS_CLONE3, uintptr(unsafe.Pointer(&ca)), size)
 	case "process_vm_readv-init":
+		// Outside: the test process (PID 1 of the host may be another
+		// user namespace's, refused for that reason).
+		target := uintptr(1)
+		if outside {
+			target = uintptr(os.Getppid())
+		}
 		local := unix.Iovec{Base: &buf[0], Len: 8}
 		remote := unix.RemoteIovec{Base: p, Len: 8}
-		return raw(unix.SYS_PROCESS_VM_READV, 1, uintptr(unsafe.Pointer(&local)), 1, uintptr(unsafe.Pointer(&remote)), 1, 0)
+		return raw(unix.SYS_PROCESS_VM_READV, target, uintptr(unsafe.Pointer(&local)), 1, uintptr(unsafe.Pointer(&remote)), 1, 0)
 	case "name_to_handle_at":
 		fd := -100 // AT_FDCWD
 		return raw(unix.SYS_NAME_TO_HANDLE_AT, uintptr(fd), 0, p, p, 0)
 	case "mknod-char":
 		return errOf(unix.Mknod("null2", unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))))
 	case "write-proc-sys":
-		return errOf(os.WriteFile("/proc/sys/kernel/hostname", []byte("pwned"), 0))
+		value := []byte("pwned")
+		if outside {
+			value, _ = os.ReadFile("/proc/sys/kernel/hostname") // the same name back
+		}
+		return errOf(os.WriteFile("/proc/sys/kernel/hostname", value, 0))
 	case "write-sysrq":
-		return errOf(os.WriteFile("/proc/sysrq-trigger", []byte("h"), 0))
+		cmd := []byte("h")
+		if outside {
+			cmd = nil // an empty write: opened for writing, nothing triggered
+		}
+		return errOf(os.WriteFile("/proc/sysrq-trigger", cmd, 0))
 	case "open-kmsg":
 		f, err := os.Open("/dev/kmsg")
 		if err == nil {
@@ -330,13 +360,13 @@ func probe(name string) syscall.Errno {
 		}
 		return unix.EPERM
 	}
-	return unix.EINVAL
+	return probeMore(name, outside, args)
 }
 
 // probeErrno runs one probe in an isolated sandbox and returns its errno.
-func probeErrno(t *testing.T, name string) syscall.Errno {
+func probeErrno(t *testing.T, name string, args ...string) syscall.Errno {
 	t.Helper()
-	res := attack(t, "probe", sandbox.Spec{}, name)
+	res := attack(t, "probe", sandbox.Spec{}, append([]string{name}, args...)...)
 	var got int
 	_, err := fmt.Sscanf(strings.TrimSpace(string(res.Stdout)), "probe "+name+": %d", &got)
 	require.NoError(t, err, "probe output %q", res.Stdout)

@@ -138,7 +138,11 @@ func execProgram(cfg initConfig, fail func(string, int, error) int) int {
 			return fail(stageSetup, 125, fmt.Errorf("set %s to %d: %w", rl.Name, rl.Cur, err))
 		}
 	}
-	err = syscall.Exec(path, cfg.Argv, cfg.Env)
+	if cfg.Drop != nil {
+		err = execDropped(path, cfg, fail)
+	} else {
+		err = syscall.Exec(path, cfg.Argv, cfg.Env)
+	}
 	code := 126
 	if errors.Is(err, syscall.ENOENT) {
 		code = 127

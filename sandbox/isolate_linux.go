@@ -62,6 +62,9 @@ func newIsolation(opts Options) (*isolation, error) {
 	if seccompArch() == 0 {
 		return nil, errors.New("no seccomp deny-list for this architecture")
 	}
+	if opts.HostUID < 0 || opts.HostGID < 0 {
+		return nil, fmt.Errorf("host uid %d, gid %d: the sandbox's host ids must be positive (0 keeps the default %d)", opts.HostUID, opts.HostGID, DefaultHostID)
+	}
 	iso := &isolation{uid: os.Geteuid(), gid: os.Getegid()}
 	if iso.uid == 0 {
 		iso.root = true
@@ -131,11 +134,12 @@ func (iso *isolation) sysProcAttr() *syscall.SysProcAttr {
 	return a
 }
 
-// prepare plans the mounts of one run. As host root it opens detached,
-// id-mapped mounts of the workspace and binds, passed to the init as
-// descriptors from firstFD on; the caller closes the returned files.
-// tree, when set, is the workspace's tmpfs (a detached clone the quota
-// layer made): it is id-mapped instead of a clone of dir.
+// prepare plans the mounts of one run. As host root it opens detached
+// mounts of the workspace (owned by the sandbox's host id, no id map) and
+// of the binds (id-mapped), passed to the init as descriptors from firstFD
+// on; the caller closes the returned files. tree, when set, is the
+// workspace's tmpfs (a detached clone the quota layer made), used instead
+// of a clone of dir.
 func (iso *isolation) prepare(dir string, tree *os.File, binds []Bind, lim Limits, firstFD int) (*isolatePlan, []*os.File, error) {
 	plan := &isolatePlan{Dir: dir, TmpBytes: lim.TmpBytes, MinLandlockABI: MinLandlockABI}
 	var files []*os.File
@@ -154,18 +158,16 @@ func (iso *isolation) prepare(dir string, tree *os.File, binds []Bind, lim Limit
 		files = append(files, f)
 		return firstFD + len(files) - 1, nil
 	}
-	var fd int
-	var err error
-	if tree != nil && iso.root {
-		if err := iso.idmap(tree, true); err != nil {
+	if iso.root {
+		// The workspace is not id-mapped: the program's files are owned on
+		// disk by the sandbox's host id (owner_linux.go).
+		work, err := iso.workspaceMount(dir, tree)
+		if err != nil {
 			return fail(fmt.Errorf("%w: mount %s: %w", ErrSandbox, dir, err))
 		}
-		files = append(files, tree)
-		fd = firstFD + len(files) - 1
-	} else if fd, err = mount(dir, true); err != nil {
-		return fail(err)
+		files = append(files, work)
+		plan.DirFD = firstFD + len(files) - 1
 	}
-	plan.DirFD = fd
 	for _, b := range binds {
 		fd, err := mount(b.Path, b.Writable)
 		if err != nil {

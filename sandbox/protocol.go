@@ -30,6 +30,9 @@ type initConfig struct {
 	// Isolate is set in isolated mode: the init builds the walls, forks the
 	// program as PID 2 of the namespace and reports how it ended.
 	Isolate *isolatePlan `json:"isolate,omitempty"`
+	// Drop is set in process mode as root: the init runs the program as
+	// this unprivileged id, with no_new_privs and no capabilities.
+	Drop *processDrop `json:"drop,omitempty"`
 	// ExeFD is the descriptor of the worker's executable, run for SelfExe.
 	ExeFD int `json:"exe_fd,omitempty"`
 	// LastFD is the highest descriptor the worker passes; the init closes
@@ -47,7 +50,9 @@ type initConfig struct {
 // the init into the run's cgroup.
 // 4: LastFD; an isolated init exits with the program's exit code (128 +
 // signal), which the worker holds its status report to.
-const initProtocol = 4
+// 5: Drop (an init that ignored it would run a root worker's process-mode
+// tools as root).
+const initProtocol = 5
 
 // rlimit is one resource limit the init applies before exec.
 type rlimit struct {

@@ -48,12 +48,19 @@ func defaultSelfPath() string {
 func (r *Runner) probe() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	env, err := buildEnv(os.TempDir(), nil)
+	// A workspace of its own: a root worker hands the workspace to the
+	// sandbox's host id, never the host's /tmp.
+	dir, err := os.MkdirTemp("", "warden-self-test-")
+	if err != nil {
+		return fmt.Errorf("%w: self-test: %w", ErrSandbox, err)
+	}
+	defer os.RemoveAll(dir)
+	env, err := buildEnv(dir, nil)
 	if err != nil {
 		return err
 	}
 	p := runParams{
-		dir:    os.TempDir(),
+		dir:    dir,
 		env:    env,
 		limits: Limits{}.withDefaults(),
 		config: initConfig{Probe: true, Env: env},

@@ -77,6 +77,8 @@ type Runner struct {
 	mode     string
 	selfPath string
 	iso      *isolation
+	// drop is the host id a root worker's process mode runs tools as.
+	drop *processDrop
 	// cgroups makes each run's cgroup; nil means rlimits only.
 	cgroups *cgroups
 	cgroup  CgroupReport
@@ -160,6 +162,8 @@ func New(opts Options) (*Runner, error) {
 				ErrSandbox, ModeIsolated, ModeProcess, err)
 		}
 		r.iso = iso
+	} else if r.drop, err = newProcessDrop(opts); err != nil {
+		return nil, err
 	}
 	if err := r.detectQuota(opts); err != nil {
 		return nil, err
@@ -303,7 +307,8 @@ func (r *Runner) Run(ctx context.Context, spec Spec) (Result, error) {
 	// fallback says why a workspace of a tmpfs Runner is budgeted instead.
 	var fallback string
 	if quota == QuotaTmpfs {
-		tree, fallback, err = r.ns.tree(dir, maxBytes, maxInodes, os.Geteuid(), os.Getegid())
+		uid, gid := r.HostIDs()
+		tree, fallback, err = r.ns.tree(dir, maxBytes, maxInodes, uid, gid)
 		if err != nil {
 			return Result{}, err
 		}
@@ -324,13 +329,18 @@ func (r *Runner) Run(ctx context.Context, spec Spec) (Result, error) {
 			return Result{DiskExceeded: true}, withFallback(err, fallback)
 		}
 	}
+	if r.drop != nil {
+		if err := r.drop.handOver(dir); err != nil {
+			return Result{}, err
+		}
+	}
 	p := runParams{
 		dir:    dir,
 		env:    env,
 		stdin:  spec.Stdin,
 		limits: lim,
 		binds:  spec.Binds,
-		config: initConfig{Argv: spec.Argv, Env: env, Rlimits: rlimitsFor(lim, r.iso != nil && r.cgroups == nil)},
+		config: initConfig{Argv: spec.Argv, Env: env, Rlimits: rlimitsFor(lim, r.iso != nil && r.cgroups == nil), Drop: r.drop},
 		tree:   tree,
 	}
 	res, err := r.run(ctx, p)

@@ -64,3 +64,13 @@ func (*wsNamespace) full(string) (bool, bool)   { return false, false }
 func (*wsNamespace) tree(string, int64, int64, int, int) (*os.File, string, error) {
 	return nil, "only Linux is supported", nil
 }
+
+// HostIDs are the worker's own ids: there is no isolated mode here.
+func (r *Runner) HostIDs() (uid, gid int) { return os.Geteuid(), os.Getegid() }
+
+// processDrop is Linux's: a root worker's process mode drops to it.
+type processDrop struct{ UID, GID int }
+
+func newProcessDrop(Options) (*processDrop, error) { return nil, nil }
+
+func (*processDrop) handOver(string) error { return nil }

@@ -54,6 +54,14 @@ func openWorkspace(env Env) (*os.Root, error) {
 		return nil, errors.New("no workspace")
 	}
 	root, err := os.OpenRoot(env.Workspace)
+	if errors.Is(err, fs.ErrPermission) {
+		// A root worker's process mode runs tools as an unprivileged id
+		// that may not traverse the workspace's parents; the tool starts in
+		// the workspace.
+		if cwd, cerr := os.Getwd(); cerr == nil && cwd == env.Workspace {
+			root, err = os.OpenRoot(".")
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open workspace: %w", err)
 	}

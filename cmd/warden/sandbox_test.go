@@ -80,3 +80,33 @@ func TestSandboxCheckDiskQuota(t *testing.T) {
 	_, err = cli(t, "sandbox", "check", "--sandbox-disk-quota", "xfs")
 	require.ErrorContains(t, err, "would refuse to start")
 }
+
+// TestSandboxCheckIDMapAndFilter: check says who the sandbox's root is on
+// the host (the id that owns workspace files on disk) and that the system
+// call filter is a deny-list.
+func TestSandboxCheckIDMapAndFilter(t *testing.T) {
+	t.Parallel()
+	out, err := cli(t, "sandbox", "check", "-o", "json")
+	require.NoError(t, err)
+	var c sandboxCheck
+	require.NoError(t, json.Unmarshal([]byte(out), &c))
+	require.Equal(t, "deny-list", c.Filter)
+	want := os.Geteuid()
+	if want == 0 {
+		want = sandbox.DefaultHostID
+	}
+	require.Equal(t, want, c.IDMap.HostUID)
+	table, err := cli(t, "sandbox", "check")
+	require.NoError(t, err)
+	require.Contains(t, table, "not an allowlist")
+	if os.Geteuid() != 0 {
+		return
+	}
+	require.Contains(t, table, "0 -> 65534:65534")
+	out, err = cli(t, "sandbox", "check", "-o", "json", "--sandbox-host-uid", "100000", "--sandbox-host-gid", "100001")
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal([]byte(out), &c))
+	require.Equal(t, idMap{HostUID: 100000, HostGID: 100001}, c.IDMap)
+	_, err = cli(t, "sandbox", "check", "--sandbox-host-uid", "-5")
+	require.ErrorContains(t, err, "would refuse to start")
+}
