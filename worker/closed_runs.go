@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -130,50 +129,27 @@ func closeReason(ctx context.Context, tc client.Client, workflowID, runID string
 // pass began, less a minute for visibility's lag) until the returned
 // function is called. Recorded runs are logged at info, errors at warn.
 func AuditClosedRunsEvery(tc client.Client, namespace string, store audit.Store, interval, lookback time.Duration, log *slog.Logger) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		since := time.Now().Add(-lookback)
-		for {
-			began := time.Now()
-			passCtx, done := context.WithTimeout(ctx, interval)
-			rep := AuditClosedRuns(passCtx, tc, namespace, store, since)
-			done()
-			for _, run := range rep.Recorded {
-				log.Info("run ended by Temporal: run_finished audited", "run", run)
-			}
-			for _, err := range rep.Errors {
-				log.Warn("closed-run audit", "error", err)
-			}
-			if len(rep.Errors) == 0 {
-				since = began.Add(-time.Minute)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
+	since := time.Now().Add(-lookback)
+	return every(interval, func(ctx context.Context) {
+		began := time.Now()
+		rep := AuditClosedRuns(ctx, tc, namespace, store, since)
+		for _, run := range rep.Recorded {
+			log.Info("run ended by Temporal: run_finished audited", "run", run)
 		}
-	}()
-	return func() {
-		cancel()
-		wg.Wait()
-	}
+		for _, err := range rep.Errors {
+			log.Warn("closed-run audit", "error", err)
+		}
+		if len(rep.Errors) == 0 {
+			since = began.Add(-time.Minute)
+		}
+	})
 }
 
 // closedRunEvent is the run_finished row of a run Temporal ended.
 func closedRunEvent(workflowID, runID, tenant string, status enumspb.WorkflowExecutionStatus, reason string, closed time.Time, pending []warden.PendingApproval) warden.AuditEvent {
-	decision, verb := "terminated", "terminated"
+	decision, msg := "terminated", "Temporal terminated the run"
 	if status == enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT {
-		decision, verb = "timed_out", "timed out"
-	}
-	msg := "Temporal " + verb + " the run"
-	if status == enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT {
-		msg = "the run timed out in Temporal"
+		decision, msg = "timed_out", "the run timed out in Temporal"
 	}
 	if reason != "" {
 		msg += ": " + reason

@@ -160,6 +160,21 @@ func isNotFound(err error) bool {
 // until the returned function is called (which waits for a sweep in
 // progress). Removals are logged at info, errors at warn; none is fatal.
 func SweepEvery(tc client.Client, deps *Deps, interval time.Duration, log *slog.Logger) (stop func()) {
+	return every(interval, func(ctx context.Context) {
+		rep := SweepWorkspaces(ctx, tc, deps.Activities.Namespace, deps.WorkspaceRoot, deps.Sandbox.RemoveWorkspace)
+		for _, dir := range rep.Removed {
+			log.Info("workspace of a closed run removed", "workspace", dir)
+		}
+		for _, err := range rep.Errors {
+			log.Warn("workspace sweep", "error", err)
+		}
+	})
+}
+
+// every runs pass at once and then every interval, each pass bounded by
+// interval, until the returned function is called (which cancels a pass
+// in progress and waits for it to return).
+func every(interval time.Duration, pass func(ctx context.Context)) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -168,15 +183,9 @@ func SweepEvery(tc client.Client, deps *Deps, interval time.Duration, log *slog.
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
-			sweepCtx, done := context.WithTimeout(ctx, interval)
-			rep := SweepWorkspaces(sweepCtx, tc, deps.Activities.Namespace, deps.WorkspaceRoot, deps.Sandbox.RemoveWorkspace)
+			passCtx, done := context.WithTimeout(ctx, interval)
+			pass(passCtx)
 			done()
-			for _, dir := range rep.Removed {
-				log.Info("workspace of a closed run removed", "workspace", dir)
-			}
-			for _, err := range rep.Errors {
-				log.Warn("workspace sweep", "error", err)
-			}
 			select {
 			case <-ctx.Done():
 				return
